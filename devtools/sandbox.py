@@ -1,0 +1,285 @@
+"""A private Docker engine on a temporary data-root, and sample images built without a registry.
+
+Used by the engine tests, ``make demo`` and the benchmarks. The engine gets its own
+data-root, exec-root, pidfile and socket, with no bridge and no iptables, so it never
+touches the host's Docker. Processes are stopped by their pid only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+# The engine's own CLI (Debian's docker.io) speaks its API version and has the built-in BuildKit client.
+DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
+BUSYBOX = "/bin/busybox"
+BUSYBOX_APPLETS = ("sh", "ls", "cat", "echo", "mkdir", "rm", "sleep", "true", "dd", "head", "touch",
+                   "printf", "cp", "mv", "ln", "sync", "chmod", "env", "id", "seq")
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 120) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+class Engine:
+    """One dockerd on a private data-root under ``base``."""
+
+    def __init__(self, base: Optional[str] = None) -> None:
+        self.base = base or tempfile.mkdtemp(prefix="strata-", dir="/tmp")
+        self.data_root = os.path.join(self.base, "root")
+        self.exec_root = os.path.join(self.base, "exec")
+        self.pidfile = os.path.join(self.base, "dockerd.pid")
+        self.socket = os.path.join(self.base, "docker.sock")
+        self.log_path = os.path.join(self.base, "dockerd.log")
+        self.process = None  # type: Optional[subprocess.Popen]
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def env(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = "unix://" + self.socket
+        env.pop("DOCKER_CONTEXT", None)
+        return env
+
+    def start(self, timeout: float = 90) -> "Engine":
+        if not os.path.exists(DOCKERD):
+            raise EngineError("dockerd not found: install Debian's docker.io (make deps does)")
+        os.makedirs(self.data_root, exist_ok=True)
+        self._clear_stale_containerd()
+        log = open(self.log_path, "ab")  # pylint: disable=consider-using-with
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+            [DOCKERD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--pidfile", self.pidfile,
+             "-H", "unix://" + self.socket, "--bridge=none", "--iptables=false", "--ip-masq=false",
+             "--storage-driver", "overlay2", "--log-level", "warn"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EngineError("dockerd exited with %s; log:\n%s" % (self.process.returncode, self.log_tail()))
+            try:
+                self.api("/_ping", raw=True)
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise EngineError("dockerd did not answer within %ss; log:\n%s" % (timeout, self.log_tail()))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        """Stop this dockerd by its pid (SIGTERM: clean; SIGKILL: as a crash leaves it)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self._clear_stale_containerd()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def _clear_stale_containerd(self) -> None:
+        """A SIGKILLed dockerd leaves its containerd (and shims) behind: stop them by pid."""
+        pid_path = os.path.join(self.exec_root, "containerd", "containerd.pid")
+        try:
+            with open(pid_path, encoding="ascii") as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError):
+            return
+        if self._is_our_containerd(pid):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not os.path.exists("/proc/%d" % pid):
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        for shim in self._our_shims():
+            os.kill(shim, signal.SIGKILL)
+        try:
+            os.unlink(pid_path)
+        except OSError:
+            pass
+
+    def _is_our_containerd(self, pid: int) -> bool:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                return self.exec_root.encode() in handle.read()
+        except OSError:
+            return False
+
+    def _our_shims(self) -> List[int]:
+        pids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit() and self._is_our_containerd(int(name)):
+                pids.append(int(name))
+        return pids
+
+    def destroy(self) -> None:
+        """Stop the engine, unmount what it left mounted under ``base`` and remove ``base``."""
+        self.stop()
+        for mount_point in sorted(self.mounts_under_base(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount_point], check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def mounts_under_base(self) -> List[str]:
+        points = []
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            for line in handle:
+                point = line.split()[4]
+                if point.startswith(self.base + "/"):
+                    points.append(point)
+        return points
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    # -- talking to it -----------------------------------------------------
+    def docker(self, *args: str, stdin: Optional[bytes] = None, env: Optional[Dict[str, str]] = None,
+               check: bool = True, timeout: float = 600) -> str:
+        full_env = self.env
+        full_env.update(env or {})
+        result = subprocess.run([DOCKER] + list(args), input=stdin, env=full_env, capture_output=True,
+                                timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise EngineError("docker %s failed (%d): %s" % (" ".join(args), result.returncode,
+                                                            result.stderr.decode(errors="replace")))
+        return result.stdout.decode(errors="replace")
+
+    def api(self, path: str, raw: bool = False) -> Any:
+        connection = _UnixConnection(self.socket)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise EngineError("GET %s: %s %s" % (path, response.status, body[:200]))
+        return body if raw else json.loads(body)
+
+    def inspect(self, *ids: str) -> List[Dict[str, Any]]:
+        return json.loads(self.docker("inspect", *ids)) if ids else []
+
+    def image_ids(self) -> List[str]:
+        return sorted(set(self.docker("images", "-a", "-q", "--no-trunc").split()))
+
+    def container_ids(self) -> List[str]:
+        return sorted(set(self.docker("ps", "-a", "-q", "--no-trunc").split()))
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.destroy()
+
+
+def busybox_rootfs(target: str) -> str:
+    """A tiny root file system: a static busybox and its applets as symlinks."""
+    if not os.path.exists(BUSYBOX):
+        raise EngineError("%s not found: install Debian's busybox-static (make deps does)" % BUSYBOX)
+    for directory in ("bin", "etc", "tmp", "opt", "var"):
+        os.makedirs(os.path.join(target, directory), exist_ok=True)
+    shutil.copy2(BUSYBOX, os.path.join(target, "bin", "busybox"))
+    for applet in BUSYBOX_APPLETS:
+        link = os.path.join(target, "bin", applet)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+    with open(os.path.join(target, "etc", "os-release"), "w", encoding="ascii") as handle:
+        handle.write("NAME=strata-busybox\n")
+    return target
+
+
+def import_base(engine: Engine, tag: str = "strata/base:1.0") -> None:
+    rootfs = busybox_rootfs(os.path.join(engine.base, "rootfs"))
+    archive = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True, check=True).stdout
+    engine.docker("import", "-", tag, stdin=archive)
+
+
+def build(engine: Engine, tag: str, dockerfile: str, files: Optional[Dict[str, bytes]] = None,
+          buildkit: bool = False) -> None:
+    context = tempfile.mkdtemp(dir=engine.base, prefix="ctx-")
+    with open(os.path.join(context, "Dockerfile"), "w", encoding="utf-8") as handle:
+        handle.write(dockerfile)
+    for name, content in (files or {}).items():
+        with open(os.path.join(context, name), "wb") as handle:
+            handle.write(content)
+    engine.docker("build", "--network", "none", "-t", tag, context,
+                  env={"DOCKER_BUILDKIT": "1" if buildkit else "0"})
+    shutil.rmtree(context, ignore_errors=True)
+
+
+SAMPLE_IMAGES = {
+    # classic builder: three RUN layers; a whiteout (a.txt deleted a layer later) and an opaque directory
+    "strata/app-a:1.0": ("""FROM strata/base:1.0
+RUN mkdir -p /etc/app/conf && echo one > /etc/app/a.txt && echo keep > /etc/app/conf/keep.txt \\
+    && dd if=/dev/zero of=/opt/blob.bin bs=1024 count=64 2>/dev/null
+RUN rm /etc/app/a.txt && echo two > /etc/app/b.txt
+RUN rm -rf /etc/app/conf && mkdir /etc/app/conf && echo new > /etc/app/conf/new.txt
+RUN dd if=/dev/zero of=/opt/extra.bin bs=1024 count=16 2>/dev/null && ln /opt/extra.bin /opt/extra.hardlink
+LABEL org.example.stage=a
+""", {}, False),
+    "strata/app-b:1.0": ("""FROM strata/base:1.0
+COPY data.txt /data/data.txt
+""", {"data.txt": b"first build of app-b\n"}, False),
+    # BuildKit: builds on app-a, so it shares all of app-a's layers
+    "strata/app-c:1.0": ("""FROM strata/app-a:1.0
+RUN echo c > /c.txt && mkdir -p /srv/c && dd if=/dev/zero of=/srv/c/data bs=1024 count=32 2>/dev/null
+COPY c.conf /etc/c.conf
+RUN rm /opt/blob.bin
+""", {"c.conf": b"mode=c\n"}, True),
+}
+
+
+def build_samples(engine: Engine) -> Dict[str, Any]:
+    """A store with shared base layers, whiteouts, an opaque dir, BuildKit layers, a dangling image and containers."""
+    import_base(engine)
+    for tag, (dockerfile, files, buildkit) in SAMPLE_IMAGES.items():
+        build(engine, tag, dockerfile, files, buildkit)
+    engine.docker("tag", "strata/app-a:1.0", "strata/app-a:latest")
+    # rebuilding app-b with other content leaves the first build dangling
+    build(engine, "strata/app-b:1.0", SAMPLE_IMAGES["strata/app-b:1.0"][0], {"data.txt": b"second build\n"})
+    build(engine, "strata/app-d:1.0", """FROM strata/app-b:1.0
+RUN echo d > /d.txt
+RUN mkdir /var/d && echo log > /var/d/log
+""", {}, buildkit=True)
+    containers = {
+        "running-a": engine.docker("run", "-d", "--network", "none", "--name", "running-a", "strata/app-a:1.0",
+                                   "sh", "-c", "echo hello > /rw.txt; exec sleep 3600").strip(),
+        "created-b": engine.docker("create", "--network", "none", "--name", "created-b",
+                                   "strata/app-b:1.0", "true").strip(),
+        "exited-base": engine.docker("run", "--network", "none", "--name", "exited-base", "strata/base:1.0",
+                                     "sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=100 2>/dev/null").strip(),
+        "running-c": engine.docker("run", "-d", "--network", "none", "--name", "running-c", "strata/app-c:1.0",
+                                   "sleep", "3600").strip(),
+    }
+    containers["exited-base"] = engine.docker("ps", "-a", "-q", "--no-trunc", "--filter", "name=exited-base").strip()
+    return {"containers": containers}

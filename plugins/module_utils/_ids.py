@@ -1,0 +1,112 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Identifiers of Docker's layer store: validation and chainID computation.
+
+Every id read from disk passes through one of the ``is_*`` checks here
+before it becomes part of a path, so no file content can steer a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable, List, Optional
+
+DIGEST_PREFIX = "sha256:"
+
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_BUILDKIT_ID = re.compile(r"\A[0-9a-z]{25}\Z")
+_LINK_ID = re.compile(r"\A[A-Z2-7]{26}\Z")
+_REMOVING = re.compile(r"\A([0-9a-f]{64})-([0-9a-f]{64})-removing\Z")
+
+
+class InvalidId(ValueError):
+    """A value read from disk is not an id of the expected form."""
+
+
+def is_hex64(value: str) -> bool:
+    return bool(_HEX64.match(value))
+
+
+def is_buildkit_id(value: str) -> bool:
+    """BuildKit names its overlay2 snapshots with 25 base36 characters."""
+    return bool(_BUILDKIT_ID.match(value))
+
+
+def is_cache_id(value: str) -> bool:
+    """A layer's overlay2 directory: 64 hex (the engine) or 25 base36 (BuildKit)."""
+    return is_hex64(value) or is_buildkit_id(value)
+
+
+def is_link_id(value: str) -> bool:
+    """The short name of an ``overlay2/l/`` symlink: 26 characters of base32."""
+    return bool(_LINK_ID.match(value))
+
+
+def removing_chain(name: str) -> Optional[str]:
+    """The chainID hex of a ``<chainID>-<random>-removing`` layerdb directory."""
+    match = _REMOVING.match(name)
+    return match.group(1) if match else None
+
+
+def parse_digest(text: str, what: str = "digest") -> str:
+    """Return ``sha256:<hex>`` from ``text`` or raise InvalidId."""
+    value = text.strip()
+    if value.startswith(DIGEST_PREFIX) and is_hex64(value[len(DIGEST_PREFIX):]):
+        return value
+    raise InvalidId("%s is not sha256:<64 hex>: %s" % (what, shorten(value)))
+
+
+def parse_cache_id(text: str, what: str = "cache-id") -> str:
+    value = text.strip()
+    if is_cache_id(value):
+        return value
+    raise InvalidId("%s is not a 64-hex or 25-character BuildKit id: %s" % (what, shorten(value)))
+
+
+def parse_mount_id(text: str, what: str = "mount-id") -> str:
+    value = text.strip()
+    if is_hex64(value) or is_buildkit_id(value):
+        return value
+    raise InvalidId("%s is not a 64-hex id: %s" % (what, shorten(value)))
+
+
+def parse_init_id(text: str, mount_id: str) -> str:
+    value = text.strip()
+    if value == mount_id + "-init":
+        return value
+    raise InvalidId("init-id is not '<mount-id>-init': %s" % shorten(value))
+
+
+def hex_of(digest: str) -> str:
+    """``sha256:<hex>`` -> ``<hex>``."""
+    return digest[len(DIGEST_PREFIX):] if digest.startswith(DIGEST_PREFIX) else digest
+
+
+def next_chain_id(parent: Optional[str], diff_id: str) -> str:
+    """ChainID(n) = sha256("<ChainID(n-1)> <DiffID(n)>"); ChainID(1) = DiffID(1)."""
+    if parent is None:
+        return diff_id
+    payload = ("%s %s" % (parent, diff_id)).encode("ascii")
+    return DIGEST_PREFIX + hashlib.sha256(payload).hexdigest()
+
+
+def chain_ids(diff_ids: Iterable[str]) -> List[str]:
+    """The chainIDs of a list of DiffIDs, bottom layer first."""
+    result = []  # type: List[str]
+    parent = None  # type: Optional[str]
+    for diff_id in diff_ids:
+        parent = next_chain_id(parent, parse_digest(diff_id, "diff_id"))
+        result.append(parent)
+    return result
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """A printable, bounded rendering of untrusted text for messages."""
+    text = repr(value) if not isinstance(value, str) else value
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."

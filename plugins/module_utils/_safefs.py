@@ -1,0 +1,188 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Read files under a directory file descriptor without following symlinks.
+
+Every open goes through ``openat(dir_fd, name, O_NOFOLLOW)`` with a single
+path component, so a symlink planted anywhere below the data-root is refused
+instead of followed, and no name read from disk can climb out with ``..``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Iterator, List, Optional
+
+SMALL_FILE_LIMIT = 1 << 20  # metadata files are a few bytes; refuse anything absurd
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafeName(ValueError):
+    """A name that is not a single, plain path component."""
+
+
+class FileTooLarge(OSError):
+    """A file exceeds the size limit given for it."""
+
+
+def check_component(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise UnsafeName("not a single path component: %r" % (name,))
+    return name
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for an OSError, naming symlinks plainly."""
+    if exc.errno == errno.ELOOP:
+        return "is a symlink (not followed)"
+    if exc.errno == errno.ENOTDIR:
+        return "is not a directory"
+    if exc.errno == errno.ENOENT:
+        return "does not exist"
+    if isinstance(exc, FileTooLarge):
+        return str(exc)
+    return exc.strerror or str(exc)
+
+
+class SafeDir:
+    """An open directory; every child is reached by one openat() that never follows a symlink."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str) -> "SafeDir":
+        """Open ``path`` (already resolved by the caller) as the root of safe access."""
+        return cls(os.open(path, _DIR_FLAGS), path)
+
+    def __enter__(self) -> "SafeDir":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def join(self, *names: str) -> str:
+        return os.path.join(self.path, *names)
+
+    def subdir(self, *names: str) -> "SafeDir":
+        """Open a descendant directory one component at a time, refusing symlinks."""
+        fd = self.fd
+        path = self.path
+        try:
+            for name in names:
+                new_fd = os.open(check_component(name), _DIR_FLAGS, dir_fd=fd)
+                if fd != self.fd:
+                    os.close(fd)
+                fd = new_fd
+                path = os.path.join(path, name)
+        except BaseException:
+            if fd != self.fd:
+                os.close(fd)
+            raise
+        if fd == self.fd:
+            fd = os.dup(fd)
+        return SafeDir(fd, path)
+
+    def read_bytes(self, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
+        """The content of a regular file, refusing symlinks, devices, FIFOs and oversize files."""
+        fd = os.open(check_component(name), _FILE_FLAGS, dir_fd=self.fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "is not a regular file")
+            if info.st_size > limit:
+                raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+            chunks = []  # type: List[bytes]
+            remaining = limit + 1
+            while remaining > 0:
+                chunk = os.read(fd, min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > limit:
+                raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+            return data
+        finally:
+            os.close(fd)
+
+    def read_text(self, name: str, limit: int = SMALL_FILE_LIMIT) -> str:
+        """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError otherwise)."""
+        return self.read_bytes(name, limit).decode("utf-8")
+
+    def read_optional(self, name: str, limit: int = SMALL_FILE_LIMIT) -> Optional[str]:
+        """Like read_text, but None when the file does not exist."""
+        try:
+            return self.read_text(name, limit)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def entries(self) -> Iterator[os.DirEntry]:
+        """The directory's entries (``entry.name`` only; use lstat-style checks on them)."""
+        with os.scandir(self.fd) as iterator:
+            for entry in iterator:
+                yield entry
+
+    def names(self) -> List[str]:
+        return sorted(os.listdir(self.fd))
+
+    def readlink(self, name: str) -> str:
+        return os.readlink(check_component(name), dir_fd=self.fd)
+
+    def lstat(self, name: str) -> os.stat_result:
+        return os.lstat(check_component(name), dir_fd=self.fd)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.lstat(name)
+        except OSError:
+            return False
+        return True
+
+
+def tree_size(path: str) -> int:
+    """Bytes of a tree as the engine counts them: st_size of every non-directory, hard links once.
+
+    Symlinks are counted as links (their own size), never followed.
+    """
+    total = 0
+    seen = set()
+    pending = [path]
+    while pending:
+        current = pending.pop()
+        try:
+            iterator = os.scandir(current)
+        except OSError:
+            continue
+        with iterator:
+            for entry in iterator:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                        continue
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if info.st_nlink > 1:
+                    key = (info.st_dev, info.st_ino)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                total += info.st_size
+    return total

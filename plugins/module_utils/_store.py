@@ -1,0 +1,577 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""One read-only model of a Docker data-root in overlay2 graph-driver mode.
+
+``Store.load(data_root)`` reads image configs, tags, the layer database,
+container mounts and configs, and the overlay2 directories with their short
+links. Nothing is written. Every id read from disk is validated before it is
+used as a path component (see ``_ids``) and every file is opened without
+following symlinks (see ``_safefs``). One bad entry becomes a ``Finding`` and
+the rest of the store is still read; only a data-root that is missing or holds
+another layout raises ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+    InvalidId,
+    chain_ids,
+    hex_of,
+    is_cache_id,
+    is_hex64,
+    is_link_id,
+    parse_cache_id,
+    parse_digest,
+    parse_init_id,
+    parse_mount_id,
+    removing_chain,
+    shorten,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
+    SafeDir,
+    describe_os_error,
+)
+
+CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
+
+class StoreError(Exception):
+    """The data-root cannot be read as an overlay2 store at all."""
+
+
+@dataclass
+class Finding:
+    """One entry that could not be read or does not fit the format."""
+
+    kind: str  # unreadable | invalid | missing | unexpected
+    path: str
+    message: str
+
+    def as_dict(self) -> Dict[str, str]:
+        return {"kind": self.kind, "path": self.path, "message": self.message}
+
+
+@dataclass
+class Image:
+    id: str
+    diff_ids: List[str]
+    chain_ids: List[str]
+    tags: List[str] = field(default_factory=list)
+    digests: List[str] = field(default_factory=list)
+    parent: Optional[str] = None
+    created: Optional[str] = None
+
+    @property
+    def top_chain_id(self) -> Optional[str]:
+        return self.chain_ids[-1] if self.chain_ids else None
+
+
+@dataclass
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: Optional[str]
+    cache_id: Optional[str]
+    size: Optional[int]
+
+
+@dataclass
+class Mount:
+    container_id: str
+    mount_id: str
+    init_id: Optional[str]
+    parent: Optional[str]
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image_id: Optional[str]
+    running: bool
+    driver: Optional[str]
+
+
+@dataclass
+class OverlayDir:
+    name: str
+    link: Optional[str]
+    lower: List[str]  # link ids, topmost first, as in the ``lower`` file
+
+
+@dataclass
+class Store:
+    data_root: str
+    images: Dict[str, Image] = field(default_factory=dict)
+    layers: Dict[str, Layer] = field(default_factory=dict)
+    removing: List[str] = field(default_factory=list)  # layerdb ``*-removing`` dir names
+    mounts: Dict[str, Mount] = field(default_factory=dict)
+    containers: Dict[str, Container] = field(default_factory=dict)
+    dirs: Dict[str, OverlayDir] = field(default_factory=dict)
+    links: Dict[str, Optional[str]] = field(default_factory=dict)  # link id -> dir name (None: dangling or foreign)
+    image_parents: Dict[str, str] = field(default_factory=dict)
+    findings: List[Finding] = field(default_factory=list)
+
+    # -- paths -------------------------------------------------------------
+    @property
+    def overlay_root(self) -> str:
+        return os.path.join(self.data_root, "overlay2")
+
+    def dir_path(self, name: str, *rest: str) -> str:
+        return os.path.join(self.overlay_root, name, *rest)
+
+    def diff_dir(self, name: str) -> str:
+        return self.dir_path(name, "diff")
+
+    # -- joins -------------------------------------------------------------
+    def chain(self, top_chain_id: Optional[str]) -> List[Layer]:
+        """The layers of a chain, topmost first; stops (with a finding) at a gap or a loop."""
+        layers = []  # type: List[Layer]
+        seen = set()
+        current = top_chain_id
+        while current is not None:
+            if current in seen:
+                self.note("invalid", self.layer_path(current), "parent chain loops back to itself")
+                break
+            seen.add(current)
+            layer = self.layers.get(current)
+            if layer is None:
+                break
+            layers.append(layer)
+            current = layer.parent
+        return layers
+
+    def image_layers(self, image: Image) -> Optional[List[Layer]]:
+        """The image's layers bottom first, or None when one is missing from the layer database."""
+        layers = []
+        for chain_id in image.chain_ids:
+            layer = self.layers.get(chain_id)
+            if layer is None:
+                return None
+            layers.append(layer)
+        return layers
+
+    def layer_path(self, chain_id: str) -> str:
+        return os.path.join(self.data_root, "image", "overlay2", "layerdb", "sha256", hex_of(chain_id))
+
+    def children_of_images(self) -> Dict[str, List[str]]:
+        children = {}  # type: Dict[str, List[str]]
+        for child, parent in self.image_parents.items():
+            children.setdefault(parent, []).append(child)
+        return children
+
+    def note(self, kind: str, path: str, message: str) -> None:
+        self.findings.append(Finding(kind, path, message))
+
+    # -- loading -----------------------------------------------------------
+    @classmethod
+    def load(cls, data_root: str) -> "Store":
+        root_path = resolve_data_root(data_root)
+        store = cls(data_root=root_path)
+        with SafeDir.open(root_path) as root:
+            check_layout(root)
+            _Loader(store, root).load()
+        return store
+
+
+def resolve_data_root(data_root: str) -> str:
+    if not data_root or not os.path.isabs(data_root):
+        raise StoreError("data_root must be an absolute path, got %r" % (data_root,))
+    real = os.path.realpath(data_root)
+    if real == "/":
+        raise StoreError("data_root %s resolves to /; refusing to treat the whole file system as a Docker store" % data_root)
+    if not os.path.exists(real):
+        raise StoreError("data_root %s does not exist" % data_root)
+    if not os.path.isdir(real):
+        raise StoreError("data_root %s is not a directory" % data_root)
+    return real
+
+
+def check_layout(root: SafeDir) -> None:
+    """Raise StoreError naming what was found when the data-root is not an overlay2 graph-driver store."""
+    drivers = []  # type: List[str]
+    if root.exists("image"):
+        try:
+            with root.subdir("image") as image_dir:
+                drivers = image_dir.names()
+        except OSError as exc:
+            raise StoreError("cannot read %s: %s" % (root.join("image"), describe_os_error(exc)))
+    if "overlay2" in drivers:
+        return
+    if drivers:
+        raise StoreError(
+            "%s holds the image store of another storage driver (%s), not overlay2"
+            % (root.path, ", ".join(shorten(name) for name in drivers)))
+    if any(root.exists(name) for name in ("containerd", "containers", "engine-id")):
+        raise StoreError(
+            "%s is a Docker data-root without an image/overlay2 layer store: the engine keeps its images "
+            "in the containerd image store (containerd's overlayfs snapshotter), which this collection "
+            "does not read" % root.path)
+    raise StoreError("%s is not a Docker data-root: image/overlay2 not found" % root.path)
+
+
+class _Loader:
+    """Reads each part of the store into a Store, turning every bad entry into a Finding."""
+
+    def __init__(self, store: Store, root: SafeDir) -> None:
+        self.store = store
+        self.root = root
+
+    def load(self) -> None:
+        self.load_images()
+        self.load_tags()
+        self.load_layers()
+        self.load_mounts()
+        self.load_containers()
+        self.load_overlay_dirs()
+
+    # -- helpers -----------------------------------------------------------
+    def open_dir(self, *names: str) -> Optional[SafeDir]:
+        try:
+            return self.root.subdir(*names)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # a missing part of the store is simply empty
+                self.store.note("unreadable", self.root.join(*names), describe_os_error(exc))
+            return None
+
+    def read(self, directory: SafeDir, name: str, limit: int = 1 << 20) -> Optional[str]:
+        """A file's text, or None with a finding when it is missing or unreadable."""
+        try:
+            return directory.read_text(name, limit)
+        except OSError as exc:
+            self.store.note("missing" if exc.errno == errno.ENOENT else "unreadable", directory.join(name), describe_os_error(exc))
+        except UnicodeDecodeError:
+            self.store.note("invalid", directory.join(name), "is not UTF-8 text")
+        return None
+
+    def read_optional(self, directory: SafeDir, name: str) -> Optional[str]:
+        try:
+            return directory.read_optional(name)
+        except OSError as exc:
+            self.store.note("unreadable", directory.join(name), describe_os_error(exc))
+        except UnicodeDecodeError:
+            self.store.note("invalid", directory.join(name), "is not UTF-8 text")
+        return None
+
+    def unexpected(self, directory: SafeDir, name: str, why: str) -> None:
+        self.store.note("unexpected", os.path.join(directory.path, shorten(name)), why)
+
+    # -- images ------------------------------------------------------------
+    def load_images(self) -> None:
+        content = self.open_dir("image", "overlay2", "imagedb", "content", "sha256")
+        if content is None:
+            return
+        with content:
+            for entry in content.entries():
+                name = entry.name
+                if name.startswith(".tmp-"):
+                    continue  # an atomic write in progress
+                if not is_hex64(name):
+                    self.unexpected(content, name, "not an image id")
+                    continue
+                image = self.load_image(content, name)
+                if image is not None:
+                    self.store.images[image.id] = image
+        metadata = self.open_dir("image", "overlay2", "imagedb", "metadata", "sha256")
+        if metadata is None:
+            return
+        with metadata:
+            for name in metadata.names():
+                if not is_hex64(name) or ("sha256:" + name) not in self.store.images:
+                    continue
+                try:
+                    with metadata.subdir(name) as meta:
+                        text = self.read_optional(meta, "parent")
+                        if text is not None:
+                            self.store.image_parents["sha256:" + name] = parse_digest(text, "image parent")
+                except InvalidId as exc:
+                    self.store.note("invalid", metadata.join(name, "parent"), str(exc))
+                except OSError as exc:
+                    self.store.note("unreadable", metadata.join(name), describe_os_error(exc))
+
+    def load_image(self, content: SafeDir, name: str) -> Optional[Image]:
+        path = content.join(name)
+        try:
+            raw = content.read_bytes(name, CONFIG_LIMIT)
+        except OSError as exc:
+            self.store.note("unreadable", path, describe_os_error(exc))
+            return None
+        try:
+            config = json.loads(raw.decode("utf-8"))
+            diff_ids = config["rootfs"]["diff_ids"] or []
+            if not isinstance(diff_ids, list):
+                raise TypeError("rootfs.diff_ids is not a list")
+            diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in diff_ids]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.store.note("invalid", path, "not a valid image config: %s" % shorten(str(exc)))
+            return None
+        created = config.get("created")
+        return Image(
+            id="sha256:" + name,
+            diff_ids=diff_ids,
+            chain_ids=chain_ids(diff_ids),
+            created=created if isinstance(created, str) else None,
+        )
+
+    def load_tags(self) -> None:
+        image_root = self.open_dir("image", "overlay2")
+        if image_root is None:
+            return
+        with image_root:
+            text = self.read_optional(image_root, "repositories.json")
+        if text is None:
+            return
+        path = os.path.join(self.root.path, "image", "overlay2", "repositories.json")
+        try:
+            repositories = json.loads(text).get("Repositories") or {}
+            if not isinstance(repositories, dict):
+                raise TypeError("Repositories is not an object")
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.store.note("invalid", path, "not a valid tag store: %s" % shorten(str(exc)))
+            return
+        for references in repositories.values():
+            if not isinstance(references, dict):
+                self.store.note("invalid", path, "a repository entry is not an object")
+                continue
+            for reference, image_id in references.items():
+                try:
+                    image_id = parse_digest(str(image_id), "image id of %s" % shorten(reference))
+                except InvalidId as exc:
+                    self.store.note("invalid", path, str(exc))
+                    continue
+                image = self.store.images.get(image_id)
+                if image is None:
+                    self.store.note("missing", path, "%s points at image %s, which is not in the image store"
+                                    % (shorten(reference), image_id))
+                    continue
+                (image.digests if "@" in reference else image.tags).append(reference)
+        for image in self.store.images.values():
+            image.tags.sort()
+            image.digests.sort()
+
+    # -- layers ------------------------------------------------------------
+    def load_layers(self) -> None:
+        layerdb = self.open_dir("image", "overlay2", "layerdb", "sha256")
+        if layerdb is None:
+            return
+        with layerdb:
+            for entry in layerdb.entries():
+                name = entry.name
+                if removing_chain(name):
+                    self.store.removing.append(name)
+                    continue
+                if not is_hex64(name):
+                    self.unexpected(layerdb, name, "not a chain id")
+                    continue
+                layer = self.load_layer(layerdb, name)
+                if layer is not None:
+                    self.store.layers[layer.chain_id] = layer
+
+    def load_layer(self, layerdb: SafeDir, name: str) -> Optional[Layer]:
+        try:
+            directory = layerdb.subdir(name)
+        except OSError as exc:
+            self.store.note("unreadable", layerdb.join(name), describe_os_error(exc))
+            return None
+        with directory:
+            diff_text = self.read(directory, "diff")
+            cache_text = self.read(directory, "cache-id")
+            size_text = self.read(directory, "size")
+            parent_text = self.read_optional(directory, "parent")
+        if diff_text is None:
+            return None
+        try:
+            diff_id = parse_digest(diff_text, "diff")
+        except InvalidId as exc:
+            self.store.note("invalid", directory.join("diff"), str(exc))
+            return None
+        parent = None
+        if parent_text is not None:
+            try:
+                parent = parse_digest(parent_text, "parent")
+            except InvalidId as exc:
+                self.store.note("invalid", directory.join("parent"), str(exc))
+        cache_id = None
+        if cache_text is not None:
+            try:
+                cache_id = parse_cache_id(cache_text)
+            except InvalidId as exc:
+                self.store.note("invalid", directory.join("cache-id"), str(exc))
+        size = None
+        if size_text is not None:
+            try:
+                size = int(size_text.strip())
+                if size < 0:
+                    raise ValueError(size_text)
+            except ValueError:
+                self.store.note("invalid", directory.join("size"), "not a byte count: %s" % shorten(size_text))
+                size = None
+        return Layer(chain_id="sha256:" + name, diff_id=diff_id, parent=parent, cache_id=cache_id, size=size)
+
+    # -- containers --------------------------------------------------------
+    def load_mounts(self) -> None:
+        mounts = self.open_dir("image", "overlay2", "layerdb", "mounts")
+        if mounts is None:
+            return
+        with mounts:
+            for entry in mounts.entries():
+                name = entry.name
+                if not is_hex64(name):
+                    self.unexpected(mounts, name, "not a container id")
+                    continue
+                mount = self.load_mount(mounts, name)
+                if mount is not None:
+                    self.store.mounts[name] = mount
+
+    def load_mount(self, mounts: SafeDir, name: str) -> Optional[Mount]:
+        try:
+            directory = mounts.subdir(name)
+        except OSError as exc:
+            self.store.note("unreadable", mounts.join(name), describe_os_error(exc))
+            return None
+        with directory:
+            mount_text = self.read(directory, "mount-id")
+            init_text = self.read_optional(directory, "init-id")
+            parent_text = self.read_optional(directory, "parent")
+        if mount_text is None:
+            return None
+        try:
+            mount_id = parse_mount_id(mount_text)
+        except InvalidId as exc:
+            self.store.note("invalid", directory.join("mount-id"), str(exc))
+            return None
+        init_id = None
+        if init_text:
+            try:
+                init_id = parse_init_id(init_text, mount_id)
+            except InvalidId as exc:
+                self.store.note("invalid", directory.join("init-id"), str(exc))
+        parent = None
+        if parent_text:
+            try:
+                parent = parse_digest(parent_text, "parent")
+            except InvalidId as exc:
+                self.store.note("invalid", directory.join("parent"), str(exc))
+        return Mount(container_id=name, mount_id=mount_id, init_id=init_id, parent=parent)
+
+    def load_containers(self) -> None:
+        containers = self.open_dir("containers")
+        if containers is None:
+            return
+        with containers:
+            for entry in containers.entries():
+                name = entry.name
+                if not is_hex64(name):
+                    self.unexpected(containers, name, "not a container id")
+                    continue
+                container = self.load_container(containers, name)
+                if container is not None:
+                    self.store.containers[name] = container
+
+    def load_container(self, containers: SafeDir, name: str) -> Optional[Container]:
+        path = containers.join(name, "config.v2.json")
+        try:
+            with containers.subdir(name) as directory:
+                raw = directory.read_bytes("config.v2.json", CONFIG_LIMIT)
+            config = json.loads(raw.decode("utf-8"))
+            state = config.get("State") or {}
+            image_id = config.get("Image")
+            image_id = parse_digest(image_id, "Image") if image_id else None
+            container_name = config.get("Name") or ""
+            if not isinstance(container_name, str) or not isinstance(state, dict):
+                raise TypeError("Name or State has the wrong type")
+        except OSError as exc:
+            self.store.note("unreadable", path, describe_os_error(exc))
+            return None
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.store.note("invalid", path, "not a valid container config: %s" % shorten(str(exc)))
+            return None
+        if config.get("ID") not in (None, name):
+            self.store.note("invalid", path, "ID %s differs from its directory name" % shorten(config.get("ID")))
+        driver = config.get("Driver")
+        return Container(
+            id=name,
+            name=container_name.lstrip("/"),
+            image_id=image_id,
+            running=state.get("Running") is True,
+            driver=driver if isinstance(driver, str) else None,
+        )
+
+    # -- overlay2 directories ----------------------------------------------
+    def load_overlay_dirs(self) -> None:
+        overlay = self.open_dir("overlay2")
+        if overlay is None:
+            self.store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
+            return
+        with overlay:
+            for entry in overlay.entries():
+                name = entry.name
+                if name == "l":
+                    continue
+                base = name[:-len("-init")] if name.endswith("-init") else name
+                if not is_cache_id(base):
+                    self.unexpected(overlay, name, "not an overlay2 layer directory")
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    self.unexpected(overlay, name, "is not a directory (not followed)")
+                    continue
+                self.load_overlay_dir(overlay, name)
+            self.load_links(overlay)
+
+    def load_overlay_dir(self, overlay: SafeDir, name: str) -> None:
+        try:
+            directory = overlay.subdir(name)
+        except OSError as exc:
+            self.store.note("unreadable", overlay.join(name), describe_os_error(exc))
+            return
+        with directory:
+            link = self.read_optional(directory, "link")
+            lower = self.read_optional(directory, "lower")
+        if link is not None and not is_link_id(link.strip()):
+            self.store.note("invalid", directory.join("link"), "not a 26-character link id: %s" % shorten(link))
+            link = None
+        lower_ids = []  # type: List[str]
+        for part in (lower or "").strip().split(":") if lower else []:
+            link_id = part[2:] if part.startswith("l/") else ""
+            if not is_link_id(link_id):
+                self.store.note("invalid", directory.join("lower"), "entry is not l/<link id>: %s" % shorten(part))
+                lower_ids = []
+                break
+            lower_ids.append(link_id)
+        self.store.dirs[name] = OverlayDir(name=name, link=link.strip() if link else None, lower=lower_ids)
+
+    def load_links(self, overlay: SafeDir) -> None:
+        try:
+            links = overlay.subdir("l")
+        except OSError as exc:
+            self.store.note("unreadable", overlay.join("l"), describe_os_error(exc))
+            return
+        with links:
+            for entry in links.entries():
+                name = entry.name
+                if not is_link_id(name):
+                    self.unexpected(links, name, "not a 26-character link id")
+                    continue
+                try:
+                    target = links.readlink(name)
+                except OSError as exc:
+                    self.store.note("invalid", links.join(name), "not a symlink: %s" % describe_os_error(exc))
+                    continue
+                parts = target.split("/")
+                if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff":
+                    base = parts[1][:-len("-init")] if parts[1].endswith("-init") else parts[1]
+                    if is_cache_id(base):
+                        self.store.links[name] = parts[1]
+                        continue
+                self.store.links[name] = None
+                self.store.note("invalid", links.join(name), "points outside overlay2/<dir>/diff: %s" % shorten(target))
+

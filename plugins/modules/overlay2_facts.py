@@ -1,0 +1,285 @@
+#!/usr/bin/python
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: overlay2_facts
+short_description: Map Docker images to their overlay2 layers, directories and containers
+version_added: 0.1.0
+description:
+  - Reads a Docker data-root in overlay2 graph-driver mode straight from disk and returns the map from
+    every image to its layers (DiffID, chainID, cache-id, directory), from every layer to the images and
+    containers that use it, and from every container to its upper, lower, work and merged directories.
+  - Sizes and sharing follow the engine's own disk-usage API (C(docker system df)), so that the numbers
+    can be compared with it; the facts are also available while the daemon is stopped.
+  - Entries that cannot be read or do not fit the format are listed in RV(ansible_facts.overlay2.warnings);
+    one bad entry never hides the rest.
+author:
+  - strata.overlay2 contributors
+extends_documentation_fragment:
+  - strata.overlay2.data_root
+options:
+  container_sizes:
+    description:
+      - Walk every container's upper directory to compute RV(ansible_facts.overlay2.containers[].rw_size),
+        as C(docker ps --size) does. This reads every directory entry of every container and can be slow.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  action_group:
+    support: full
+    membership:
+      - strata.overlay2.storage
+"""
+
+EXAMPLES = r"""
+- name: Gather the overlay2 map of the default data-root
+  strata.overlay2.overlay2_facts:
+
+- name: Show which directory holds each image's top layer
+  ansible.builtin.debug:
+    msg: "{{ item.tags | first | default(item.id) }} -> {{ item.upper_dir }}"
+  loop: "{{ ansible_facts.overlay2.images }}"
+  loop_control:
+    label: "{{ item.id }}"
+
+- name: Gather from another data-root, with the size of each container's writable layer
+  strata.overlay2.overlay2_facts:
+    data_root: /srv/docker
+    container_sizes: true
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    overlay2:
+      description: The overlay2 map of the data-root.
+      returned: always
+      type: dict
+      contains:
+        data_root:
+          description: The data-root read, with symlinks resolved.
+          type: str
+          returned: always
+          sample: /var/lib/docker
+        driver:
+          description: The graph driver of the store.
+          type: str
+          returned: always
+          sample: overlay2
+        images:
+          description: Every image in the image store, sorted by id.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            id:
+              description: The image id, C(sha256:<64 hex>).
+              type: str
+            tags:
+              description: The C(repo:tag) references of the image.
+              type: list
+              elements: str
+            digests:
+              description: The C(repo@sha256:...) references of the image.
+              type: list
+              elements: str
+            created:
+              description: The creation time from the image config.
+              type: str
+            parent:
+              description: The parent image id of a locally built image, or null.
+              type: str
+            intermediate:
+              description: An untagged image with children (a classic-builder step); the engine's disk usage does not count it.
+              type: bool
+            diff_ids:
+              description: The DiffIDs of the image config's C(rootfs.diff_ids), bottom layer first.
+              type: list
+              elements: str
+            chain_ids:
+              description: The chainIDs of the layers, bottom layer first.
+              type: list
+              elements: str
+            top_chain_id:
+              description: The chainID of the topmost layer, or null for an image without layers.
+              type: str
+            upper_dir:
+              description: The top layer's C(diff) directory, as C(docker image inspect) shows C(GraphDriver.Data.UpperDir).
+              type: str
+            lower_dirs:
+              description:
+                - The other layers' C(diff) directories, topmost first; joined with C(:) they equal C(GraphDriver.Data.LowerDir).
+              type: list
+              elements: str
+            size:
+              description: Bytes of all the image's layers.
+              type: int
+            shared_size:
+              description: Bytes of the image's layers that other images use too.
+              type: int
+            unique_size:
+              description: Bytes only this image uses (C(size - shared_size)).
+              type: int
+            containers:
+              description: Ids of the containers created from the image.
+              type: list
+              elements: str
+        layers:
+          description: Every committed layer of the layer database, sorted by chainID.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            chain_id:
+              description: The layer's chainID.
+              type: str
+            diff_id:
+              description: The layer's DiffID (sha256 of its tar stream).
+              type: str
+            parent:
+              description: The parent layer's chainID, or null for a base layer.
+              type: str
+            cache_id:
+              description: The name of the layer's overlay2 directory.
+              type: str
+            size:
+              description: The layer's size in bytes, as the engine recorded it.
+              type: int
+            diff_dir:
+              description: The directory that holds the layer's files.
+              type: str
+            link:
+              description: The layer's short link id in C(overlay2/l/).
+              type: str
+            images:
+              description: Ids of the images that use the layer.
+              type: list
+              elements: str
+            containers:
+              description: Ids of the containers whose root file system includes the layer.
+              type: list
+              elements: str
+            shared:
+              description: Whether more than one image uses the layer.
+              type: bool
+        containers:
+          description: Every container, sorted by id.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            id:
+              description: The container id.
+              type: str
+            name:
+              description: The container name, without the leading C(/).
+              type: str
+            image_id:
+              description: The id of the container's image.
+              type: str
+            running:
+              description: The state recorded in the container's config (a daemon killed with SIGKILL leaves C(true)).
+              type: bool
+            mount_id:
+              description: The overlay2 directory of the container's writable layer.
+              type: str
+            init_id:
+              description: The overlay2 directory of the container's init layer, or null.
+              type: str
+            upper_dir:
+              description: Equals C(docker inspect)'s C(GraphDriver.Data.UpperDir).
+              type: str
+            lower_dirs:
+              description: The init layer first, then the image's layers topmost first; joined with C(:) they equal C(GraphDriver.Data.LowerDir).
+              type: list
+              elements: str
+            work_dir:
+              description: Equals C(GraphDriver.Data.WorkDir).
+              type: str
+            merged_dir:
+              description: Equals C(GraphDriver.Data.MergedDir); it exists only while the container is mounted.
+              type: str
+            rw_size:
+              description: Bytes in the writable layer, as C(docker ps --size) counts them.
+              type: int
+              returned: when O(container_sizes=true)
+        summary:
+          description: Totals with the meanings of the engine's disk-usage API (C(docker system df)).
+          type: dict
+          returned: always
+          contains:
+            images:
+              description: Images the engine lists (intermediate images excluded).
+              type: int
+            layers:
+              description: Layers in the layer database.
+              type: int
+            containers:
+              description: Containers.
+              type: int
+            layers_size:
+              description: Bytes of the distinct layers the listed images use (the engine's C(LayersSize)).
+              type: int
+            shared_size:
+              description: Bytes of the distinct layers used by more than one image.
+              type: int
+            reclaimable_size:
+              description: Bytes that removing every image without a container would free, computed as C(docker system df) does.
+              type: int
+        warnings:
+          description: One entry per unreadable or inconsistent item of the store.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            kind:
+              description: One of C(unreadable), C(invalid), C(missing), C(unexpected).
+              type: str
+            path:
+              description: The file or directory concerned.
+              type: str
+            message:
+              description: What is wrong with it.
+              type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "data_root": {"type": "path", "default": "/var/lib/docker"},
+            "container_sizes": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        store = Store.load(module.params["data_root"])
+    except (StoreError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    facts = gather(store, container_sizes=module.params["container_sizes"])
+    if facts["warnings"]:
+        module.warn("%d entries of %s could not be read or are inconsistent; see ansible_facts.overlay2.warnings"
+                    % (len(facts["warnings"]), store.data_root))
+    module.exit_json(changed=False, ansible_facts={"overlay2": facts})
+
+
+if __name__ == "__main__":
+    main()
