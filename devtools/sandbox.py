@@ -112,7 +112,7 @@ class Engine:
             return
         if self._is_our_containerd(pid):
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
+            for _attempt in range(100):
                 if not os.path.exists("/proc/%d" % pid):
                     break
                 time.sleep(0.1)
@@ -170,8 +170,8 @@ class Engine:
         result = subprocess.run([DOCKER] + list(args), input=stdin, env=full_env, capture_output=True,
                                 timeout=timeout, check=False)
         if check and result.returncode != 0:
-            raise EngineError("docker %s failed (%d): %s" % (" ".join(args), result.returncode,
-                                                            result.stderr.decode(errors="replace")))
+            raise EngineError("docker %s failed (%d): %s"
+                              % (" ".join(args), result.returncode, result.stderr.decode(errors="replace")))
         return result.stdout.decode(errors="replace")
 
     def api(self, path: str, raw: bool = False) -> Any:

@@ -46,9 +46,17 @@ def describe_os_error(exc: OSError) -> str:
         return "is not a directory"
     if exc.errno == errno.ENOENT:
         return "does not exist"
-    if isinstance(exc, FileTooLarge):
-        return str(exc)
     return exc.strerror or str(exc)
+
+
+def _open_dir_at(dir_fd: int, name: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        # O_DIRECTORY wins over O_NOFOLLOW on Linux: a symlink gives ENOTDIR; name it for what it is
+        if exc.errno == errno.ENOTDIR and stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode):
+            raise OSError(errno.ELOOP, "is a symlink (not followed)") from exc
+        raise
 
 
 class SafeDir:
@@ -83,7 +91,7 @@ class SafeDir:
         path = self.path
         try:
             for name in names:
-                new_fd = os.open(check_component(name), _DIR_FLAGS, dir_fd=fd)
+                new_fd = _open_dir_at(fd, check_component(name))
                 if fd != self.fd:
                     os.close(fd)
                 fd = new_fd
@@ -136,8 +144,7 @@ class SafeDir:
     def entries(self) -> Iterator[os.DirEntry]:
         """The directory's entries (``entry.name`` only; use lstat-style checks on them)."""
         with os.scandir(self.fd) as iterator:
-            for entry in iterator:
-                yield entry
+            yield from iterator
 
     def names(self) -> List[str]:
         return sorted(os.listdir(self.fd))

@@ -21,7 +21,7 @@ import errno
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
@@ -43,6 +43,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
 )
 
 CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
+
 
 class StoreError(Exception):
     """The data-root cannot be read as an overlay2 store at all."""
@@ -225,6 +226,7 @@ class _Loader:
     def __init__(self, store: Store, root: SafeDir) -> None:
         self.store = store
         self.root = root
+        self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
 
     def load(self) -> None:
         self.load_images()
@@ -279,7 +281,9 @@ class _Loader:
                     self.unexpected(content, name, "not an image id")
                     continue
                 image = self.load_image(content, name)
-                if image is not None:
+                if image is None:
+                    self.broken_images.add("sha256:" + name)
+                else:
                     self.store.images[image.id] = image
         metadata = self.open_dir("image", "overlay2", "imagedb", "metadata", "sha256")
         if metadata is None:
@@ -349,6 +353,8 @@ class _Loader:
                     self.store.note("invalid", path, str(exc))
                     continue
                 image = self.store.images.get(image_id)
+                if image is None and image_id in self.broken_images:
+                    continue
                 if image is None:
                     self.store.note("missing", path, "%s points at image %s, which is not in the image store"
                                     % (shorten(reference), image_id))
@@ -574,4 +580,3 @@ class _Loader:
                         continue
                 self.store.links[name] = None
                 self.store.note("invalid", links.join(name), "points outside overlay2/<dir>/diff: %s" % shorten(target))
-

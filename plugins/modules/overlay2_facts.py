@@ -17,7 +17,7 @@ description:
   - Entries that cannot be read or do not fit the format are listed in RV(ansible_facts.overlay2.warnings);
     one bad entry never hides the rest.
 author:
-  - strata.overlay2 contributors
+  - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
   - strata.overlay2.data_root
 options:
@@ -33,10 +33,13 @@ attributes:
     description: The module never changes anything.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no difference to show.
   facts:
     support: full
+    description: Returns the map as C(ansible_facts.overlay2).
   action_group:
     support: full
+    description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
     membership:
       - strata.overlay2.storage
 """

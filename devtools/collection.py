@@ -1,0 +1,70 @@
+"""Build the collection tarball, install it, and run its playbooks the way a user does."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible_tool(name: str) -> str:
+    path = os.path.join(BIN, name)
+    return path if os.path.exists(path) else name
+
+
+def build_and_install(workdir: str) -> str:
+    """``ansible-galaxy collection build`` then ``install``; returns the collections path to use."""
+    dist = os.path.join(workdir, "dist")
+    collections = os.path.join(workdir, "collections")
+    os.makedirs(dist, exist_ok=True)
+    subprocess.run([ansible_tool("ansible-galaxy"), "collection", "build", REPO, "--output-path", dist, "--force"],
+                   check=True, capture_output=True)
+    tarball = glob.glob(os.path.join(dist, "strata-overlay2-*.tar.gz"))[0]
+    subprocess.run([ansible_tool("ansible-galaxy"), "collection", "install", tarball, "-p", collections, "--force"],
+                   check=True, capture_output=True)
+    return collections
+
+
+def ansible_env(collections: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections,
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "ANSIBLE_HOST_KEY_CHECKING": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    })
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_playbook(collections: str, playbook: str, extra_vars: Dict[str, Any],
+                 check: bool = True, args: Optional[List[str]] = None) -> subprocess.CompletedProcess:
+    """Run a collection playbook against localhost with the system Python as the target interpreter."""
+    command = [ansible_tool("ansible-playbook"), playbook, "-i", "localhost,", "-c", "local",
+               "-e", json.dumps(dict({"ansible_python_interpreter": "/usr/bin/python3"}, **extra_vars))]
+    result = subprocess.run(command + list(args or []), env=ansible_env(collections), capture_output=True,
+                            text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s"
+                             % (playbook, result.returncode, result.stdout[-4000:], result.stderr[-2000:]))
+    return result
+
+
+def target_pythons() -> Dict[str, str]:
+    """Interpreters to run modules with: the system's, and the oldest and newest others found here."""
+    found = {"system": "/usr/bin/python3"}
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for version in ("3.8", "3.13"):
+        candidates = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python" + version)))
+        if candidates:
+            found[version] = candidates[-1]
+    return found

@@ -1,0 +1,294 @@
+"""Write a Docker data-root in the on-disk format the engine writes (overlay2 graph driver).
+
+Layers are real tar streams: their DiffID is the sha256 of the stream and their
+tar-split.json.gz rebuilds it exactly from the diff directory, as the engine's
+``docker save`` does. Used by the unit tests (small, hostile stores) and by the
+scale benchmarks (large ones).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids, hex_of, next_chain_id
+from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, SEGMENT, Entry, crc64, encode_entry
+
+MTIME = 1700000000
+
+
+@dataclass
+class Item:
+    """One member of a layer: file, dir, symlink, hardlink, whiteout (of ``path``) or opaque (dir ``path``)."""
+
+    path: str
+    kind: str = "file"
+    data: bytes = b""
+    target: str = ""
+    mode: int = 0o644
+
+
+def file(path: str, data: Union[bytes, str] = b"", mode: int = 0o644) -> Item:
+    return Item(path, "file", data.encode() if isinstance(data, str) else data, mode=mode)
+
+
+def directory(path: str) -> Item:
+    return Item(path, "dir", mode=0o755)
+
+
+def symlink(path: str, target: str) -> Item:
+    return Item(path, "symlink", target=target, mode=0o777)
+
+
+def hardlink(path: str, target: str) -> Item:
+    return Item(path, "hardlink", target=target)
+
+
+def whiteout(path: str) -> Item:
+    return Item(path, "whiteout")
+
+
+def opaque(path: str) -> Item:
+    return Item(path, "opaque", mode=0o755)
+
+
+@dataclass
+class Layer:
+    chain_id: str
+    diff_id: str
+    cache_id: str
+    link: str
+    parent: Optional["Layer"]
+    size: int
+
+    def chain(self) -> List["Layer"]:
+        """This layer and its ancestors, topmost first."""
+        layers = []
+        current = self  # type: Optional[Layer]
+        while current is not None:
+            layers.append(current)
+            current = current.parent
+        return layers
+
+
+@dataclass
+class SyntheticStore:
+    root: str
+    seed: str = "strata"
+    counter: int = 0
+    repositories: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    layers: Dict[str, Layer] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for part in ("image/overlay2/imagedb/content/sha256", "image/overlay2/imagedb/metadata/sha256",
+                     "image/overlay2/layerdb/sha256", "image/overlay2/layerdb/mounts",
+                     "image/overlay2/layerdb/tmp", "overlay2/l", "containers"):
+            os.makedirs(os.path.join(self.root, part), exist_ok=True)
+        self.write_repositories()
+
+    # -- ids ---------------------------------------------------------------
+    def next_hex(self) -> str:
+        self.counter += 1
+        return hashlib.sha256(("%s/%d" % (self.seed, self.counter)).encode()).hexdigest()
+
+    def next_link(self) -> str:
+        return base64.b32encode(bytes.fromhex(self.next_hex())).decode()[:26]
+
+    # -- paths -------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def layerdb(self, chain_id: str) -> str:
+        return self.path("image/overlay2/layerdb/sha256", hex_of(chain_id))
+
+    def overlay(self, name: str, *rest: str) -> str:
+        return self.path("overlay2", name, *rest)
+
+    # -- layers ------------------------------------------------------------
+    def add_layer(self, items: Sequence[Item], parent: Optional[Layer] = None, cache_id: Optional[str] = None) -> Layer:
+        tar_bytes = build_tar(items)
+        diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
+        chain_id = next_chain_id(parent.chain_id if parent else None, diff_id)
+        cache_id = cache_id or self.next_hex()
+        link = self.make_overlay_dir(cache_id, parent)
+        extract(items, self.overlay(cache_id, "diff"))
+        size = diff_size(self.overlay(cache_id, "diff"))
+        directory_path = self.layerdb(chain_id)
+        os.makedirs(directory_path)
+        write(os.path.join(directory_path, "diff"), diff_id)
+        write(os.path.join(directory_path, "size"), str(size))
+        write(os.path.join(directory_path, "cache-id"), cache_id)
+        if parent:
+            write(os.path.join(directory_path, "parent"), parent.chain_id)
+        with open(os.path.join(directory_path, "tar-split.json.gz"), "wb") as handle:
+            handle.write(gzip.compress(tar_split(tar_bytes)))
+        layer = Layer(chain_id, diff_id, cache_id, link, parent, size)
+        self.layers[chain_id] = layer
+        return layer
+
+    def make_overlay_dir(self, name: str, parent: Optional[Layer], lower_links: Optional[List[str]] = None) -> str:
+        os.makedirs(self.overlay(name, "diff"))
+        link = self.next_link()
+        write(self.overlay(name, "link"), link)
+        os.symlink("../%s/diff" % name, self.path("overlay2", "l", link))
+        lowers = lower_links if lower_links is not None else ([layer.link for layer in parent.chain()] if parent else [])
+        if lowers:
+            write(self.overlay(name, "lower"), ":".join("l/" + lid for lid in lowers))
+            os.makedirs(self.overlay(name, "work"))
+        if parent is not None:
+            write(self.overlay(parent.cache_id, "committed"), "")
+        return link
+
+    # -- images ------------------------------------------------------------
+    def add_image(self, layers: Sequence[Layer], tags: Sequence[str] = (), parent_image: Optional[str] = None,
+                  extra: Optional[dict] = None) -> str:
+        config = {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2026-11-27T00:00:00Z",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        }
+        config.update(extra or {})
+        raw = json.dumps(config, separators=(",", ":")).encode()
+        image_hex = hashlib.sha256(raw).hexdigest()
+        with open(self.path("image/overlay2/imagedb/content/sha256", image_hex), "wb") as handle:
+            handle.write(raw)
+        if parent_image:
+            meta = self.path("image/overlay2/imagedb/metadata/sha256", image_hex)
+            os.makedirs(meta, exist_ok=True)
+            write(os.path.join(meta, "parent"), parent_image)
+        assert [layer.chain_id for layer in layers] == chain_ids(layer.diff_id for layer in layers)
+        for tag in tags:
+            self.tag(tag, "sha256:" + image_hex)
+        return "sha256:" + image_hex
+
+    def tag(self, reference: str, image_id: str) -> None:
+        repository = reference.split("@")[0].rsplit(":", 1)[0]
+        self.repositories.setdefault(repository, {})[reference] = image_id
+        self.write_repositories()
+
+    def write_repositories(self) -> None:
+        write(self.path("image/overlay2/repositories.json"), json.dumps({"Repositories": self.repositories}))
+
+    # -- containers --------------------------------------------------------
+    def add_container(self, image_id: str, top: Optional[Layer], name: str, running: bool = False,
+                      rw_files: Sequence[Item] = ()) -> Dict[str, str]:
+        container_id = self.next_hex()
+        mount_id = self.next_hex()
+        image_links = [layer.link for layer in top.chain()] if top else []
+        init_link = self.make_overlay_dir(mount_id + "-init", None, image_links)
+        extract([file(".dockerenv"), directory("etc"), file("etc/hosts"), file("etc/hostname")],
+                self.overlay(mount_id + "-init", "diff"))
+        self.make_overlay_dir(mount_id, None, [init_link] + image_links)
+        extract(rw_files, self.overlay(mount_id, "diff"))
+        mounts = self.path("image/overlay2/layerdb/mounts", container_id)
+        os.makedirs(mounts)
+        write(os.path.join(mounts, "mount-id"), mount_id)
+        write(os.path.join(mounts, "init-id"), mount_id + "-init")
+        if top:
+            write(os.path.join(mounts, "parent"), top.chain_id)
+        os.makedirs(self.path("containers", container_id))
+        config = {"ID": container_id, "Name": "/" + name, "Image": image_id, "Driver": "overlay2",
+                  "State": {"Running": running, "Paused": False, "Dead": False, "Pid": 0}}
+        write(self.path("containers", container_id, "config.v2.json"), json.dumps(config))
+        return {"id": container_id, "mount_id": mount_id}
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def build_tar(items: Sequence[Item]) -> bytes:
+    """The layer's tar stream, as the engine would see it: whiteouts as .wh. files, opaque dirs as .wh..wh..opq."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as archive:
+        for item in items:
+            info = tarfile.TarInfo(item.path)
+            info.mtime = MTIME
+            info.mode = item.mode
+            data = None
+            if item.kind == "file":
+                info.size = len(item.data)
+                data = io.BytesIO(item.data)
+            elif item.kind in ("dir", "opaque"):
+                info.type = tarfile.DIRTYPE
+            elif item.kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = item.target
+            elif item.kind == "hardlink":
+                info.type = tarfile.LNKTYPE
+                info.linkname = item.target
+            elif item.kind == "whiteout":
+                head, tail = os.path.split(item.path)
+                info.name = os.path.join(head, ".wh." + tail)
+            archive.addfile(info, data)
+            if item.kind == "opaque":
+                marker = tarfile.TarInfo(os.path.join(item.path, ".wh..wh..opq"))
+                marker.mtime = MTIME
+                archive.addfile(marker)
+    return buffer.getvalue()
+
+
+def tar_split(tar_bytes: bytes) -> bytes:
+    """The tar-split lines of a tar stream: raw segments between the members' contents, file entries for them."""
+    lines = []
+    position = 0
+    offset = 0
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r", encoding="utf-8", errors="surrogateescape") as archive:
+        for member in archive:
+            lines.append(encode_entry(Entry(SEGMENT, position, tar_bytes[offset:member.offset_data])))
+            position += 1
+            content = tar_bytes[member.offset_data:member.offset_data + member.size] if member.isreg() else b""
+            payload = crc64(content).to_bytes(8, "big") if content else None
+            name = member.name + "/" if member.isdir() else member.name
+            lines.append(encode_entry(Entry(FILE, position, payload, name=name, size=len(content))))
+            position += 1
+            offset = member.offset_data + len(content)
+    lines.append(encode_entry(Entry(SEGMENT, position, tar_bytes[offset:])))
+    return b"".join(lines)
+
+
+def extract(items: Sequence[Item], target: str) -> None:
+    """Write items into a diff directory as the overlay2 driver stores them."""
+    os.makedirs(target, exist_ok=True)
+    for item in items:
+        path = os.path.join(target, item.path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if item.kind == "file":
+            with open(path, "wb") as handle:
+                handle.write(item.data)
+            os.chmod(path, item.mode)
+        elif item.kind in ("dir", "opaque"):
+            os.makedirs(path, exist_ok=True)
+            if item.kind == "opaque":
+                os.setxattr(path, "trusted.overlay.opaque", b"y")
+        elif item.kind == "symlink":
+            os.symlink(item.target, path)
+        elif item.kind == "hardlink":
+            os.link(os.path.join(target, item.target), path)
+        elif item.kind == "whiteout":
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+        os.utime(path, (MTIME, MTIME), follow_symlinks=False)
+
+
+def diff_size(path: str) -> int:
+    total = 0
+    seen = set()
+    for parent, dirs, files in os.walk(path):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(parent, d))]:
+            info = os.lstat(os.path.join(parent, name))
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
