@@ -15,13 +15,15 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "tests"))
 
-import conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import  (collection import path)
+from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
+
+make_importable()
+
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine, build, build_samples  # noqa: E402  pylint: disable=wrong-import-position
@@ -44,7 +46,7 @@ def engine_route(engine: Engine) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--extra-images", type=int, default=20, help="images built on top of the samples")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "facts.json"))

@@ -68,3 +68,23 @@ def target_pythons() -> Dict[str, str]:
         if candidates:
             found[version] = candidates[-1]
     return found
+
+
+def run_module(collections: str, module: str, args: Dict[str, Any], workdir: str,
+               python: str = "/usr/bin/python3") -> Dict[str, Any]:
+    """Run one module task through ansible-playbook and return its registered result (failed or not)."""
+    playbook = os.path.join(workdir, "run-module.yml")
+    output = os.path.join(workdir, "module-result.json")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "run", module: args, "ignore_errors": True, "register": "module_result"},
+            {"name": "keep", "ansible.builtin.copy": {"content": "{{ module_result | to_json }}", "dest": output}},
+        ]}], handle)
+    result = subprocess.run([ansible_tool("ansible-playbook"), playbook, "-i", "localhost,", "-c", "local",
+                             "-e", "ansible_python_interpreter=" + python],
+                            env=ansible_env(collections), capture_output=True, text=True, check=False)
+    try:
+        with open(output, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise AssertionError("no module result (%s):\n%s\n%s" % (exc, result.stdout[-3000:], result.stderr[-2000:]))

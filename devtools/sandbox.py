@@ -174,6 +174,11 @@ class Engine:
                               % (" ".join(args), result.returncode, result.stderr.decode(errors="replace")))
         return result.stdout.decode(errors="replace")
 
+    def run_docker(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the CLI with its output discarded and its error kept (``docker save IMAGE > /dev/null``)."""
+        return subprocess.run([DOCKER] + list(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout, check=False)
+
     def api(self, path: str, raw: bool = False) -> Any:
         connection = _UnixConnection(self.socket)
         try:

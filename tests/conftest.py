@@ -8,25 +8,11 @@ import tempfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
 
-def _collection_root() -> str:
-    parts = REPO.split(os.sep)
-    if parts[-3:-1] == ["ansible_collections", "strata"] and parts[-1] == "overlay2":
-        return os.sep.join(parts[:-3])
-    build = os.path.join(REPO, "build")
-    link = os.path.join(build, "ansible_collections", "strata", "overlay2")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(REPO, link)
-    return build
-
-
-for path in (_collection_root(), REPO):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+make_importable()
 
 
 @pytest.fixture(scope="session")
@@ -36,4 +22,3 @@ def collections_path():
 
     with tempfile.TemporaryDirectory(prefix="strata-collection-") as workdir:
         yield build_and_install(workdir)
-

@@ -18,10 +18,11 @@ another layout raises ``StoreError``.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
@@ -70,6 +71,7 @@ class Image:
     digests: List[str] = field(default_factory=list)
     parent: Optional[str] = None
     created: Optional[str] = None
+    config_digest: Optional[str] = None  # sha256 of the config file's bytes; equals id when intact
 
     @property
     def top_chain_id(self) -> Optional[str]:
@@ -120,6 +122,7 @@ class Store:
     dirs: Dict[str, OverlayDir] = field(default_factory=dict)
     links: Dict[str, Optional[str]] = field(default_factory=dict)  # link id -> dir name (None: dangling or foreign)
     image_parents: Dict[str, str] = field(default_factory=dict)
+    dangling_tags: List[Tuple[str, str]] = field(default_factory=list)  # (reference, image id not in the store)
     findings: List[Finding] = field(default_factory=list)
 
     # -- paths -------------------------------------------------------------
@@ -324,6 +327,7 @@ class _Loader:
             diff_ids=diff_ids,
             chain_ids=chain_ids(diff_ids),
             created=created if isinstance(created, str) else None,
+            config_digest="sha256:" + hashlib.sha256(raw).hexdigest(),
         )
 
     def load_tags(self) -> None:
@@ -356,6 +360,7 @@ class _Loader:
                 if image is None and image_id in self.broken_images:
                     continue
                 if image is None:
+                    self.store.dangling_tags.append((reference, image_id))
                     self.store.note("missing", path, "%s points at image %s, which is not in the image store"
                                     % (shorten(reference), image_id))
                     continue

@@ -22,7 +22,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass
-from typing import IO, Iterator, List, Optional
+from typing import IO, Iterator, List, Optional, Union
 
 SEGMENT = 2
 FILE = 1
@@ -46,7 +46,7 @@ def _crc64_table() -> List[int]:
 _TABLE = _crc64_table()
 
 
-def crc64_update(crc: int, data: bytes) -> int:
+def crc64_update(crc: int, data: Union[bytes, memoryview]) -> int:
     """Continue a CRC-64/ISO (reflected, init and xorout all ones); start with crc64_update(0, ...)."""
     crc = ~crc & _MASK64
     table = _TABLE

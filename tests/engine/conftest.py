@@ -15,5 +15,3 @@ def engine():
     with Engine() as running:
         running.samples = build_samples(running)
         yield running
-
-

@@ -1,0 +1,497 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Verification of a store: metadata consistency, and every layer's content against its DiffID.
+
+Checking is read-only and kept apart from any repair. Every finding is a typed
+``Problem`` attached to the layer, image or container it concerns.
+
+The content check rebuilds a layer's tar stream the way the engine does for
+``docker save`` (tar-split segments plus the files of the layer's diff
+directory) and compares its sha256 with the DiffID. Only when they differ are
+the files located, by size and CRC-64 against the tar-split entries. A walk of
+the diff directory finds files the tar-split does not list, which the stream
+digest cannot see.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
+    FILE,
+    TarSplitError,
+    crc64_update,
+    iter_entries,
+)
+
+BUFFER_SIZE = 1 << 20
+OPAQUE_XATTR = "trusted.overlay.opaque"
+OPAQUE_MARKER = ".wh..wh..opq"
+WHITEOUT_PREFIX = ".wh."
+
+DIGEST_MISMATCH = "digest_mismatch"
+FILE_MODIFIED = "file_modified"
+FILE_MISSING = "file_missing"
+FILE_ADDED = "file_added"
+METADATA = "metadata"
+
+
+class SelectionError(ValueError):
+    """An image or layer asked for is not in the store."""
+
+
+@dataclass
+class Problem:
+    kind: str
+    path: str
+    detail: str
+
+    def as_dict(self) -> Dict[str, str]:
+        return {"kind": self.kind, "path": self.path, "detail": self.detail}
+
+
+@dataclass
+class Verdict:
+    """What was found about one layer (or, with ``chain_id`` None, one image or container record)."""
+
+    chain_id: Optional[str]
+    diff_id: Optional[str]
+    cache_id: Optional[str]
+    images: List[str] = field(default_factory=list)
+    containers: List[str] = field(default_factory=list)
+    problems: List[Problem] = field(default_factory=list)
+    bytes_read: int = 0
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "chain_id": self.chain_id,
+            "diff_id": self.diff_id,
+            "cache_id": self.cache_id,
+            "images": sorted(self.images),
+            "containers": sorted(self.containers),
+            "problems": [problem.as_dict() for problem in self.problems],
+        }
+
+
+@dataclass
+class Report:
+    checked_layers: int
+    checked_images: int
+    bytes_verified: int
+    seconds: float
+    corrupt: List[Verdict]
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "checked_layers": self.checked_layers,
+            "checked_images": self.checked_images,
+            "bytes_verified": self.bytes_verified,
+            "seconds": round(self.seconds, 3),
+            "corrupt": [verdict.as_dict() for verdict in self.corrupt],
+            "ok": self.ok,
+        }
+
+
+# -- selection ---------------------------------------------------------------
+def resolve_image(store: Store, reference: str) -> Image:
+    """An image by full id, 64 hex, unique short id, ``repo:tag``, ``repo`` (``:latest``) or ``repo@digest``."""
+    value = reference.strip()
+    if value.startswith("sha256:") and value in store.images:
+        return store.images[value]
+    if is_hex64(value) and "sha256:" + value in store.images:
+        return store.images["sha256:" + value]
+    candidates = [value]
+    if "@" not in value and ":" not in value.rsplit("/", 1)[-1]:
+        candidates.append(value + ":latest")
+    for image in store.images.values():
+        if any(candidate in image.tags or candidate in image.digests for candidate in candidates):
+            return image
+    prefix = value[len("sha256:"):] if value.startswith("sha256:") else value
+    if len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix):
+        matches = [image for image in store.images.values() if image.id[7:].startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise SelectionError("image id prefix %s is ambiguous (%d images)" % (prefix, len(matches)))
+    raise SelectionError("image %s is not in the store" % shorten(reference))
+
+
+def select(store: Store, images: Optional[Sequence[str]], layers: Optional[Sequence[str]]
+           ) -> Tuple[List[Image], List[str]]:
+    """The images and chainIDs to verify; everything when neither is given."""
+    if not images and not layers:
+        return list(store.images.values()), sorted(store.layers)
+    chosen_images = [resolve_image(store, reference) for reference in images or []]
+    chains = set()  # type: Set[str]
+    for image in chosen_images:
+        chains.update(chain for chain in image.chain_ids if chain in store.layers)
+    for reference in layers or []:
+        chain_id = reference if reference.startswith("sha256:") else "sha256:" + reference
+        if chain_id not in store.layers:
+            raise SelectionError("layer %s is not in the layer database" % shorten(reference))
+        chains.add(chain_id)
+    return chosen_images, sorted(chains)
+
+
+# -- metadata ----------------------------------------------------------------
+class _Index:
+    """Who uses which layer, and which DiffID the images expect of it."""
+
+    def __init__(self, store: Store) -> None:
+        self.images_by_layer = {}  # type: Dict[str, List[str]]
+        self.expected_diff = {}  # type: Dict[str, str]
+        for image in store.images.values():
+            for chain_id, diff_id in zip(image.chain_ids, image.diff_ids):
+                self.images_by_layer.setdefault(chain_id, []).append(image.id)
+                self.expected_diff.setdefault(chain_id, diff_id)
+        self.containers_by_layer = {}  # type: Dict[str, List[str]]
+        for mount in store.mounts.values():
+            for layer in store.chain(mount.parent):
+                self.containers_by_layer.setdefault(layer.chain_id, []).append(mount.container_id)
+
+
+def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Problem]:
+    problems = []  # type: List[Problem]
+    record = store.layer_path(layer.chain_id)
+    computed = next_chain_id(layer.parent, layer.diff_id)
+    if computed != layer.chain_id:
+        problems.append(Problem(METADATA, record, "directory name is not the chainID of its parent and diff (%s)"
+                                % computed))
+    expected = index.expected_diff.get(layer.chain_id)
+    if expected is not None and expected != layer.diff_id:
+        problems.append(Problem(METADATA, os.path.join(record, "diff"),
+                                "records %s, the image config says %s" % (layer.diff_id, expected)))
+    if layer.parent is not None and layer.parent not in store.layers:
+        problems.append(Problem(METADATA, os.path.join(record, "parent"),
+                                "names %s, which is not in the layer database" % layer.parent))
+    if layer.cache_id is None:
+        problems.append(Problem(METADATA, os.path.join(record, "cache-id"), "missing or not a valid id"))
+        return problems
+    overlay_dir = store.dirs.get(layer.cache_id)
+    if overlay_dir is None:
+        problems.append(Problem(METADATA, store.dir_path(layer.cache_id),
+                                "cache-id names this overlay2 directory, which does not exist"))
+        return problems
+    if overlay_dir.link is None:
+        problems.append(Problem(METADATA, store.dir_path(layer.cache_id, "link"), "missing or not a link id"))
+    elif store.links.get(overlay_dir.link) != layer.cache_id:
+        problems.append(Problem(METADATA, os.path.join(store.overlay_root, "l", overlay_dir.link),
+                                "does not point back to ../%s/diff" % layer.cache_id))
+    expected_lower = parent_links(store, layer)
+    if expected_lower is not None and overlay_dir.lower != expected_lower:
+        problems.append(Problem(METADATA, store.dir_path(layer.cache_id, "lower"),
+                                "lists %s, the parent chain's links are %s"
+                                % (":".join(overlay_dir.lower) or "nothing", ":".join(expected_lower) or "nothing")))
+    return problems
+
+
+def parent_links(store: Store, layer: Layer) -> Optional[List[str]]:
+    """The link ids of the layer's ancestors, topmost first; None when one of them is unknown."""
+    links = []
+    for ancestor in store.chain(layer.parent):
+        overlay_dir = store.dirs.get(ancestor.cache_id) if ancestor.cache_id else None
+        if overlay_dir is None or overlay_dir.link is None:
+            return None
+        links.append(overlay_dir.link)
+    return links
+
+
+def check_images(store: Store, images: Iterable[Image]) -> List[Verdict]:
+    verdicts = []
+    content = os.path.join(store.data_root, "image", "overlay2", "imagedb", "content", "sha256")
+    for image in images:
+        problems = []
+        if image.config_digest != image.id:
+            problems.append(Problem(METADATA, os.path.join(content, image.id[7:]),
+                                    "config content hashes to %s, not to its name" % image.config_digest))
+        missing = [chain_id for chain_id in image.chain_ids if chain_id not in store.layers]
+        if missing:
+            problems.append(Problem(METADATA, store.layer_path(missing[0]),
+                                    "the image's layer %s is not in the layer database" % missing[0]))
+        if problems:
+            verdicts.append(Verdict(None, None, None, images=[image.id], problems=problems))
+    repositories = os.path.join(store.data_root, "image", "overlay2", "repositories.json")
+    for reference, image_id in store.dangling_tags:
+        verdicts.append(Verdict(None, None, None, problems=[
+            Problem(METADATA, repositories, "%s points at %s, which is not in the image store"
+                    % (shorten(reference), image_id))]))
+    return verdicts
+
+
+def check_containers(store: Store) -> List[Verdict]:
+    verdicts = []
+    for mount in store.mounts.values():
+        problems = []
+        if mount.parent is not None:
+            chain = store.chain(mount.parent)
+            if not chain or chain[-1].parent is not None:
+                problems.append(Problem(METADATA, os.path.join(store.data_root, "image", "overlay2", "layerdb",
+                                                               "mounts", mount.container_id, "parent"),
+                                        "the container's layer chain from %s is incomplete" % mount.parent))
+        for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
+            if name not in store.dirs:
+                problems.append(Problem(METADATA, store.dir_path(name), "the container's overlay2 directory is missing"))
+        if problems:
+            verdicts.append(Verdict(mount.parent, None, None, containers=[mount.container_id], problems=problems))
+    return verdicts
+
+
+# -- content -----------------------------------------------------------------
+def split_member_name(name: str) -> Optional[List[str]]:
+    """A tar member name as path components inside the layer ([] for the root, ``./``), or None when it would leave it."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if any(part == ".." or "\0" in part for part in parts):
+        return None
+    return parts
+
+
+class _DiffTree:
+    """The files of one diff directory, opened one component at a time without following symlinks."""
+
+    def __init__(self, root: SafeDir) -> None:
+        self.root = root
+        self.dirs = {}  # type: Dict[Tuple[str, ...], SafeDir]
+
+    def directory(self, parts: Sequence[str]) -> SafeDir:
+        key = tuple(parts)
+        if not key:
+            return self.root
+        cached = self.dirs.get(key)
+        if cached is None:
+            if len(self.dirs) > 256:
+                self.close_dirs()
+            cached = self.directory(parts[:-1]).subdir(parts[-1])
+            self.dirs[key] = cached
+        return cached
+
+    def open_file(self, parts: Sequence[str]) -> int:
+        directory = self.directory(parts[:-1])
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+                       dir_fd=directory.fd)
+
+    def close_dirs(self) -> None:
+        for directory in self.dirs.values():
+            directory.close()
+        self.dirs.clear()
+
+
+def _read_regular(tree: _DiffTree, parts: Sequence[str], buffer: bytearray, sink) -> int:
+    """Feed a regular file's content to ``sink`` in large chunks; returns the bytes read."""
+    fd = tree.open_file(parts)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file")
+        view = memoryview(buffer)
+        total = 0
+        while True:
+            count = os.readv(fd, [buffer])
+            if not count:
+                return total
+            sink(view[:count])
+            total += count
+    finally:
+        os.close(fd)
+
+
+def list_diff_dir(root: SafeDir) -> Tuple[Set[str], Set[str]]:
+    """(every entry, non-directories) of a diff dir as tar names: whiteouts as .wh.<name>, opaque dirs with .wh..wh..opq."""
+    everything = set()  # type: Set[str]
+    files = set()  # type: Set[str]
+    pending = [("", root)]  # type: List[Tuple[str, SafeDir]]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            if prefix and _is_opaque(directory.fd):
+                everything.add(prefix + OPAQUE_MARKER)
+            for entry in directory.entries():
+                name = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    everything.add(name)
+                    try:
+                        pending.append((name + "/", directory.subdir(entry.name)))
+                    except OSError:
+                        pass
+                    continue
+                if not entry.is_file(follow_symlinks=False) and not entry.is_symlink():
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                        name = prefix + WHITEOUT_PREFIX + entry.name
+                everything.add(name)
+                files.add(name)
+        finally:
+            if directory is not root:
+                directory.close()
+    return everything, files
+
+
+def _is_opaque(fd: int) -> bool:
+    try:
+        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+
+
+def verify_content(store: Store, layer: Layer, expected_diff: str) -> Tuple[List[Problem], int]:
+    """Rebuild the layer's tar stream; on a mismatch, name the files. Returns (problems, bytes read)."""
+    diff_path = store.diff_dir(layer.cache_id or "")
+    record = store.layer_path(layer.chain_id)
+    try:
+        with SafeDir.open(store.data_root) as root, root.subdir("overlay2", layer.cache_id or "", "diff") as diff:
+            tree = _DiffTree(diff)
+            try:
+                digest, bytes_read, expected, problems = _rebuild(store, layer, root, tree, diff_path)
+                if digest is None:  # the tar-split could not be read: there is nothing to compare with
+                    return problems, bytes_read
+                on_disk, disk_files = list_diff_dir(diff)
+                problems.extend(Problem(FILE_MISSING, os.path.join(diff_path, name), "listed in the layer's tar-split")
+                                for name in sorted(expected - on_disk)
+                                if not any(p.kind == FILE_MISSING and p.path.endswith("/" + name) for p in problems))
+                problems.extend(Problem(FILE_ADDED, os.path.join(diff_path, name), "not listed in the layer's tar-split")
+                                for name in sorted(disk_files - expected))
+                if digest != expected_diff:
+                    problems.insert(0, Problem(DIGEST_MISMATCH, os.path.join(record, "tar-split.json.gz"),
+                                               "rebuilt stream hashes to %s, expected %s" % (digest, expected_diff)))
+                    problems.extend(_locate_modified(root, record, tree, diff_path, problems))
+            finally:
+                tree.close_dirs()
+    except OSError as exc:
+        return [Problem(METADATA, diff_path, "cannot open the layer's diff directory: %s" % describe_os_error(exc))], 0
+    return problems, bytes_read
+
+
+def _rebuild(store: Store, layer: Layer, root: SafeDir, tree: _DiffTree, diff_path: str):
+    problems = []  # type: List[Problem]
+    hasher = hashlib.sha256()
+    buffer = bytearray(BUFFER_SIZE)
+    expected = set()  # type: Set[str]
+    bytes_read = 0
+    tar_split = os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")
+    try:
+        with root.subdir("image", "overlay2", "layerdb", "sha256", layer.chain_id[7:]) as record:
+            fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                         dir_fd=record.fd)
+        with os.fdopen(fd, "rb") as stream:
+            for entry in iter_entries(stream):
+                if entry.type != FILE:
+                    hasher.update(entry.payload or b"")
+                    continue
+                parts = split_member_name(entry.name or "")
+                if parts is None:
+                    problems.append(Problem(METADATA, tar_split, "member name leaves the layer: %s" % shorten(entry.name)))
+                    continue
+                if not parts:  # the layer's root directory itself
+                    continue
+                expected.add("/".join(parts))
+                if entry.size <= 0:
+                    continue
+                try:
+                    bytes_read += _read_regular(tree, parts, buffer, hasher.update)
+                except OSError as exc:
+                    kind = FILE_MISSING if exc.errno == errno.ENOENT else FILE_MODIFIED
+                    problems.append(Problem(kind, os.path.join(diff_path, *parts), describe_os_error(exc)))
+    except OSError as exc:
+        problems.append(Problem(METADATA, tar_split, describe_os_error(exc)))
+        return None, bytes_read, expected, problems
+    except TarSplitError as exc:
+        problems.append(Problem(METADATA, tar_split, str(exc)))
+        return None, bytes_read, expected, problems
+    return "sha256:" + hasher.hexdigest(), bytes_read, expected, problems
+
+
+class _Crc64:
+    """A running CRC-64/ISO; pure Python, so used only to locate files after a digest mismatch."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, chunk: memoryview) -> None:
+        self.value = crc64_update(self.value, chunk)
+
+
+def _locate_modified(root: SafeDir, record: str, tree: _DiffTree, diff_path: str,
+                     known: List[Problem]) -> List[Problem]:
+    """Second pass after a digest mismatch: compare each file's size and CRC-64 with its tar-split entry."""
+    already = {problem.path for problem in known}
+    found = []
+    buffer = bytearray(BUFFER_SIZE)
+    with root.subdir(*record[len(root.path) + 1:].split("/")) as layer_record:
+        fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=layer_record.fd)
+    with os.fdopen(fd, "rb") as stream:
+        for entry in iter_entries(stream):
+            parts = split_member_name(entry.name or "") if entry.type == FILE else None
+            if not parts or entry.size <= 0:
+                continue
+            path = os.path.join(diff_path, *parts)
+            if path in already:
+                continue
+            crc = _Crc64()
+            try:
+                size = _read_regular(tree, parts, buffer, crc.update)
+            except OSError:
+                continue
+            if size != entry.size:
+                found.append(Problem(FILE_MODIFIED, path, "size %d, the layer recorded %d" % (size, entry.size)))
+            elif entry.crc is not None and crc.value != entry.crc:
+                found.append(Problem(FILE_MODIFIED, path, "content differs (CRC-64 %016x, the layer recorded %016x)"
+                                     % (crc.value, entry.crc)))
+    return found
+
+
+# -- the whole run -------------------------------------------------------------
+def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
+           content: bool = True, workers: Optional[int] = None) -> Report:
+    started = time.monotonic()
+    chosen_images, chains = select(store, images, layers)
+    index = _Index(store)
+    verdicts = {}  # type: Dict[str, Verdict]
+    for chain_id in chains:
+        layer = store.layers[chain_id]
+        verdicts[chain_id] = Verdict(chain_id, layer.diff_id, layer.cache_id,
+                                     images=list(index.images_by_layer.get(chain_id, [])),
+                                     containers=list(index.containers_by_layer.get(chain_id, [])),
+                                     problems=check_layer_metadata(store, index, layer))
+    if content:
+        runnable = [store.layers[chain_id] for chain_id in chains
+                    if store.layers[chain_id].cache_id in store.dirs]
+        runnable.sort(key=lambda layer: -(layer.size or 0))  # largest first keeps the workers busy
+
+        def run(layer: Layer) -> Tuple[str, List[Problem], int]:
+            problems, bytes_read = verify_content(
+                store, layer, index.expected_diff.get(layer.chain_id, layer.diff_id))
+            return layer.chain_id, problems, bytes_read
+
+        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
+            for chain_id, problems, bytes_read in pool.map(run, runnable):
+                verdicts[chain_id].problems.extend(problems)
+                verdicts[chain_id].bytes_read = bytes_read
+    corrupt = [verdict for verdict in verdicts.values() if verdict.problems]
+    image_scope = chosen_images if images else list(store.images.values())
+    corrupt.extend(check_images(store, image_scope))
+    if not images and not layers:
+        corrupt.extend(check_containers(store))
+    checked_images = sum(1 for image in chosen_images if all(c in store.layers for c in image.chain_ids))
+    return Report(
+        checked_layers=len(chains),
+        checked_images=checked_images,
+        bytes_verified=sum(verdict.bytes_read for verdict in verdicts.values()),
+        seconds=time.monotonic() - started,
+        corrupt=corrupt,
+    )
