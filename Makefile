@@ -46,6 +46,7 @@ demo: deps
 
 bench: deps
 	$(PY) benchmarks/facts.py
+	$(PY) benchmarks/verify.py
 
 clean:
 	rm -rf build tests/output .pytest_cache

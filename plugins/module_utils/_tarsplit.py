@@ -92,28 +92,27 @@ def _decode_bytes(value: object, what: str) -> Optional[bytes]:
 
 def parse_line(line: bytes, number: int) -> Entry:
     try:
-        raw = json.loads(line.decode("utf-8"))
+        raw = json.loads(line)
+        kind = raw["type"]
+        position = raw.get("position", 0)
     except (UnicodeDecodeError, ValueError) as exc:
         raise TarSplitError("line %d is not JSON: %s" % (number, exc)) from exc
-    if not isinstance(raw, dict):
-        raise TarSplitError("line %d is not an object" % number)
-    kind = raw.get("type")
-    position = raw.get("position", 0)
-    if kind not in (FILE, SEGMENT) or not isinstance(position, int):
-        raise TarSplitError("line %d has an unknown type or position" % number)
-    payload = _decode_bytes(raw.get("payload"), "line %d payload" % number)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise TarSplitError("line %d is not a tar-split entry" % number) from exc
     if kind == SEGMENT:
-        return Entry(SEGMENT, position, payload or b"")
+        return Entry(SEGMENT, position, _decode_bytes(raw.get("payload"), "line %d payload" % number) or b"")
+    if kind != FILE or not isinstance(position, int):
+        raise TarSplitError("line %d has an unknown type or position" % number)
     size = raw.get("size", 0)
     if not isinstance(size, int) or size < 0:
         raise TarSplitError("line %d has an invalid size" % number)
     name = raw.get("name")
-    name_raw = _decode_bytes(raw.get("name_raw"), "line %d name_raw" % number)
+    name_raw = raw.get("name_raw")
     if name_raw is not None:
-        name = os.fsdecode(name_raw)
+        name = os.fsdecode(_decode_bytes(name_raw, "line %d name_raw" % number) or b"")
     if not isinstance(name, str) or not name:
         raise TarSplitError("line %d is a file entry without a name" % number)
-    return Entry(FILE, position, payload, name=name, size=size)
+    return Entry(FILE, position, _decode_bytes(raw.get("payload"), "line %d payload" % number), name=name, size=size)
 
 
 def iter_entries(stream: IO[bytes]) -> Iterator[Entry]:

@@ -58,6 +58,8 @@ attributes:
   action_group:
     support: full
     description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
+    membership:
+      - strata.overlay2.storage
 seealso:
   - module: strata.overlay2.overlay2_facts
 """

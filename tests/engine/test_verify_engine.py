@@ -94,7 +94,7 @@ def test_a_truncated_file_is_found_with_its_size(engine):
     with preserved(path):
         os.truncate(path, 1000)
         report = verify(Store.load(engine.data_root), images=["strata/app-a:1.0"])
-        assert [kind for _, kind, _ in found(report)] == ["digest_mismatch", "file_modified"]
+        assert [problem[1] for problem in found(report)] == ["digest_mismatch", "file_modified"]
         assert report.corrupt[0].problems[1].detail == "size 1000, the layer recorded 65536"
         assert not save_ok(engine, image(facts, "strata/app-a:1.0")["id"])[0]
 

@@ -82,7 +82,7 @@ def test_a_truncated_file_is_reported_with_its_size(sample):
     path = diff_file(sample, sample.app, "opt/data.bin")
     os.truncate(path, 100)
     report = run(sample.root)
-    assert [kind for kind, _ in kinds_and_paths(report)] == ["digest_mismatch", "file_modified"]
+    assert [problem[0] for problem in kinds_and_paths(report)] == ["digest_mismatch", "file_modified"]
     assert report.corrupt[0].problems[1].detail == "size 100, the layer recorded 4096"
     assert report.corrupt[0].images == [sample.images["app"]]
 
@@ -91,7 +91,7 @@ def test_a_deleted_file_is_missing(sample):
     path = diff_file(sample, sample.tool, "usr/bin/tool")
     os.unlink(path)
     assert [kind for kind, p in kinds_and_paths(run(sample.root)) if p == path] == ["file_missing"]
-    assert [kind for kind, _ in kinds_and_paths(run(sample.root))] == ["digest_mismatch", "file_missing"]
+    assert [problem[0] for problem in kinds_and_paths(run(sample.root))] == ["digest_mismatch", "file_missing"]
 
 
 def test_a_deleted_empty_file_is_missing_though_the_digest_still_matches(sample):
@@ -119,8 +119,8 @@ def test_a_changed_layerdb_diff_is_metadata_only(sample):
     with open(os.path.join(record, "diff"), "w") as handle:
         handle.write("sha256:" + "0" * 64)
     found = kinds_and_paths(run(sample.root))
-    assert {kind for kind, _ in found} == {"metadata"}
-    assert {path for _, path in found} == {record, os.path.join(record, "diff")}
+    assert {problem[0] for problem in found} == {"metadata"}
+    assert {problem[1] for problem in found} == {record, os.path.join(record, "diff")}
 
 
 def test_a_deleted_cache_directory_is_metadata_on_that_layer_only(sample):
@@ -214,3 +214,15 @@ def test_the_verdict_does_not_depend_on_the_number_of_workers(sample, workers):
         handle.write("KEEP\n")
     assert problems(run(sample.root, workers=workers)) == problems(run(sample.root, workers=1))
     assert len(run(sample.root, workers=workers).corrupt) == 2
+
+
+def test_the_schedule_runs_every_layer_once_and_pairs_heavy_kinds(tmp_path):
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify import schedule
+    synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
+    big = [synth.add_layer([file("big%d" % i, b"x" * (200000 * (i + 1)))]) for i in range(3)]
+    many = [synth.add_layer([file("f%d/%d" % (i, j), "x") for j in range(300)]) for i in range(3)]
+    store = Store.load(synth.root)
+    order = [layer.chain_id for layer in schedule(store, list(store.layers.values()))]
+    assert sorted(order) == sorted(store.layers)
+    assert order[0] == big[2].chain_id  # the most bytes first ...
+    assert order[1] in {layer.chain_id for layer in many}  # ... paired with a layer of many entries
