@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
 
@@ -62,13 +63,17 @@ def gather(store: Store, container_sizes: bool = False) -> Facts:
         container_facts(store, container, container_sizes)
         for container in sorted(store.containers.values(), key=lambda c: c.id)
     ]
+    orphans = classify(store).facts()
+    totals = summary(store, joins, images, containers)
+    totals["orphan_bytes"] = orphans["bytes"]
     return {
         "data_root": store.data_root,
         "driver": "overlay2",
         "images": images,
         "layers": layers,
         "containers": containers,
-        "summary": summary(store, joins, images, containers),
+        "orphans": orphans,
+        "summary": totals,
         "warnings": [finding.as_dict() for finding in store.findings],
     }
 

@@ -1,0 +1,308 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Deciding which orphans may go, and removing or quarantining them without following symlinks.
+
+Safety gates, in order: the kind was asked for; old enough (newest mtime inside); not newer than the
+running daemon's start (in flight); not a kind the running daemon holds in memory; not mounted; within the
+byte ceiling; a chain goes only with its children. Removal walks directory file descriptors opened with
+O_NOFOLLOW from the data-root down, so a path swapped for a symlink is never followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Set
+
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
+    HELD_BY_RUNNING_DAEMON,
+    Orphan,
+    UNREFERENCED_CHAIN,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, check_component, describe_os_error
+
+REMOVED = "removed"
+WOULD_REMOVE = "would_remove"
+QUARANTINED = "quarantined"
+SKIPPED = "skipped"
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+# -- the daemon ----------------------------------------------------------------
+@dataclass
+class Daemon:
+    pid: int
+    started_at: float  # epoch seconds
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OSError(errno.ENOENT, "no btime in /proc/stat")
+
+
+def _start_time(pid: int) -> float:
+    with open("/proc/%d/stat" % pid, encoding="utf-8", errors="replace") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _dockerd_data_root(pid: int) -> str:
+    with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        args = [arg.decode("utf-8", "replace") for arg in handle.read().split(b"\0") if arg]
+    config = "/etc/docker/daemon.json"
+    for index, arg in enumerate(args):
+        for flag in ("--data-root", "-g", "--graph", "--config-file"):
+            value = None
+            if arg == flag and index + 1 < len(args):
+                value = args[index + 1]
+            elif arg.startswith(flag + "="):
+                value = arg[len(flag) + 1:]
+            if value is not None:
+                if flag == "--config-file":
+                    config = value
+                else:
+                    return value
+    try:
+        with open("/proc/%d/root%s" % (pid, config), encoding="utf-8") as handle:
+            configured = json.load(handle)
+        return configured.get("data-root") or configured.get("graph") or "/var/lib/docker"
+    except (OSError, ValueError, AttributeError):
+        return "/var/lib/docker"
+
+
+def running_daemons(data_root: str) -> List[Daemon]:
+    """dockerd processes whose data-root is this one, matched by inode (so also across mount namespaces)."""
+    try:
+        target = os.stat(data_root)
+    except OSError:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            with open("/proc/%d/comm" % pid, encoding="utf-8", errors="replace") as handle:
+                if handle.read().strip() != "dockerd":
+                    continue
+            theirs = os.stat("/proc/%d/root%s" % (pid, os.path.realpath(_dockerd_data_root(pid))))
+            if (theirs.st_dev, theirs.st_ino) == (target.st_dev, target.st_ino):
+                found.append(Daemon(pid, _start_time(pid)))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+# -- decisions -----------------------------------------------------------------
+@dataclass
+class Gates:
+    kinds: Sequence[str]
+    min_age: float
+    now: float
+    daemon: Optional[Daemon]
+    overlay_dirs: int  # layer directories in overlay2/ now: a run never removes the last one
+    max_remove_bytes: Optional[int] = None
+
+
+@dataclass
+class Decision:
+    orphan: Orphan
+    action: str
+    reason: str
+
+    def as_dict(self) -> Dict[str, object]:
+        result = self.orphan.as_dict()
+        result.update(action=self.action, reason=self.reason)
+        return result
+
+
+def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bool) -> List[Decision]:
+    decisions = []  # type: List[Decision]
+    budget = gates.max_remove_bytes
+    dirs_left = gates.overlay_dirs
+    staying_chains = set()  # type: Set[str]
+    go = QUARANTINED if quarantine else REMOVED
+    for orphan in orphans:  # chains come children first, so a staying child is known before its parent
+        reason = blocked_by(orphan, gates, staying_chains)
+        if reason is None and budget is not None and orphan.usage.bytes > budget:
+            reason = "max_remove_bytes reached (%d bytes left, this needs %d)" % (budget, orphan.usage.bytes)
+        dirs = overlay_dir_count(orphan)
+        if reason is None and dirs and dirs >= dirs_left:
+            reason = "would leave overlay2/ without layer directories (newer engines then switch stores)"
+        if reason is not None:
+            decisions.append(Decision(orphan, SKIPPED, reason))
+            if orphan.kind == UNREFERENCED_CHAIN and orphan.parent_chain:
+                staying_chains.add(orphan.parent_chain)
+            continue
+        if budget is not None:
+            budget -= orphan.usage.bytes
+        dirs_left -= dirs
+        decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, "unreferenced and old enough"))
+    return decisions
+
+
+def overlay_dir_count(orphan: Orphan) -> int:
+    return sum(1 for part in orphan.parts if part.startswith("overlay2/") and not part.startswith("overlay2/l/"))
+
+
+def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Optional[str]:
+    if orphan.kind not in gates.kinds:
+        return "kind %s not selected" % orphan.kind
+    age = gates.now - orphan.usage.newest_mtime
+    if age < gates.min_age:
+        return "newest change %.0f s ago, younger than min_age (%.0f s)" % (max(age, 0), gates.min_age)
+    if gates.daemon is not None:
+        if orphan.usage.newest_mtime >= gates.daemon.started_at:
+            return "changed since the running dockerd (pid %d) started: may be in flight" % gates.daemon.pid
+        if orphan.kind in HELD_BY_RUNNING_DAEMON:
+            return "the running dockerd (pid %d) holds it in memory; prune it with the daemon stopped" % gates.daemon.pid
+    if orphan.mounted:
+        return "mounted"
+    if orphan.kind == UNREFERENCED_CHAIN and orphan.chain_id in staying_chains:
+        return "parent of a layer that stays"
+    return None
+
+
+# -- removal -------------------------------------------------------------------
+def _remove_tree_at(parent_fd: int, name: str) -> None:
+    """Remove ``name`` under ``parent_fd`` and everything below it, never following a symlink."""
+    info = os.lstat(check_component(name), dir_fd=parent_fd)
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    stack = [(parent_fd, name, info, None)]  # type: List
+    while stack:
+        owner_fd, entry_name, expected, fd = stack.pop()
+        if fd is None:
+            fd = os.open(entry_name, _DIR_FLAGS, dir_fd=owner_fd)
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino):
+                os.close(fd)
+                raise OSError(errno.ESTALE, "%s changed while being removed" % entry_name)
+        subdirs = []
+        for entry in os.scandir(fd):
+            child = os.lstat(entry.name, dir_fd=fd)
+            if stat.S_ISDIR(child.st_mode):
+                subdirs.append((entry.name, child))
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+        if subdirs:
+            stack.append((owner_fd, entry_name, expected, fd))
+            for sub_name, sub_info in subdirs:
+                stack.append((fd, sub_name, sub_info, None))
+            continue
+        os.close(fd)
+        os.rmdir(entry_name, dir_fd=owner_fd)
+
+
+def remove_part(root: SafeDir, part: str) -> None:
+    """Remove one relative path below the data-root; a part already gone is fine."""
+    components = part.split("/")
+    try:
+        with root.subdir(*components[:-1]) as parent:
+            _remove_tree_at(parent.fd, components[-1])
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def quarantine_part(root: SafeDir, part: str, target_root: str) -> None:
+    """Move one relative path into the quarantine, keeping its relative path; copy where rename cannot."""
+    components = part.split("/")
+    destination = os.path.join(target_root, *components)
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    try:
+        with root.subdir(*components[:-1]) as parent:
+            try:
+                os.rename(components[-1], destination, src_dir_fd=parent.fd)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:  # dockerd bind-mounts overlay2/ onto itself
+                    raise
+                _copy_tree_at(parent.fd, components[-1], destination)
+                _remove_tree_at(parent.fd, components[-1])
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def _copy_tree_at(parent_fd: int, name: str, destination: str) -> None:
+    info = os.lstat(name, dir_fd=parent_fd)
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(name, dir_fd=parent_fd), destination)
+    elif stat.S_ISREG(info.st_mode):
+        source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=parent_fd)
+        with os.fdopen(source, "rb") as reader, open(destination, "xb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+    elif stat.S_ISDIR(info.st_mode):
+        os.mkdir(destination)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            for entry in os.scandir(fd):
+                _copy_tree_at(fd, entry.name, os.path.join(destination, entry.name))
+            try:
+                os.setxattr(destination, "trusted.overlay.opaque", os.getxattr(fd, "trusted.overlay.opaque"))
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+    else:  # whiteouts are character devices 0/0
+        os.mknod(destination, info.st_mode, info.st_rdev)
+    if not stat.S_ISLNK(info.st_mode):
+        os.chmod(destination, stat.S_IMODE(info.st_mode))
+    os.utime(destination, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+
+
+@dataclass
+class Outcome:
+    decisions: List[Decision]
+    reclaimed_bytes: int
+    errors: List[str]
+    quarantine: Optional[str] = None
+
+
+def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[str] = None) -> Outcome:
+    """Carry out the decisions; a failure turns that orphan into a skipped one and the rest go on."""
+    reclaimed = 0
+    errors = []  # type: List[str]
+    manifest = []  # type: List[Dict[str, object]]
+    target_root = None  # type: Optional[str]
+    if quarantine_dir and any(d.action == QUARANTINED for d in decisions):
+        target_root = os.path.join(quarantine_dir, time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%d" % os.getpid())
+        os.makedirs(target_root)
+    with SafeDir.open(data_root) as root:
+        for decision in decisions:
+            if decision.action not in (REMOVED, QUARANTINED):
+                continue
+            try:
+                for part in decision.orphan.parts:
+                    if target_root:
+                        quarantine_part(root, part, target_root)
+                    else:
+                        remove_part(root, part)
+            except OSError as exc:
+                message = "%s: %s" % (decision.orphan.path, describe_os_error(exc))
+                errors.append(message)
+                decision.action, decision.reason = SKIPPED, "removal failed, the rest kept: " + describe_os_error(exc)
+                continue
+            reclaimed += decision.orphan.usage.bytes
+            if target_root:
+                manifest.append({"kind": decision.orphan.kind, "parts": decision.orphan.parts,
+                                 "bytes": decision.orphan.usage.bytes})
+    if target_root:
+        with open(os.path.join(target_root, "manifest.json"), "w", encoding="utf-8") as handle:
+            json.dump({"data_root": data_root, "moved": manifest,
+                       "restore": "move each part back to <data_root>/<part> with the daemon stopped"}, handle, indent=2)
+    return Outcome(decisions, reclaimed, errors, target_root)

@@ -1,0 +1,226 @@
+#!/usr/bin/python
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: orphan_layer_prune
+short_description: Reclaim what Docker leaked under overlay2, and never touch what it still owns
+version_added: 0.1.0
+description:
+  - Classifies everything under the data-root's C(overlay2/) and C(image/overlay2/layerdb/) as live (reached
+    from an image or a container), owned by BuildKit, or orphaned, and removes the orphans that pass every
+    safety gate.
+  - "Orphan kinds: V(unreferenced_dir) (an overlay2 directory nothing references), V(unreferenced_chain) (a
+    layerdb chain no image, container or live child layer reaches, with its directory), V(removing) (a layerdb
+    C(*-removing) directory of a deletion cut short, with its directory), V(write_set) (a C(layerdb/tmp/write-set-*)
+    of a layer that was being written, with its directory), V(dangling_link) (an C(overlay2/l/) link to nothing),
+    V(stale_mount) (a container mount whose container is gone, with its directories)."
+  - "Safety gates, all on: the newest mtime inside an object must be older than O(min_age); while a dockerd
+    runs on this data-root, anything changed since it started counts as in flight, and unreferenced chains and
+    stale mounts (which it holds in memory) are only reported; nothing mounted is touched; C(overlay2/l/) itself,
+    the last layer directory, BuildKit's 25-character directories and anything outside the data-root are never
+    touched. Removal walks directory file descriptors without following symlinks."
+  - BuildKit's unreferenced directories are reported with their size and left to C(docker builder prune).
+author:
+  - strata.overlay2 maintainers (@strata-overlay2)
+extends_documentation_fragment:
+  - strata.overlay2.data_root
+options:
+  min_age:
+    description:
+      - How long ago the newest change inside an orphan must be, as seconds or with a unit (V(30m), V(1h), V(2d)).
+        V(0) turns the gate off (the in-flight gate of a running daemon still applies).
+    type: str
+    default: 1h
+  kinds:
+    description: The orphan kinds to act on; the others are reported only.
+    type: list
+    elements: str
+    choices: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount]
+    default: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount]
+  quarantine_dir:
+    description:
+      - Move orphans into a new time-stamped directory below this one, keeping their paths relative to the
+        data-root and a C(manifest.json), instead of deleting them, so that a mistake can be undone.
+      - On the same file system it is a rename; across the bind mount dockerd keeps on C(overlay2/) it is a copy.
+    type: path
+  max_remove_bytes:
+    description: A ceiling on the bytes removed in one run (V(500M), V(20G) or a number of bytes).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would go, with RV(orphans[].action=would_remove).
+  diff_mode:
+    support: full
+    description: Shows the paths that go (or would go).
+  action_group:
+    support: full
+    description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
+    membership:
+      - strata.overlay2.storage
+seealso:
+  - module: strata.overlay2.overlay2_facts
+"""
+
+EXAMPLES = r"""
+- name: See what would be reclaimed (always start here)
+  strata.overlay2.orphan_layer_prune:
+  check_mode: true
+  diff: true
+  register: plan
+
+- name: Reclaim, at most 20 GB, keeping a way back
+  strata.overlay2.orphan_layer_prune:
+    max_remove_bytes: 20G
+    quarantine_dir: /var/lib/docker-quarantine
+
+- name: Reclaim unreferenced chains too, in a maintenance window with dockerd stopped
+  strata.overlay2.orphan_layer_prune:
+    min_age: 10m
+"""
+
+RETURN = r"""
+orphans:
+  description: Every orphan found, with what was done to it.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    kind:
+      description: The orphan kind.
+      type: str
+    path:
+      description: The object's main path.
+      type: str
+    bytes:
+      description: Allocated bytes of everything that makes up the object.
+      type: int
+    newest_mtime:
+      description: The newest modification time inside the object (epoch seconds).
+      type: float
+    action:
+      description: V(removed), V(quarantined), V(would_remove) (check mode) or V(skipped).
+      type: str
+    reason:
+      description: Why.
+      type: str
+reclaimed_bytes:
+  description: Bytes removed or moved out of the data-root in this run.
+  type: int
+  returned: always
+would_reclaim_bytes:
+  description: Bytes of the orphans that pass every gate.
+  type: int
+  returned: always
+skipped:
+  description: The orphans left in place, with the reason.
+  type: list
+  elements: dict
+  returned: always
+buildkit:
+  description: BuildKit's unreferenced directories, left to C(docker builder prune).
+  type: dict
+  returned: always
+  contains:
+    dirs:
+      description: Their number.
+      type: int
+    bytes:
+      description: Their allocated bytes.
+      type: int
+daemon:
+  description: The dockerd running on this data-root (C(pid), C(started_at)), or null.
+  type: dict
+  returned: always
+quarantine:
+  description: The directory the orphans were moved to, when O(quarantine_dir) was set and something moved.
+  type: str
+  returned: when something was quarantined
+"""
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.formatters import human_to_bytes
+
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
+    QUARANTINED,
+    REMOVED,
+    SKIPPED,
+    WOULD_REMOVE,
+    Gates,
+    decide,
+    execute,
+    running_daemons,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    match = re.match(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", str(text))
+    if not match:
+        raise ValueError("min_age must be a number of seconds or end in s, m, h, d or w, got %r" % (text,))
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "data_root": {"type": "path", "default": "/var/lib/docker"},
+            "min_age": {"type": "str", "default": "1h"},
+            "kinds": {"type": "list", "elements": "str", "choices": list(ORPHAN_KINDS), "default": list(ORPHAN_KINDS)},
+            "quarantine_dir": {"type": "path"},
+            "max_remove_bytes": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        min_age = parse_age(params["min_age"])
+        ceiling = human_to_bytes(params["max_remove_bytes"]) if params["max_remove_bytes"] else None
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        store = Store.load(params["data_root"])
+    except (StoreError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    if params["quarantine_dir"] and (params["quarantine_dir"] + "/").startswith(store.data_root + "/"):
+        module.fail_json(msg="quarantine_dir must be outside the data-root %s" % store.data_root)
+    classification = classify(store)
+    daemons = running_daemons(store.data_root)
+    daemon = max(daemons, key=lambda d: d.started_at) if daemons else None
+    gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
+                  overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)
+    decisions = decide(classification.orphans, gates, module.check_mode, bool(params["quarantine_dir"]))
+    outcome = execute(store.data_root, decisions, params["quarantine_dir"]) if not module.check_mode else None
+    for error in outcome.errors if outcome else []:
+        module.warn("could not remove %s" % error)
+    going = [d for d in decisions if d.action in (REMOVED, QUARANTINED, WOULD_REMOVE)]
+    result = {
+        "changed": any(d.action in (REMOVED, QUARANTINED) for d in decisions),
+        "orphans": [d.as_dict() for d in decisions],
+        "reclaimed_bytes": outcome.reclaimed_bytes if outcome else 0,
+        "would_reclaim_bytes": sum(d.orphan.usage.bytes for d in going),
+        "skipped": [{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason}
+                    for d in decisions if d.action == SKIPPED],
+        "buildkit": {"dirs": len(classification.buildkit), "bytes": sum(b.usage.bytes for b in classification.buildkit)},
+        "daemon": {"pid": daemon.pid, "started_at": daemon.started_at} if daemon else None,
+    }
+    if outcome and outcome.quarantine:
+        result["quarantine"] = outcome.quarantine
+    if module._diff:  # pylint: disable=protected-access
+        paths = sorted("%s/%s\n" % (store.data_root, part) for d in going for part in d.orphan.parts)
+        result["diff"] = {"before": "".join(paths), "after": "",
+                          "before_header": "orphans", "after_header": "orphans after the prune"}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
