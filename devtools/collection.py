@@ -71,13 +71,14 @@ def target_pythons() -> Dict[str, str]:
 
 
 def run_module(collections: str, module: str, args: Dict[str, Any], workdir: str,
-               python: str = "/usr/bin/python3") -> Dict[str, Any]:
+               python: str = "/usr/bin/python3", check_mode: bool = False) -> Dict[str, Any]:
     """Run one module task through ansible-playbook and return its registered result (failed or not)."""
     playbook = os.path.join(workdir, "run-module.yml")
     output = os.path.join(workdir, "module-result.json")
     with open(playbook, "w", encoding="utf-8") as handle:
         json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
-            {"name": "run", module: args, "ignore_errors": True, "register": "module_result"},
+            {"name": "run", module: args, "ignore_errors": True, "register": "module_result",
+             "check_mode": check_mode, "diff": True},
             {"name": "keep", "ansible.builtin.copy": {"content": "{{ module_result | to_json }}", "dest": output}},
         ]}], handle)
     result = subprocess.run([ansible_tool("ansible-playbook"), playbook, "-i", "localhost,", "-c", "local",

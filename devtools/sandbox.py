@@ -71,7 +71,7 @@ class Engine:
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
             [DOCKERD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--pidfile", self.pidfile,
              "-H", "unix://" + self.socket, "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--storage-driver", "overlay2", "--log-level", "warn"],
+             "--storage-driver", "overlay2", "--log-level", "warn", "--shutdown-timeout", "2"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout

@@ -64,8 +64,10 @@ class Orphan:
     mounted: bool = False
 
     def as_dict(self) -> Dict[str, object]:
+        root = self.path[:-len(self.parts[-1]) - 1]
         return {"kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
-                "newest_mtime": self.usage.newest_mtime}
+                "newest_mtime": self.usage.newest_mtime,
+                "paths": [os.path.join(root, part) for part in self.parts]}
 
 
 @dataclass
@@ -215,11 +217,13 @@ class _Classifier:
             os.path.join("overlay2", name)]
 
     def orphan(self, kind: str, parts: List[str], **extra) -> Orphan:
+        """An orphan named by its principal part: the record it hangs from, else its directory, else its link."""
         usage = Usage()
         for part in parts:
             usage.add(tree_usage(os.path.join(self.root, part)))
         names = {part.split("/")[1] for part in parts if part.startswith("overlay2/") and not part.startswith("overlay2/l/")}
-        return Orphan(kind, os.path.join(self.root, parts[0]), parts, usage,
+        principal = parts[-1]  # parts end with the record (or the directory, or the lone link)
+        return Orphan(kind, os.path.join(self.root, principal), parts, usage,
                       mounted=bool(names & self.mounted), **extra)
 
     def classify(self) -> Classification:
@@ -309,4 +313,3 @@ class _Classifier:
 def classify(store: Store, mountinfo_paths: Optional[List[str]] = None) -> Classification:
     mounted = mounted_dirs(store.data_root, mountinfo_paths or ["/proc/self/mountinfo"])
     return _Classifier(store, mounted).classify()
-

@@ -35,6 +35,9 @@ WOULD_REMOVE = "would_remove"
 QUARANTINED = "quarantined"
 SKIPPED = "skipped"
 
+# a process start time is known to a clock tick past the boot time, which /proc/stat gives in whole seconds
+START_TIME_MARGIN = 2.0
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -165,7 +168,7 @@ def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Option
     if age < gates.min_age:
         return "newest change %.0f s ago, younger than min_age (%.0f s)" % (max(age, 0), gates.min_age)
     if gates.daemon is not None:
-        if orphan.usage.newest_mtime >= gates.daemon.started_at:
+        if orphan.usage.newest_mtime >= gates.daemon.started_at - START_TIME_MARGIN:
             return "changed since the running dockerd (pid %d) started: may be in flight" % gates.daemon.pid
         if orphan.kind in HELD_BY_RUNNING_DAEMON:
             return "the running dockerd (pid %d) holds it in memory; prune it with the daemon stopped" % gates.daemon.pid

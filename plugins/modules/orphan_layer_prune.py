@@ -93,8 +93,12 @@ orphans:
       description: The orphan kind.
       type: str
     path:
-      description: The object's main path.
+      description: The object's main path (its layerdb record, else its directory, else its link).
       type: str
+    paths:
+      description: Every path that goes with it (its C(l/) links, its directories, its record).
+      type: list
+      elements: str
     bytes:
       description: Allocated bytes of everything that makes up the object.
       type: int

@@ -219,6 +219,29 @@ ansible_facts:
               description: Bytes in the writable layer, as C(docker ps --size) counts them.
               type: int
               returned: when O(container_sizes=true)
+        orphans:
+          description:
+            - What Docker leaked, from the same classifier as M(strata.overlay2.orphan_layer_prune), without its
+              safety gates (this is what exists, not what may go).
+          type: dict
+          returned: always
+          contains:
+            items:
+              description: One entry per orphan, with C(kind), C(path), C(paths), C(bytes) and C(newest_mtime).
+              type: list
+              elements: dict
+            bytes:
+              description: Allocated bytes of all orphans.
+              type: int
+            by_kind:
+              description: The number of orphans of each kind.
+              type: dict
+            buildkit_dirs:
+              description: BuildKit's unreferenced directories (build cache, left to C(docker builder prune)).
+              type: int
+            buildkit_bytes:
+              description: Their allocated bytes.
+              type: int
         summary:
           description: Totals with the meanings of the engine's disk-usage API (C(docker system df)).
           type: dict
@@ -241,6 +264,9 @@ ansible_facts:
               type: int
             reclaimable_size:
               description: Bytes that removing every image without a container would free, computed as C(docker system df) does.
+              type: int
+            orphan_bytes:
+              description: Allocated bytes of what Docker leaked (RV(ansible_facts.overlay2.orphans.bytes)), which C(docker system df) cannot see.
               type: int
         warnings:
           description: One entry per unreadable or inconsistent item of the store.

@@ -1,0 +1,265 @@
+"""orphan_layer_prune against real leftovers: a dockerd killed mid-load and mid-rmi, and planted links.
+
+What the leftovers are is derived from the engine's own view (``docker inspect`` of every image and
+container), not from the classifier under test; their bytes from ``du``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide, execute, running_daemons
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from devtools.collection import run_module
+from devtools.sandbox import DOCKER, Engine, build, build_samples
+
+LAYERDB = "image/overlay2/layerdb"
+
+
+def big_image_dockerfile(layers: int, megabytes: int) -> str:
+    steps = "".join("RUN mkdir -p /big%d && head -c %d /dev/urandom > /big%d/blob && i=0; "
+                    "while [ $i -lt 200 ]; do echo $i > /big%d/f$i; i=$((i+1)); done\n"
+                    % (n, megabytes << 20, n, n) for n in range(layers))
+    return "FROM strata/base:1.0\n" + steps
+
+
+def count(path):
+    try:
+        return len(os.listdir(path))
+    except OSError:
+        return 0
+
+
+def kill_mid_load(engine: Engine, archive: str) -> None:
+    """SIGKILL dockerd once two layers of the load are committed and the next is being extracted."""
+    sha = os.path.join(engine.data_root, LAYERDB, "sha256")
+    tmp = os.path.join(engine.data_root, LAYERDB, "tmp")
+    before = count(sha)
+    loader = subprocess.Popen([DOCKER, "load", "-i", archive], env=engine.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        while loader.poll() is None:
+            if count(sha) - before >= 2 and count(tmp) > 0:
+                engine.kill()
+                return
+            time.sleep(0.005)
+        raise AssertionError("the load finished before it could be cut short")
+    finally:
+        loader.wait(30)
+
+
+def kill_mid_rmi(engine: Engine, image: str) -> None:
+    """SIGKILL dockerd while a layer of the image is being removed (its layerdb dir renamed *-removing)."""
+    sha = os.path.join(engine.data_root, LAYERDB, "sha256")
+    remover = subprocess.Popen([DOCKER, "rmi", image], env=engine.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while remover.poll() is None:
+            if any(name.endswith("-removing") for name in os.listdir(sha)):
+                engine.kill()
+                return
+            time.sleep(0.002)
+        raise AssertionError("the rmi finished before it could be cut short")
+    finally:
+        remover.wait(30)
+
+
+def engine_view(engine: Engine) -> set:
+    """Paths (relative to the data-root) that the engine's own inspect output references."""
+    referenced = set()
+
+    def dirs_of(data):
+        for key in ("UpperDir", "LowerDir", "WorkDir"):
+            for path in filter(None, (data.get(key) or "").split(":")):
+                referenced.add("overlay2/" + os.path.relpath(path, os.path.join(engine.data_root, "overlay2")).split("/")[0])
+    for image in engine.inspect(*engine.image_ids()):
+        dirs_of(image["GraphDriver"]["Data"])
+        referenced.update(LAYERDB + "/sha256/" + c[7:] for c in chain_ids(image["RootFS"]["Layers"]))
+    for container in engine.inspect(*engine.container_ids()):
+        dirs_of(container["GraphDriver"]["Data"])
+        referenced.add(LAYERDB + "/mounts/" + container["Id"])
+    return referenced
+
+
+def on_disk(engine: Engine) -> set:
+    root = engine.data_root
+    paths = set()
+    for name in os.listdir(os.path.join(root, "overlay2")):
+        if name != "l" and len(name.split("-")[0]) != 25:  # BuildKit's own dirs are not ours to judge
+            paths.add("overlay2/" + name)
+    for part in ("sha256", "tmp", "mounts"):
+        paths.update("%s/%s/%s" % (LAYERDB, part, name) for name in os.listdir(os.path.join(root, LAYERDB, part)))
+    return paths
+
+
+def leftovers(engine: Engine) -> set:
+    """What the engine does not reference, plus l/ links whose directory is gone or unreferenced."""
+    referenced = engine_view(engine)
+    parents = set()
+    for path in referenced:  # a referenced chain's ancestors are referenced too
+        if path.startswith(LAYERDB + "/sha256/"):
+            current = os.path.join(engine.data_root, path)
+            while os.path.exists(os.path.join(current, "parent")):
+                parent = open(os.path.join(current, "parent"), encoding="ascii").read()[7:]
+                parents.add(LAYERDB + "/sha256/" + parent)
+                current = os.path.join(engine.data_root, LAYERDB, "sha256", parent)
+    found = on_disk(engine) - referenced - parents
+    links = os.path.join(engine.data_root, "overlay2", "l")
+    for link in os.listdir(links):
+        target = os.readlink(os.path.join(links, link)).split("/")[1]
+        if "overlay2/" + target in found or not os.path.isdir(os.path.join(engine.data_root, "overlay2", target)):
+            found.add("overlay2/l/" + link)
+    return found
+
+
+def du_bytes(root: str, paths) -> int:
+    output = subprocess.run(["du", "-s", "-B1", "-c", "--"] + [os.path.join(root, p) for p in sorted(paths)],
+                            capture_output=True, text=True, check=True).stdout
+    return int(output.strip().splitlines()[-1].split()[0])
+
+
+@pytest.fixture(scope="module")
+def faulty():
+    """A busy store, then real leftovers: dockerd killed mid-load and mid-rmi, and dangling links."""
+    with Engine() as engine:
+        build_samples(engine)
+        build(engine, "strata/big:1", big_image_dockerfile(4, 60))
+        build(engine, "strata/many:1", "FROM strata/base:1.0\nRUN mkdir /many && cd /many && i=0; "
+              "while [ $i -lt 20000 ]; do echo $i > f$i; i=$((i+1)); done\n")
+        archive = os.path.join(engine.base, "big.tar")
+        engine.docker("save", "-o", archive, "strata/big:1")
+        engine.docker("rmi", "strata/big:1")
+        engine.docker("stop", "-t", "0", "running-a", "running-c")  # no container processes outlive a SIGKILL
+        kill_mid_load(engine, archive)
+        engine.start()
+        kill_mid_rmi(engine, "strata/many:1")
+        engine.start()
+        for number in range(2):  # links left by an earlier daemon: older than this one's start
+            link = os.path.join(engine.data_root, "overlay2", "l", "DANGLINGLINK%dAAAAAAAAAAAAA" % (number + 2))
+            os.symlink("../%s/diff" % ("%064x" % number), link)
+            os.utime(link, (time.time() - 3600,) * 2, follow_symlinks=False)
+        engine.docker("start", "running-a", "running-c")
+        engine.expected = leftovers(engine)
+        yield engine
+        engine.docker("stop", "-t", "0", *engine.container_ids(), check=False)
+
+
+def test_the_faults_left_every_kind_of_leftover(faulty):
+    kinds = {orphan.kind for orphan in classify(Store.load(faulty.data_root)).orphans}
+    assert {"unreferenced_chain", "write_set", "removing", "dangling_link"} <= kinds
+    assert len(faulty.expected) >= 6
+
+
+def test_check_mode_under_the_running_daemon_reports_and_keeps_everything(faulty, collections_path, tmp_path):
+    before = on_disk(faulty)
+    result = run_module(collections_path, "strata.overlay2.orphan_layer_prune",
+                        {"data_root": faulty.data_root, "min_age": "0"}, str(tmp_path), check_mode=True)
+    assert result["changed"] is False and result["reclaimed_bytes"] == 0
+    assert result["daemon"]["pid"] == faulty.process.pid
+    chains = [o for o in result["orphans"] if o["kind"] == "unreferenced_chain"]
+    reasons = {o["reason"] for o in chains}
+    assert chains and {reason.split(")")[0] for reason in reasons} <= {  # held in memory, or too recent to judge
+        "the running dockerd (pid %d" % faulty.process.pid, "changed since the running dockerd (pid %d" % faulty.process.pid}
+    assert {o["action"] for o in result["orphans"] if o["kind"] == "dangling_link"} == {"would_remove"}
+    assert result["diff"]["before"] and on_disk(faulty) == before
+    assert result["buildkit"]["dirs"] > 0
+
+
+def test_with_the_daemon_stopped_the_prune_reclaims_exactly_the_leftovers(faulty, collections_path, tmp_path):
+    faulty.docker("stop", "-t", "0", "running-a", "running-c")
+    faulty.stop(signal.SIGTERM)
+    try:
+        assert running_daemons(faulty.data_root) == []
+        # a clean shutdown finishes cut-short deletions itself (*-removing): count what is still there
+        present = {path for path in faulty.expected if os.path.lexists(os.path.join(faulty.data_root, path))}
+        expected_bytes = du_bytes(faulty.data_root, present)
+        result = run_module(collections_path, "strata.overlay2.orphan_layer_prune",
+                            {"data_root": faulty.data_root, "min_age": "0"}, str(tmp_path))
+    finally:
+        faulty.start()
+    assert result["changed"] is True and result["skipped"] == []
+    removed = {os.path.relpath(path, faulty.data_root) for o in result["orphans"] for path in o["paths"]}
+    assert removed == present
+    assert result["reclaimed_bytes"] == expected_bytes > 100 << 20
+    assert {"unreferenced_chain", "unreferenced_dir", "dangling_link"} <= {o["kind"] for o in result["orphans"]}
+    assert not any(os.path.lexists(os.path.join(faulty.data_root, p)) for p in faulty.expected)
+
+
+def test_every_image_still_runs_and_saves_and_every_container_starts(faulty):
+    assert verify(Store.load(faulty.data_root)).ok
+    for image_id in faulty.image_ids():
+        assert faulty.run_docker("save", image_id).returncode == 0
+    for tag in ("strata/base:1.0", "strata/app-a:1.0", "strata/app-b:1.0", "strata/app-c:1.0", "strata/app-d:1.0"):
+        assert faulty.docker("run", "--rm", "--network", "none", tag, "cat", "/etc/os-release").startswith("NAME=")
+    for container in faulty.container_ids():
+        faulty.docker("start", container)
+    states = [c["State"]["Status"] for c in faulty.inspect(*faulty.container_ids())]
+    assert states.count("running") >= 2 and "dead" not in states
+
+
+def test_a_buildkit_rebuild_still_hits_its_cache(faulty):
+    from devtools.sandbox import SAMPLE_IMAGES
+    dockerfile, files = SAMPLE_IMAGES["strata/app-c:1.0"][:2]
+    context = os.path.join(faulty.base, "rebuild")
+    os.makedirs(context)
+    with open(os.path.join(context, "Dockerfile"), "w", encoding="utf-8") as handle:
+        handle.write(dockerfile)
+    for name, content in files.items():
+        with open(os.path.join(context, name), "wb") as handle:
+            handle.write(content)
+    result = subprocess.run([DOCKER, "build", "--network", "none", "--progress", "plain", "-t", "strata/app-c:1.0",
+                             context], env=dict(faulty.env, DOCKER_BUILDKIT="1"), capture_output=True, text=True,
+                            check=True)
+    assert result.stderr.count("CACHED") >= 3, result.stderr
+
+
+def test_a_second_run_finds_nothing(faulty, collections_path, tmp_path):
+    result = run_module(collections_path, "strata.overlay2.orphan_layer_prune",
+                        {"data_root": faulty.data_root, "min_age": "0"}, str(tmp_path))
+    assert result["changed"] is False and result["orphans"] == [], result["orphans"]
+
+
+def test_a_prune_while_the_engine_loads_and_builds_loses_nothing(faulty):
+    archive = os.path.join(faulty.base, "big.tar")
+    errors = []
+    done = threading.Event()
+
+    def churn():
+        try:
+            for round_number in range(3):
+                faulty.docker("load", "-i", archive)
+                build(faulty, "strata/churn:%d" % round_number,
+                      "FROM strata/big:1\nRUN echo %d > /churn && head -c 3000000 /dev/urandom > /noise\n" % round_number,
+                      buildkit=bool(round_number % 2))
+                faulty.docker("rmi", "strata/big:1")
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    prunes = 0
+    while not done.is_set():
+        store = Store.load(faulty.data_root)
+        daemons = running_daemons(faulty.data_root)
+        gates = Gates(kinds=("unreferenced_dir", "unreferenced_chain", "removing", "write_set", "dangling_link",
+                             "stale_mount"), min_age=0, now=time.time(), daemon=daemons[0] if daemons else None,
+                      overlay_dirs=len(store.dirs))
+        execute(store.data_root, decide(classify(store).orphans, gates, False, False))
+        prunes += 1
+    worker.join()
+    assert errors == [] and prunes >= 3
+    assert verify(Store.load(faulty.data_root)).ok
+    for round_number in range(3):
+        assert faulty.docker("run", "--rm", "--network", "none", "strata/churn:%d" % round_number,
+                             "cat", "/churn").strip() == str(round_number)
