@@ -292,3 +292,55 @@ def diff_size(path: str) -> int:
                 seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
     return total
+
+
+def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
+    """A store of about ``layers`` layers shaped like a build server's, with leftovers of every kind.
+
+    Twenty base layers are shared by many images; images stack 1 to 40 layers on a base (a few reach 100);
+    a quarter of the images have a container; about 3% of the layers are leftovers: unreferenced chains and
+    directories, a write-set, *-removing records, dangling links and stale mounts.
+    """
+    import random  # pylint: disable=import-outside-toplevel
+
+    rng = random.Random(seed)
+    synth = SyntheticStore(root, seed=seed)
+    bases = [synth.add_layer([directory("bin"), file("bin/tool%d" % n, b"\x7fELF" + bytes(rng.randrange(256) for _ in range(64)))])
+             for n in range(min(20, layers))]
+    made = len(bases)
+    images = containers = 0
+    while made < layers * 0.97:
+        depth = 100 if rng.random() < 0.01 else rng.randint(1, 40)
+        top = rng.choice(bases)
+        chain = [top]
+        for step in range(depth):
+            top = synth.add_layer([file("app/%d/%d.txt" % (made, step), "%d-%d\n" % (made, step))], parent=top)
+            chain.append(top)
+            made += 1
+        for cut in sorted({len(chain)} | {rng.randint(1, len(chain)) for _ in range(2)}):
+            image = synth.add_image(chain[:cut], ["build/app-%d:%d" % (made, cut)])
+            images += 1
+            if rng.random() < 0.25:
+                synth.add_container(image, chain[cut - 1], "c%d" % images, running=rng.random() < 0.5)
+                containers += 1
+    leftovers = max(layers - made, 6)
+    for number in range(leftovers):
+        kind = number % 6
+        if kind == 0:
+            synth.add_layer([file("orphan/%d" % number, "o")], parent=rng.choice(bases))
+        elif kind == 1:
+            synth.make_overlay_dir(synth.next_hex(), None)
+        elif kind == 2:
+            record = synth.path("image/overlay2/layerdb/tmp/write-set-%d" % (1000 + number))
+            os.makedirs(record)
+            write(os.path.join(record, "cache-id"), synth.next_hex())
+        elif kind == 3:
+            layer = synth.add_layer([file("removing/%d" % number, "r")], parent=rng.choice(bases))
+            os.rename(synth.layerdb(layer.chain_id), "%s-%s-removing" % (synth.layerdb(layer.chain_id), synth.next_hex()))
+        elif kind == 4:
+            os.symlink("../%s/diff" % synth.next_hex(), synth.path("overlay2", "l", synth.next_link()))
+        else:
+            gone = synth.add_container("sha256:" + "0" * 64, rng.choice(bases), "gone%d" % number)
+            os.remove(synth.path("containers", gone["id"], "config.v2.json"))
+            os.rmdir(synth.path("containers", gone["id"]))
+    return {"layers": len(synth.layers), "images": images, "containers": containers, "leftovers": leftovers}

@@ -21,6 +21,7 @@ DIGEST_PREFIX = "sha256:"
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _BUILDKIT_ID = re.compile(r"\A[0-9a-z]{25}\Z")
 _LINK_ID = re.compile(r"\A[A-Z2-7]{26}\Z")
+_LOWER = re.compile(r"\Al/[A-Z2-7]{26}(?::l/[A-Z2-7]{26})*\Z")
 _REMOVING = re.compile(r"\A([0-9a-f]{64})-([0-9a-f]{64})-removing\Z")
 
 
@@ -45,6 +46,14 @@ def is_cache_id(value: str) -> bool:
 def is_link_id(value: str) -> bool:
     """The short name of an ``overlay2/l/`` symlink: 26 characters of base32."""
     return bool(_LINK_ID.match(value))
+
+
+def parse_lower(text: str) -> List[str]:
+    """The link ids of an overlay2 ``lower`` file (``l/<id>:l/<id>...``), topmost first; InvalidId otherwise."""
+    value = text.strip()
+    if not _LOWER.match(value):
+        raise InvalidId("not l/<link id>[:l/<link id>...]: %s" % shorten(value))
+    return [part[2:] for part in value.split(":")]
 
 
 def removing_chain(name: str) -> Optional[str]:

@@ -177,10 +177,13 @@ class _Classifier:
                 roots.add(mount.parent)
         live = set()  # type: Set[str]
         for chain_id in roots:
-            for layer in self.store.chain(chain_id):
-                if layer.chain_id in live:
+            current = chain_id  # type: Optional[str]
+            while current is not None and current not in live:  # stops at the first live ancestor (or a loop)
+                layer = self.store.layers.get(current)
+                if layer is None:
                     break
-                live.add(layer.chain_id)
+                live.add(current)
+                current = layer.parent
         return live
 
     def live_mounts(self):
@@ -197,14 +200,16 @@ class _Classifier:
             if mount.init_id:
                 names.add(mount.init_id)
         # whatever a live directory's lower file lists stays too, even where the layer database disagrees
-        pending = [name for name in names if name in self.store.dirs]
-        while pending:
-            for link_id in self.store.dirs[pending.pop()].lower:
-                target = self.store.links.get(link_id)
-                if target and target not in names:
-                    names.add(target)
-                    if target in self.store.dirs:
-                        pending.append(target)
+        frontier = [name for name in names if name in self.store.dirs]
+        while frontier:
+            listed = set()  # type: Set[str]
+            for name in frontier:
+                listed.update(self.store.dirs[name].lower)
+            found = {self.store.links.get(link_id) for link_id in listed}
+            found.discard(None)
+            new = found - names  # type: ignore[operator]
+            names.update(new)  # type: ignore[arg-type]
+            frontier = [name for name in new if name in self.store.dirs]  # type: ignore[misc]
         return names
 
     # -- objects -----------------------------------------------------------

@@ -181,31 +181,35 @@ def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Option
 
 # -- removal -------------------------------------------------------------------
 def _remove_tree_at(parent_fd: int, name: str) -> None:
-    """Remove ``name`` under ``parent_fd`` and everything below it, never following a symlink."""
+    """Remove ``name`` under ``parent_fd`` and everything below it, never following a symlink.
+
+    Each directory is opened with O_NOFOLLOW relative to its parent's descriptor and must still be the
+    inode that was listed (and on the same device) before its entries are unlinked.
+    """
     info = os.lstat(check_component(name), dir_fd=parent_fd)
     if not stat.S_ISDIR(info.st_mode):
         os.unlink(name, dir_fd=parent_fd)
         return
-    stack = [(parent_fd, name, info, None)]  # type: List
+    stack = [(parent_fd, name, info.st_ino, None)]  # type: List
+    device = info.st_dev
     while stack:
-        owner_fd, entry_name, expected, fd = stack.pop()
+        owner_fd, entry_name, inode, fd = stack.pop()
         if fd is None:
             fd = os.open(entry_name, _DIR_FLAGS, dir_fd=owner_fd)
             opened = os.fstat(fd)
-            if (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino):
+            if (opened.st_dev, opened.st_ino) != (device, inode):
                 os.close(fd)
                 raise OSError(errno.ESTALE, "%s changed while being removed" % entry_name)
         subdirs = []
-        for entry in os.scandir(fd):
-            child = os.lstat(entry.name, dir_fd=fd)
-            if stat.S_ISDIR(child.st_mode):
-                subdirs.append((entry.name, child))
-            else:
-                os.unlink(entry.name, dir_fd=fd)
+        for entry_name_below in os.listdir(fd):
+            try:
+                os.unlink(entry_name_below, dir_fd=fd)  # unlink never follows; a directory refuses with EISDIR
+            except IsADirectoryError:
+                subdirs.append((entry_name_below, os.lstat(entry_name_below, dir_fd=fd).st_ino))
         if subdirs:
-            stack.append((owner_fd, entry_name, expected, fd))
-            for sub_name, sub_info in subdirs:
-                stack.append((fd, sub_name, sub_info, None))
+            stack.append((owner_fd, entry_name, inode, fd))
+            for sub_name, sub_inode in subdirs:
+                stack.append((fd, sub_name, sub_inode, None))
             continue
         os.close(fd)
         os.rmdir(entry_name, dir_fd=owner_fd)

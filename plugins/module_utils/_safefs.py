@@ -59,6 +59,47 @@ def _open_dir_at(dir_fd: int, name: str) -> int:
         raise
 
 
+def _read_small_fd(fd: int, limit: int) -> bytes:
+    """Metadata: usually one small read; the file type is checked only when a read says nothing."""
+    data = os.read(fd, min(limit + 1, 8192))  # a large request would allocate its whole buffer every time
+    if not data:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file")
+        return data
+    if len(data) < 8192:
+        return data
+    chunks = [data]
+    total = len(data)
+    while total <= limit:
+        chunk = os.read(fd, min(limit + 1 - total, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def open_dir_at(dir_fd: int, name: str) -> int:
+    """A child directory's descriptor (the name must already be a validated single component)."""
+    return _open_dir_at(dir_fd, name)
+
+
+def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
+    """A small regular file below a directory descriptor, never through a symlink (literal names only)."""
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        data = _read_small_fd(fd, limit)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise OSError(errno.EINVAL, "is not a regular file") from exc
+        raise
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+    return data
+
+
 class SafeDir:
     """An open directory; every child is reached by one openat() that never follows a symlink."""
 
@@ -108,25 +149,36 @@ class SafeDir:
         """The content of a regular file, refusing symlinks, devices, FIFOs and oversize files."""
         fd = os.open(check_component(name), _FILE_FLAGS, dir_fd=self.fd)
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OSError(errno.EINVAL, "is not a regular file")
-            if info.st_size > limit:
-                raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
-            chunks = []  # type: List[bytes]
-            remaining = limit + 1
-            while remaining > 0:
-                chunk = os.read(fd, min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            data = b"".join(chunks)
+            if limit <= SMALL_FILE_LIMIT:
+                data = _read_small_fd(fd, limit)
+            else:
+                data = self._read_large(fd, limit)
             if len(data) > limit:
                 raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
             return data
+        except OSError as exc:
+            if exc.errno == errno.EISDIR:
+                raise OSError(errno.EINVAL, "is not a regular file") from exc
+            raise
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _read_large(fd: int, limit: int) -> bytes:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file")
+        if info.st_size > limit:
+            raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+        chunks = []  # type: List[bytes]
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
 
     def read_text(self, name: str, limit: int = SMALL_FILE_LIMIT) -> str:
         """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError otherwise)."""

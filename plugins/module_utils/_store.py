@@ -34,6 +34,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     parse_cache_id,
     parse_digest,
     parse_init_id,
+    parse_lower,
     parse_mount_id,
     removing_chain,
     shorten,
@@ -41,6 +42,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
     SafeDir,
     describe_os_error,
+    open_dir_at,
+    read_small_at,
 )
 
 CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
@@ -388,35 +391,38 @@ class _Loader:
                     self.store.layers[layer.chain_id] = layer
 
     def load_layer(self, layerdb: SafeDir, name: str) -> Optional[Layer]:
+        path = os.path.join(layerdb.path, name)
         try:
-            directory = layerdb.subdir(name)
+            fd = open_dir_at(layerdb.fd, name)
         except OSError as exc:
-            self.store.note("unreadable", layerdb.join(name), describe_os_error(exc))
+            self.store.note("unreadable", path, describe_os_error(exc))
             return None
-        with directory:
-            diff_text = self.read(directory, "diff")
-            cache_text = self.read(directory, "cache-id")
-            size_text = self.read(directory, "size")
-            parent_text = self.read_optional(directory, "parent")
+        try:
+            diff_text = self.read_at(fd, path, "diff")
+            cache_text = self.read_at(fd, path, "cache-id")
+            size_text = self.read_at(fd, path, "size")
+            parent_text = self.read_at(fd, path, "parent", optional=True)
+        finally:
+            os.close(fd)
         if diff_text is None:
             return None
         try:
             diff_id = parse_digest(diff_text, "diff")
         except InvalidId as exc:
-            self.store.note("invalid", directory.join("diff"), str(exc))
+            self.store.note("invalid", os.path.join(path, "diff"), str(exc))
             return None
         parent = None
         if parent_text is not None:
             try:
                 parent = parse_digest(parent_text, "parent")
             except InvalidId as exc:
-                self.store.note("invalid", directory.join("parent"), str(exc))
+                self.store.note("invalid", os.path.join(path, "parent"), str(exc))
         cache_id = None
         if cache_text is not None:
             try:
                 cache_id = parse_cache_id(cache_text)
             except InvalidId as exc:
-                self.store.note("invalid", directory.join("cache-id"), str(exc))
+                self.store.note("invalid", os.path.join(path, "cache-id"), str(exc))
         size = None
         if size_text is not None:
             try:
@@ -424,9 +430,23 @@ class _Loader:
                 if size < 0:
                     raise ValueError(size_text)
             except ValueError:
-                self.store.note("invalid", directory.join("size"), "not a byte count: %s" % shorten(size_text))
+                self.store.note("invalid", os.path.join(path, "size"), "not a byte count: %s" % shorten(size_text))
                 size = None
         return Layer(chain_id="sha256:" + name, diff_id=diff_id, parent=parent, cache_id=cache_id, size=size)
+
+    def read_at(self, dir_fd: int, dir_path: str, name: str, optional: bool = False) -> Optional[str]:
+        """A small file's text below a directory descriptor, or None (with a finding unless optional and absent)."""
+        try:
+            return read_small_at(dir_fd, name).decode("utf-8")
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                if not optional:
+                    self.store.note("missing", os.path.join(dir_path, name), describe_os_error(exc))
+            else:
+                self.store.note("unreadable", os.path.join(dir_path, name), describe_os_error(exc))
+        except UnicodeDecodeError:
+            self.store.note("invalid", os.path.join(dir_path, name), "is not UTF-8 text")
+        return None
 
     # -- containers --------------------------------------------------------
     def load_mounts(self) -> None:
@@ -539,26 +559,29 @@ class _Loader:
             self.load_links(overlay)
 
     def load_overlay_dir(self, overlay: SafeDir, name: str) -> None:
+        path = os.path.join(overlay.path, name)
         try:
-            directory = overlay.subdir(name)
+            fd = open_dir_at(overlay.fd, name)
         except OSError as exc:
-            self.store.note("unreadable", overlay.join(name), describe_os_error(exc))
+            self.store.note("unreadable", path, describe_os_error(exc))
             return
-        with directory:
-            link = self.read_optional(directory, "link")
-            lower = self.read_optional(directory, "lower")
-        if link is not None and not is_link_id(link.strip()):
-            self.store.note("invalid", directory.join("link"), "not a 26-character link id: %s" % shorten(link))
-            link = None
+        try:
+            link = self.read_at(fd, path, "link", optional=True)
+            lower = self.read_at(fd, path, "lower", optional=True)
+        finally:
+            os.close(fd)
+        if link is not None:
+            link = link.strip()
+            if not is_link_id(link):
+                self.store.note("invalid", os.path.join(path, "link"), "not a 26-character link id: %s" % shorten(link))
+                link = None
         lower_ids = []  # type: List[str]
-        for part in (lower or "").strip().split(":") if lower else []:
-            link_id = part[2:] if part.startswith("l/") else ""
-            if not is_link_id(link_id):
-                self.store.note("invalid", directory.join("lower"), "entry is not l/<link id>: %s" % shorten(part))
-                lower_ids = []
-                break
-            lower_ids.append(link_id)
-        self.store.dirs[name] = OverlayDir(name=name, link=link.strip() if link else None, lower=lower_ids)
+        if lower:
+            try:
+                lower_ids = parse_lower(lower)
+            except InvalidId as exc:
+                self.store.note("invalid", os.path.join(path, "lower"), str(exc))
+        self.store.dirs[name] = OverlayDir(name=name, link=link, lower=lower_ids)
 
     def load_links(self, overlay: SafeDir) -> None:
         try:
