@@ -47,6 +47,7 @@ demo: deps
 bench: deps
 	$(PY) benchmarks/facts.py
 	$(PY) benchmarks/verify.py
+	$(PY) benchmarks/prune.py
 
 clean:
 	rm -rf build tests/output .pytest_cache
