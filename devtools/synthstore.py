@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
@@ -196,11 +197,47 @@ class SyntheticStore:
         write(os.path.join(mounts, "init-id"), mount_id + "-init")
         if top:
             write(os.path.join(mounts, "parent"), top.chain_id)
-        os.makedirs(self.path("containers", container_id))
-        config = {"ID": container_id, "Name": "/" + name, "Image": image_id, "Driver": "overlay2",
-                  "State": {"Running": running, "Paused": False, "Dead": False, "Pid": 0}}
-        write(self.path("containers", container_id, "config.v2.json"), json.dumps(config))
+        os.makedirs(self.path("containers", container_id, "checkpoints"))
+        write(self.path("containers", container_id, "config.v2.json"), json.dumps(container_config(
+            container_id, name, image_id, running)))
+        write(self.path("containers", container_id, "hostconfig.json"), json.dumps(HOST_CONFIG))
         return {"id": container_id, "mount_id": mount_id}
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+HOST_CONFIG = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": "none",
+    "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+    "IpcMode": "private", "Cgroup": "", "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+    "PublishAllPorts": False, "ReadonlyRootfs": False, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
+    "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "Devices": [],
+    "MaskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+    "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+}
+
+
+def container_config(container_id: str, name: str, image_id: str, running: bool) -> dict:
+    """config.v2.json with the fields dockerd needs to restore a container (a thinner one makes 20.10 panic)."""
+    return {
+        "StreamConfig": {},
+        "State": {"Running": running, "Paused": False, "Restarting": False, "OOMKilled": False,
+                  "RemovalInProgress": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                  "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME, "Health": None},
+        "ID": container_id, "Created": "2026-11-27T00:00:00Z", "Managed": False, "Path": "sh", "Args": [],
+        "Config": {"Hostname": container_id[:12], "Domainname": "", "User": "", "AttachStdin": False,
+                   "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+                   "StdinOnce": False, "Env": None, "Cmd": ["sh"], "Image": image_id, "Volumes": None,
+                   "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": {}},
+        "Image": image_id,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Networks": {}, "Ports": None,
+                            "SandboxKey": ""},
+        "LogPath": "", "Name": "/" + name, "Driver": "overlay2", "OS": "linux", "MountLabel": "",
+        "ProcessLabel": "", "RestartCount": 0, "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
+        "MountPoints": {}, "AppArmorProfile": "", "HostnamePath": "", "HostsPath": "", "ShmPath": "",
+        "ResolvConfPath": "", "SeccompProfile": "", "NoNewPrivileges": False,
+    }
 
 
 def write(path: str, text: str) -> None:
@@ -341,6 +378,5 @@ def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
             os.symlink("../%s/diff" % synth.next_hex(), synth.path("overlay2", "l", synth.next_link()))
         else:
             gone = synth.add_container("sha256:" + "0" * 64, rng.choice(bases), "gone%d" % number)
-            os.remove(synth.path("containers", gone["id"], "config.v2.json"))
-            os.rmdir(synth.path("containers", gone["id"]))
+            shutil.rmtree(synth.path("containers", gone["id"]))
     return {"layers": len(synth.layers), "images": images, "containers": containers, "leftovers": leftovers}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -69,8 +70,7 @@ class Leftovers:
 
     def stale_mount(self):
         container = self.sample.containers["job"]
-        os.remove(self.synth.path("containers", container["id"], "config.v2.json"))
-        os.rmdir(self.synth.path("containers", container["id"]))
+        shutil.rmtree(self.synth.path("containers", container["id"]))
         return container
 
 
@@ -278,7 +278,6 @@ def test_an_orphan_swapped_for_a_symlink_after_classification_is_not_followed(le
     write(os.path.join(precious, "diff", "keep"), "keep")
     name = leftovers.directory()
     decisions = plan(leftovers.sample.root)
-    import shutil
     shutil.rmtree(leftovers.synth.overlay(name))
     os.symlink(precious, leftovers.synth.overlay(name))  # the swap, between the check and the delete
     execute(leftovers.sample.root, decisions)
