@@ -342,7 +342,7 @@ def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
 
     rng = random.Random(seed)
     synth = SyntheticStore(root, seed=seed)
-    bases = [synth.add_layer([directory("bin"), file("bin/tool%d" % n, b"\x7fELF" + bytes(rng.randrange(256) for _ in range(64)))])
+    bases = [synth.add_layer([directory("bin"), file("bin/tool%d" % n, b"\x7fELF" + bytes(rng.randrange(256) for _byte in range(64)))])
              for n in range(min(20, layers))]
     made = len(bases)
     images = containers = 0
@@ -354,7 +354,7 @@ def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
             top = synth.add_layer([file("app/%d/%d.txt" % (made, step), "%d-%d\n" % (made, step))], parent=top)
             chain.append(top)
             made += 1
-        for cut in sorted({len(chain)} | {rng.randint(1, len(chain)) for _ in range(2)}):
+        for cut in sorted({len(chain)} | {rng.randint(1, len(chain)) for _cut in range(2)}):
             image = synth.add_image(chain[:cut], ["build/app-%d:%d" % (made, cut)])
             images += 1
             if rng.random() < 0.25:
