@@ -48,6 +48,7 @@ bench: deps
 	$(PY) benchmarks/facts.py
 	$(PY) benchmarks/verify.py
 	$(PY) benchmarks/prune.py
+	$(PY) benchmarks/run
 
 clean:
 	rm -rf build tests/output .pytest_cache
