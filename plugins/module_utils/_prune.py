@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set
 
@@ -215,12 +216,60 @@ def _remove_tree_at(parent_fd: int, name: str) -> None:
         os.rmdir(entry_name, dir_fd=owner_fd)
 
 
-def remove_part(root: SafeDir, part: str) -> None:
+def _open_checked(owner_fd: int, name: str, device: int, inode: int) -> int:
+    fd = os.open(name, _DIR_FLAGS, dir_fd=owner_fd)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (device, inode):
+        os.close(fd)
+        raise OSError(errno.ESTALE, "%s changed while being removed" % name)
+    return fd
+
+
+def _remove_tree_fanned_out(parent_fd: int, name: str, workers: int) -> None:
+    """Like _remove_tree_at, but where the tree fans out, its branches are removed on several threads.
+
+    It descends while a directory holds a single subdirectory (overlay2/<id>/diff/...), unlinking the files
+    on the way; at the first directory with several subdirectories, each branch goes to a worker.
+    """
+    info = os.lstat(check_component(name), dir_fd=parent_fd)
+    if workers < 2 or not stat.S_ISDIR(info.st_mode):
+        _remove_tree_at(parent_fd, name)
+        return
+    path = []  # type: List
+    owner_fd, current, inode = parent_fd, name, info.st_ino
+    try:
+        while True:
+            fd = _open_checked(owner_fd, current, info.st_dev, inode)
+            path.append((owner_fd, current, fd))
+            subdirs = []
+            for below in os.listdir(fd):
+                try:
+                    os.unlink(below, dir_fd=fd)
+                except IsADirectoryError:
+                    subdirs.append(below)
+            if len(subdirs) != 1:
+                break
+            owner_fd, current = fd, subdirs[0]
+            inode = os.lstat(current, dir_fd=fd).st_ino
+        if subdirs:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _result in pool.map(lambda branch: _remove_tree_at(fd, branch), subdirs):
+                    pass
+        while path:
+            owner_fd, current, fd = path.pop()
+            os.close(fd)
+            os.rmdir(current, dir_fd=owner_fd)
+    finally:
+        for _owner, _name, fd in path:
+            os.close(fd)
+
+
+def remove_part(root: SafeDir, part: str, workers: int = 2) -> None:
     """Remove one relative path below the data-root; a part already gone is fine."""
     components = part.split("/")
     try:
         with root.subdir(*components[:-1]) as parent:
-            _remove_tree_at(parent.fd, components[-1])
+            _remove_tree_fanned_out(parent.fd, components[-1], workers)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise

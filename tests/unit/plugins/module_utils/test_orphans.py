@@ -272,6 +272,22 @@ def test_a_symlink_inside_an_orphan_is_removed_not_followed(leftovers, tmp_path)
     assert open(os.path.join(precious, "keep")).read() == "keep"
 
 
+def test_a_wide_orphan_is_removed_branch_by_branch_without_following_links(leftovers, tmp_path):
+    precious = os.path.join(str(tmp_path), "precious")
+    os.makedirs(precious)
+    write(os.path.join(precious, "keep"), "keep")
+    name = leftovers.directory()
+    for branch in range(6):
+        directory = leftovers.synth.overlay(name, "diff", "branch%d" % branch, "deeper")
+        os.makedirs(directory)
+        for index in range(50):
+            write(os.path.join(directory, "f%d" % index), "x")
+        os.symlink(precious, os.path.join(directory, "escape"))
+    outcome = execute(leftovers.sample.root, plan(leftovers.sample.root))
+    assert outcome.errors == [] and not os.path.exists(leftovers.synth.overlay(name))
+    assert os.listdir(precious) == ["keep"]
+
+
 def test_an_orphan_swapped_for_a_symlink_after_classification_is_not_followed(leftovers, tmp_path):
     precious = os.path.join(str(tmp_path), "precious")
     os.makedirs(os.path.join(precious, "diff"))
