@@ -1,0 +1,43 @@
+"""Property: whatever bytes any file of a store holds, every module core answers without a traceback.
+
+A bounded number of examples runs in ``make test``; ``devtools/fuzz.py`` runs the same for longer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from devtools.mutations import FILE_KINDS, exercise, files_of_kind, run_once
+from devtools.samples import build_sample
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    root = os.path.join(str(tmp_path_factory.mktemp("fuzz")), "docker")
+    build_sample(root)
+    return root
+
+
+def test_the_sample_store_has_every_file_kind(store_root):
+    assert all(files_of_kind(store_root)[kind] for kind in FILE_KINDS)
+
+
+@settings(max_examples=int(os.environ.get("STRATA_FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(FILE_KINDS), seed=st.integers(0, 2 ** 32 - 1))
+def test_any_mutation_of_any_file_gives_an_answer_not_a_traceback(store_root, kind, seed):
+    restore = run_once(store_root, random.Random(seed), kind)
+    try:
+        result = exercise(store_root)
+    finally:
+        restore()
+    assert isinstance(result["facts"]["images"], list)
+
+
+def test_the_store_is_clean_again_after_the_mutations(store_root):
+    result = exercise(store_root)
+    assert result["facts"]["warnings"] == [] and result["verify"]["ok"] is True
