@@ -51,8 +51,8 @@ def main() -> int:
                 restore()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("%d examples (seed %d) in %.0f s: %d failures" % (options.examples, options.seed,
-                                                             time.monotonic() - started, failures))
+    elapsed = time.monotonic() - started
+    print("%d examples (seed %d) in %.0f s: %d failures" % (options.examples, options.seed, elapsed, failures))
     return 1 if failures else 0
 
 

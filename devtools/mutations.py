@@ -45,7 +45,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     """One of: random bytes, a truncation, a flipped byte, an insertion, emptiness, a hostile id."""
     choice = rng.randrange(7)
     if choice == 0:
-        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        return bytes(rng.randrange(256) for _byte in range(rng.randrange(1, 200)))
     if choice == 1 and data:
         return data[:rng.randrange(len(data))]
     if choice == 2 and data:
@@ -59,7 +59,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     if choice == 5:
         return rng.choice([b"../../../../etc/passwd", b"/etc/shadow", b"a" * 64 + b"\0", b"sha256:" + b"../" * 20,
                            b"l/../../etc:l/AAAA", b'{"rootfs": {"diff_ids": ["sha256:/etc"]}}', b"-1", b"9" * 40])
-    return data + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 50)))
+    return data + bytes(rng.randrange(256) for _byte in range(rng.randrange(1, 50)))
 
 
 def mutate_file(path: str, kind: str, rng: random.Random) -> None:

@@ -222,6 +222,11 @@ def tree_size(path: str) -> int:
     """
     total = 0
     seen = set()
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):  # a diff dir swapped for a symlink is not walked
+            return 0
+    except OSError:
+        return 0
     pending = [path]
     while pending:
         current = pending.pop()
