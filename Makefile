@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 DEBIAN_PACKAGES := docker.io busybox-static shellcheck
 
-.PHONY: help deps system-deps venv test unit engine sanity demo bench clean
+.PHONY: help deps system-deps venv test unit engine sanity lint demo bench clean
 
 help:
 	@echo "make demo    sandbox dockerd + sample images, run the facts playbook, print the map"
@@ -30,7 +30,7 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-test: deps unit engine sanity
+test: deps unit engine sanity lint
 
 unit: venv
 	$(PYTEST) -q tests/unit tests/integration
@@ -40,6 +40,10 @@ engine: deps
 
 sanity: deps
 	VENV=$(abspath $(VENV)) devtools/sanity.sh
+
+lint: venv
+	mkdir -p build/ansible_collections/strata && ln -sfn $(CURDIR) build/ansible_collections/strata/overlay2
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build $(VENV)/bin/ansible-lint playbooks/
 
 demo: deps
 	$(PY) devtools/demo.py
