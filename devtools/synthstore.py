@@ -331,10 +331,24 @@ def diff_size(path: str) -> int:
     return total
 
 
+def layer_content(rng, made: int, step: int) -> List[Item]:
+    """Most layers change a file or two; one in ten holds many small files; one in a hundred a large one."""
+    items = [file("app/%d/%d.txt" % (made, step), "%d-%d\n" % (made, step))]
+    roll = rng.random()
+    if roll < 0.10:
+        items.extend(file("lib/%d/%d/m%d.py" % (made, step, index), "# module %d\n" % index * rng.randint(1, 40))
+                     for index in range(rng.randint(20, 120)))
+    elif roll < 0.11:
+        items.append(file("opt/%d/%d/blob.bin" % (made, step), bytes(rng.getrandbits(8) for _byte in range(4096))
+                          * rng.randint(64, 512)))
+    return items
+
+
 def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
     """A store of about ``layers`` layers shaped like a build server's, with leftovers of every kind.
 
     Twenty base layers are shared by many images; images stack 1 to 40 layers on a base (a few reach 100);
+    most layers change a file or two, one in ten holds dozens of small files, one in a hundred 0.25-2 MB;
     a quarter of the images have a container; about 3% of the layers are leftovers: unreferenced chains and
     directories, a write-set, *-removing records, dangling links and stale mounts.
     """
@@ -351,7 +365,7 @@ def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
         top = rng.choice(bases)
         chain = [top]
         for step in range(depth):
-            top = synth.add_layer([file("app/%d/%d.txt" % (made, step), "%d-%d\n" % (made, step))], parent=top)
+            top = synth.add_layer(layer_content(rng, made, step), parent=top)
             chain.append(top)
             made += 1
         for cut in sorted({len(chain)} | {rng.randint(1, len(chain)) for _cut in range(2)}):

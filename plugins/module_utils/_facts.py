@@ -55,7 +55,7 @@ class _Joins:
         return self.layer_refs[chain_id] > 1
 
 
-def gather(store: Store, container_sizes: bool = False) -> Facts:
+def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
     joins = _Joins(store)
     images = [image_facts(store, joins, image) for image in sorted(store.images.values(), key=lambda i: i.id)]
     layers = [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
@@ -63,16 +63,16 @@ def gather(store: Store, container_sizes: bool = False) -> Facts:
         container_facts(store, container, container_sizes)
         for container in sorted(store.containers.values(), key=lambda c: c.id)
     ]
-    orphans = classify(store).facts()
+    orphan_facts = classify(store).facts() if orphans else None
     totals = summary(store, joins, images, containers)
-    totals["orphan_bytes"] = orphans["bytes"]
+    totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {
         "data_root": store.data_root,
         "driver": "overlay2",
         "images": images,
         "layers": layers,
         "containers": containers,
-        "orphans": orphans,
+        "orphans": orphan_facts,
         "summary": totals,
         "warnings": [finding.as_dict() for finding in store.findings],
     }

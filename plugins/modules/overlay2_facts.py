@@ -27,6 +27,13 @@ options:
         as C(docker ps --size) does. This reads every directory entry of every container and can be slow.
     type: bool
     default: false
+  orphans:
+    description:
+      - Classify and size what Docker leaked (RV(ansible_facts.overlay2.orphans)), as
+        M(strata.overlay2.orphan_layer_prune) does. Sizing walks every orphan; turn it off on hosts with very
+        large leaked trees when only the image map is wanted.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -224,7 +231,7 @@ ansible_facts:
             - What Docker leaked, from the same classifier as M(strata.overlay2.orphan_layer_prune), without its
               safety gates (this is what exists, not what may go).
           type: dict
-          returned: always
+          returned: when O(orphans=true)
           contains:
             items:
               description: One entry per orphan, with C(kind), C(path), C(paths), C(bytes) and C(newest_mtime).
@@ -266,7 +273,9 @@ ansible_facts:
               description: Bytes that removing every image without a container would free, computed as C(docker system df) does.
               type: int
             orphan_bytes:
-              description: Allocated bytes of what Docker leaked (RV(ansible_facts.overlay2.orphans.bytes)), which C(docker system df) cannot see.
+              description:
+                - Allocated bytes of what Docker leaked (RV(ansible_facts.overlay2.orphans.bytes)), which C(docker system df)
+                  cannot see; null with O(orphans=false).
               type: int
         warnings:
           description: One entry per unreadable or inconsistent item of the store.
@@ -296,6 +305,7 @@ def main() -> None:
         argument_spec={
             "data_root": {"type": "path", "default": "/var/lib/docker"},
             "container_sizes": {"type": "bool", "default": False},
+            "orphans": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -303,7 +313,7 @@ def main() -> None:
         store = Store.load(module.params["data_root"])
     except (StoreError, OSError) as exc:
         module.fail_json(msg=str(exc))
-    facts = gather(store, container_sizes=module.params["container_sizes"])
+    facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"])
     if facts["warnings"]:
         module.warn("%d entries of %s could not be read or are inconsistent; see ansible_facts.overlay2.warnings"
                     % (len(facts["warnings"]), store.data_root))

@@ -110,3 +110,12 @@ def test_facts_are_plain_data(sample):
     import json
     facts = facts_of(sample.root, container_sizes=True)
     assert json.loads(json.dumps(facts)) == facts
+
+
+def test_orphans_are_classified_unless_turned_off(sample):
+    sample.synth.make_overlay_dir(sample.synth.next_hex(), None)
+    facts = facts_of(sample.root)
+    assert facts["orphans"]["by_kind"]["unreferenced_dir"] == 1 and facts["summary"]["orphan_bytes"] > 0
+    without = facts_of(sample.root, orphans=False)
+    assert without["orphans"] is None and without["summary"]["orphan_bytes"] is None
+    assert without["images"] == facts["images"]
