@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from typing import Callable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -26,17 +23,8 @@ make_importable()
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine, build, build_samples  # noqa: E402  pylint: disable=wrong-import-position
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    action()  # warm the page cache and the engine's caches alike
-    samples = []
-    for _attempt in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def engine_route(engine: Engine) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -33,16 +33,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import remo
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
-
-
-def median(action: Callable[[], object], repeat: int, setup: Callable[[], object] = lambda: None) -> float:
-    samples = []
-    for _attempt in range(repeat):
-        setup()
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def make_tree(path: str, dirs: int = 40, files: int = 1000) -> None:
@@ -68,8 +59,8 @@ def main() -> int:
             store = Store.load(root)
             found = classify(store)
             row = dict(shape, orphans=len(found.orphans),
-                       classify_s=median(lambda: classify(Store.load(root)), options.repeat),
-                       facts_s=median(lambda: gather(Store.load(root)), options.repeat))
+                       classify_s=median_seconds(lambda: classify(Store.load(root)), options.repeat),
+                       facts_s=median_seconds(lambda: gather(Store.load(root)), options.repeat))
             results["stores"].append(row)
             print("%(layers)6d layers %(images)5d images %(containers)4d containers %(orphans)4d orphans: "
                   "classification %(classify_s).3f s, facts with orphans %(facts_s).3f s" % row)

@@ -17,11 +17,9 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
-from typing import Callable, List
+from typing import List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -32,17 +30,8 @@ make_importable()
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import DOCKER, Engine, build, import_base  # noqa: E402  pylint: disable=wrong-import-position
-
-
-def timed(action: Callable[[], object], repeat: int) -> float:
-    action()  # warm cache
-    samples = []
-    for _attempt in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def build_store(engine: Engine, megabytes: int) -> List[str]:
@@ -100,20 +89,22 @@ def main() -> int:
             with open(largest, "rb") as handle:
                 hashlib.file_digest(handle, "sha256") if hasattr(hashlib, "file_digest") else hashlib.sha256(handle.read())
 
+        def sha256sum_one() -> None:
+            subprocess.run(["sha256sum", largest], stdout=subprocess.DEVNULL, check=True)
+
         def docker_save() -> None:
             subprocess.run([DOCKER, "save"] + tags, env=engine.env, stdout=subprocess.DEVNULL, check=True)
 
         results = {
             "store": {"images": len(store.images), "layers": len(store.layers), "files": len(files),
                       "bytes_verified": report.bytes_verified, "cpus": cpus},
-            "verify_core_s": timed(lambda: verify(Store.load(engine.data_root)), options.repeat),
-            "verify_core_one_worker_s": timed(lambda: verify(Store.load(engine.data_root), workers=1), options.repeat),
-            "sha256sum_same_files_s": timed(sha256sum_all, options.repeat),
-            "docker_save_s": timed(docker_save, options.repeat),
+            "verify_core_s": median_seconds(lambda: verify(Store.load(engine.data_root)), options.repeat),
+            "verify_core_one_worker_s": median_seconds(lambda: verify(Store.load(engine.data_root), workers=1), options.repeat),
+            "sha256sum_same_files_s": median_seconds(sha256sum_all, options.repeat),
+            "docker_save_s": median_seconds(docker_save, options.repeat),
             "largest_file_bytes": os.path.getsize(largest),
-            "sha256sum_one_file_s": timed(lambda: subprocess.run(["sha256sum", largest], stdout=subprocess.DEVNULL,
-                                                                 check=True), options.repeat),
-            "openssl_one_file_s": timed(openssl_one, options.repeat),
+            "sha256sum_one_file_s": median_seconds(sha256sum_one, options.repeat),
+            "openssl_one_file_s": median_seconds(openssl_one, options.repeat),
         }
     size = results["store"]["bytes_verified"]
     rate = size / results["verify_core_s"]

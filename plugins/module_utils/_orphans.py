@@ -15,7 +15,6 @@ the newest mtime inside it. Classification reads only; deciding what may go is `
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
@@ -26,7 +25,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     parse_cache_id,
     removing_chain,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, walk_stats
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
 UNREFERENCED_DIR = "unreferenced_dir"
@@ -103,39 +102,13 @@ def tree_usage(path: str) -> Usage:
     """Usage of a file or tree; symlinks count as themselves."""
     usage = Usage()
     seen = set()
-    try:
-        top = os.lstat(path)
-    except OSError:
-        return usage
-    pending = []
-    _account(top, usage, seen)
-    if stat.S_ISDIR(top.st_mode):
-        pending.append(path)
-    while pending:
-        current = pending.pop()
-        try:
-            iterator = os.scandir(current)
-        except OSError:
-            continue
-        with iterator:
-            for entry in iterator:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                _account(info, usage, seen)
-                if stat.S_ISDIR(info.st_mode):
-                    pending.append(entry.path)
+    for info in walk_stats(path):
+        usage.newest_mtime = max(usage.newest_mtime, info.st_mtime)
+        key = (info.st_dev, info.st_ino)
+        if key not in seen:
+            seen.add(key)
+            usage.bytes += info.st_blocks * 512
     return usage
-
-
-def _account(info: os.stat_result, usage: Usage, seen: Set) -> None:
-    usage.newest_mtime = max(usage.newest_mtime, info.st_mtime)
-    key = (info.st_dev, info.st_ino)
-    if key in seen:
-        return
-    seen.add(key)
-    usage.bytes += info.st_blocks * 512
 
 
 def mounted_dirs(data_root: str, mountinfo_paths: List[str]) -> Set[str]:

@@ -215,18 +215,15 @@ class SafeDir:
         return True
 
 
-def tree_size(path: str) -> int:
-    """Bytes of a tree as the engine counts them: st_size of every non-directory, hard links once.
-
-    Symlinks are counted as links (their own size), never followed.
-    """
-    total = 0
-    seen = set()
+def walk_stats(path: str) -> Iterator[os.stat_result]:
+    """lstat results of ``path`` and, when it is a real directory, of everything below it; symlinks not followed."""
     try:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):  # a diff dir swapped for a symlink is not walked
-            return 0
+        top = os.lstat(path)
     except OSError:
-        return 0
+        return
+    yield top
+    if not stat.S_ISDIR(top.st_mode):
+        return
     pending = [path]
     while pending:
         current = pending.pop()
@@ -237,16 +234,31 @@ def tree_size(path: str) -> int:
         with iterator:
             for entry in iterator:
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-                        continue
                     info = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if info.st_nlink > 1:
-                    key = (info.st_dev, info.st_ino)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                total += info.st_size
+                yield info
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(entry.path)
+
+
+def tree_size(path: str) -> int:
+    """Bytes of a tree as the engine counts them: st_size of every non-directory, hard links once.
+
+    Symlinks are counted as links (their own size), never followed; a path that is not a directory (a diff dir
+    swapped for a symlink) counts nothing.
+    """
+    total = 0
+    seen = set()
+    stats = walk_stats(path)
+    top = next(stats, None)
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        return 0
+    for info in stats:
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key not in seen:
+            seen.add(key)
+            total += info.st_size
     return total
