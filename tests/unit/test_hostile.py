@@ -131,3 +131,30 @@ def test_a_read_only_file_system_gives_reasons_and_the_rest_still_goes(sample):
     assert by_kind["unreferenced_dir"] == (SKIPPED, "removal failed, the rest kept: Read-only file system")
     assert by_kind["write_set"][0] == "removed" and not os.path.exists(write_set)
     assert os.path.isdir(synth.overlay(dead)) and len(outcome.errors) == 1
+
+
+def test_a_tar_split_of_a_hundred_thousand_entries_is_streamed(tmp_path):
+    synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
+    digest = hashlib.sha256()
+    lines = []
+    for position in range(120000):
+        payload = (b"%064d" % position) * 4  # 256 bytes of stream per entry
+        digest.update(payload)
+        lines.append(encode_entry(Entry(SEGMENT, position, payload)))
+    raw = b"".join(lines)
+    diff_id = "sha256:" + digest.hexdigest()
+    cache_id = synth.next_hex()
+    synth.make_overlay_dir(cache_id, None)
+    record = synth.layerdb(diff_id)
+    os.makedirs(record)
+    for name, value in (("diff", diff_id), ("size", "0"), ("cache-id", cache_id)):
+        write(os.path.join(record, name), value)
+    with open(os.path.join(record, "tar-split.json.gz"), "wb") as handle:
+        handle.write(gzip.compress(raw, compresslevel=1))
+    del lines
+    tracemalloc.start()
+    report = verify(Store.load(synth.root), workers=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert report.ok
+    assert peak < len(raw) // 10, (peak, len(raw))  # read line by line, never the whole
