@@ -52,7 +52,7 @@ def kill_mid_load(engine: Engine, archive: str) -> None:
                 engine.kill()
                 return
             time.sleep(0.005)
-        raise AssertionError("the load finished before it could be cut short")
+        raise Missed("the load finished before it could be cut short")
     finally:
         loader.wait(30)
 
@@ -68,9 +68,27 @@ def kill_mid_rmi(engine: Engine, image: str) -> None:
                 engine.kill()
                 return
             time.sleep(0.002)
-        raise AssertionError("the rmi finished before it could be cut short")
+        raise Missed("the rmi finished before it could be cut short")
     finally:
         remover.wait(30)
+
+
+MANY_FILES = ("FROM strata/base:1.0\nRUN mkdir /many && cd /many && i=0; "
+              "while [ $i -lt 20000 ]; do echo $i > f$i; i=$((i+1)); done\n")
+
+
+class Missed(Exception):
+    """The operation finished before dockerd could be killed in the middle of it."""
+
+
+def cut_short(engine: Engine, kill) -> bool:
+    """Run a kill-in-the-middle; True (and the engine restarted) when it hit, False when the window was missed."""
+    try:
+        kill()
+    except Missed:
+        return False
+    engine.start()
+    return True
 
 
 def engine_view(engine: Engine) -> set:
@@ -133,16 +151,23 @@ def faulty():
     with Engine() as engine:
         build_samples(engine)
         build(engine, "strata/big:1", big_image_dockerfile(4, 60))
-        build(engine, "strata/many:1", "FROM strata/base:1.0\nRUN mkdir /many && cd /many && i=0; "
-              "while [ $i -lt 20000 ]; do echo $i > f$i; i=$((i+1)); done\n")
+        build(engine, "strata/many:1", MANY_FILES)
         archive = os.path.join(engine.base, "big.tar")
         engine.docker("save", "-o", archive, "strata/big:1")
         engine.docker("rmi", "strata/big:1")
         engine.docker("stop", "-t", "0", "running-a", "running-c")  # no container processes outlive a SIGKILL
-        kill_mid_load(engine, archive)
-        engine.start()
-        kill_mid_rmi(engine, "strata/many:1")
-        engine.start()
+        for _attempt in range(3):  # the window is a few seconds wide; a miss is retried, not failed
+            if cut_short(engine, lambda: kill_mid_load(engine, archive)):
+                break
+            engine.docker("rmi", "strata/big:1")
+        else:
+            raise AssertionError("three loads finished before they could be cut short")
+        for _attempt in range(3):
+            if cut_short(engine, lambda: kill_mid_rmi(engine, "strata/many:1")):
+                break
+            build(engine, "strata/many:1", MANY_FILES)
+        else:
+            raise AssertionError("three removals finished before they could be cut short")
         for number in range(2):  # links left by an earlier daemon: older than this one's start
             link = os.path.join(engine.data_root, "overlay2", "l", "DANGLINGLINK%dAAAAAAAAAAAAA" % (number + 2))
             os.symlink("../%s/diff" % ("%064x" % number), link)
