@@ -68,8 +68,13 @@ def _read_small_fd(fd: int, limit: int) -> bytes:
         return data
     if len(data) < 8192:
         return data
-    chunks = [data]
-    total = len(data)
+    return _read_rest(fd, data, limit)
+
+
+def _read_rest(fd: int, head: bytes, limit: int) -> bytes:
+    """``head`` plus the rest of the file, in 1 MiB reads, stopping one byte past ``limit``."""
+    chunks = [head]
+    total = len(head)
     while total <= limit:
         chunk = os.read(fd, min(limit + 1 - total, 1 << 20))
         if not chunk:
@@ -170,15 +175,7 @@ class SafeDir:
             raise OSError(errno.EINVAL, "is not a regular file")
         if info.st_size > limit:
             raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
-        chunks = []  # type: List[bytes]
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        return _read_rest(fd, b"", limit)
 
     def read_text(self, name: str, limit: int = SMALL_FILE_LIMIT) -> str:
         """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError otherwise)."""

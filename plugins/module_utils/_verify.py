@@ -26,7 +26,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
@@ -372,12 +372,19 @@ def verify_content(store: Store, layer: Layer, expected_diff: str) -> Tuple[List
                 if digest != expected_diff:
                     problems.insert(0, Problem(DIGEST_MISMATCH, os.path.join(record, "tar-split.json.gz"),
                                                "rebuilt stream hashes to %s, expected %s" % (digest, expected_diff)))
-                    problems.extend(_locate_modified(root, record, tree, diff_path, problems))
+                    problems.extend(_locate_modified(root, layer.chain_id, tree, diff_path, problems))
             finally:
                 tree.close_dirs()
     except OSError as exc:
         return [Problem(METADATA, diff_path, "cannot open the layer's diff directory: %s" % describe_os_error(exc))], 0
     return problems, bytes_read
+
+
+def open_tar_split(root: SafeDir, chain_id: str) -> IO[bytes]:
+    """A layer's tar-split.json.gz, opened below the data-root without following any symlink."""
+    with root.subdir("image", "overlay2", "layerdb", "sha256", chain_id[7:]) as record:
+        fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=record.fd)
+    return os.fdopen(fd, "rb")
 
 
 def _rebuild(store: Store, layer: Layer, root: SafeDir, tree: _DiffTree, diff_path: str):
@@ -388,10 +395,7 @@ def _rebuild(store: Store, layer: Layer, root: SafeDir, tree: _DiffTree, diff_pa
     bytes_read = 0
     tar_split = os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")
     try:
-        with root.subdir("image", "overlay2", "layerdb", "sha256", layer.chain_id[7:]) as record:
-            fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                         dir_fd=record.fd)
-        with os.fdopen(fd, "rb") as stream:
+        with open_tar_split(root, layer.chain_id) as stream:
             for entry in iter_entries(stream):
                 if entry.type != FILE:
                     hasher.update(entry.payload or b"")
@@ -429,15 +433,13 @@ class _Crc64:
         self.value = crc64_update(self.value, chunk)
 
 
-def _locate_modified(root: SafeDir, record: str, tree: _DiffTree, diff_path: str,
+def _locate_modified(root: SafeDir, chain_id: str, tree: _DiffTree, diff_path: str,
                      known: List[Problem]) -> List[Problem]:
     """Second pass after a digest mismatch: compare each file's size and CRC-64 with its tar-split entry."""
     already = {problem.path for problem in known}
     found = []
     buffer = bytearray(BUFFER_SIZE)
-    with root.subdir(*record[len(root.path) + 1:].split("/")) as layer_record:
-        fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=layer_record.fd)
-    with os.fdopen(fd, "rb") as stream:
+    with open_tar_split(root, chain_id) as stream:
         for entry in iter_entries(stream):
             parts = split_member_name(entry.name or "") if entry.type == FILE else None
             if not parts or entry.size <= 0:

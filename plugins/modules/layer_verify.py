@@ -21,6 +21,8 @@ author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
   - strata.overlay2.data_root
+  - strata.overlay2.attributes.actiongroup_storage
+  - strata.overlay2.attributes.read_only
 options:
   images:
     description:
@@ -48,18 +50,6 @@ options:
     description:
       - Layers verified at the same time. Defaults to the number of CPUs of the host.
     type: int
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no difference to show.
-  action_group:
-    support: full
-    description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
-    membership:
-      - strata.overlay2.storage
 seealso:
   - module: strata.overlay2.overlay2_facts
 """

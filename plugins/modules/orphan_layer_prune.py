@@ -27,6 +27,7 @@ author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
   - strata.overlay2.data_root
+  - strata.overlay2.attributes.actiongroup_storage
 options:
   min_age:
     description:
@@ -56,11 +57,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the paths that go (or would go).
-  action_group:
-    support: full
-    description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
-    membership:
-      - strata.overlay2.storage
 seealso:
   - module: strata.overlay2.overlay2_facts
 """

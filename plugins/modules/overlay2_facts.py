@@ -20,6 +20,8 @@ author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
   - strata.overlay2.data_root
+  - strata.overlay2.attributes.actiongroup_storage
+  - strata.overlay2.attributes.read_only
 options:
   container_sizes:
     description:
@@ -35,20 +37,9 @@ options:
     type: bool
     default: true
 attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no difference to show.
   facts:
     support: full
     description: Returns the map as C(ansible_facts.overlay2).
-  action_group:
-    support: full
-    description: Part of the C(strata.overlay2.storage) group for C(module_defaults).
-    membership:
-      - strata.overlay2.storage
 """
 
 EXAMPLES = r"""

@@ -39,38 +39,34 @@ def count(path):
         return 0
 
 
+def kill_when(engine: Engine, command, reached, what: str, poll: float) -> None:
+    """Run a docker command and SIGKILL dockerd the moment ``reached()`` holds; Missed if it finished first."""
+    process = subprocess.Popen([DOCKER] + command, env=engine.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while process.poll() is None:
+            if reached():
+                engine.kill()
+                return
+            time.sleep(poll)
+        raise Missed("the %s finished before it could be cut short" % what)
+    finally:
+        process.wait(30)
+
+
 def kill_mid_load(engine: Engine, archive: str) -> None:
     """SIGKILL dockerd once two layers of the load are committed and the next is being extracted."""
     sha = os.path.join(engine.data_root, LAYERDB, "sha256")
     tmp = os.path.join(engine.data_root, LAYERDB, "tmp")
     before = count(sha)
-    loader = subprocess.Popen([DOCKER, "load", "-i", archive], env=engine.env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        while loader.poll() is None:
-            if count(sha) - before >= 2 and count(tmp) > 0:
-                engine.kill()
-                return
-            time.sleep(0.005)
-        raise Missed("the load finished before it could be cut short")
-    finally:
-        loader.wait(30)
+    kill_when(engine, ["load", "-i", archive], lambda: count(sha) - before >= 2 and count(tmp) > 0, "load", 0.005)
 
 
 def kill_mid_rmi(engine: Engine, image: str) -> None:
     """SIGKILL dockerd while a layer of the image is being removed (its layerdb dir renamed *-removing)."""
     sha = os.path.join(engine.data_root, LAYERDB, "sha256")
-    remover = subprocess.Popen([DOCKER, "rmi", image], env=engine.env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        while remover.poll() is None:
-            if any(name.endswith("-removing") for name in os.listdir(sha)):
-                engine.kill()
-                return
-            time.sleep(0.002)
-        raise Missed("the rmi finished before it could be cut short")
-    finally:
-        remover.wait(30)
+    kill_when(engine, ["rmi", image], lambda: any(name.endswith("-removing") for name in os.listdir(sha)),
+              "rmi", 0.002)
 
 
 MANY_FILES = ("FROM strata/base:1.0\nRUN mkdir /many && cd /many && i=0; "
