@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""A fleet of Docker-in-Docker test hosts for the Molecule scenarios, built without a registry.
+
+    devtools/fleet.py run -- molecule test --all
+
+starts a private outer dockerd (``sandbox.Engine``), makes sure the host images exist in it
+(``strata-host:bookworm`` with Debian 12's docker.io 20.10 and ``strata-host:testing`` with the
+testing suite's docker.io 28.x), runs the command with DOCKER_HOST pointing at that engine, and
+stops the engine by its pid, whatever the command did.
+
+Host images are a ``debootstrap --variant=minbase`` root filesystem imported with ``docker import``.
+The Debian mirror is read from this machine's apt sources at run time; it is never written into the
+repository. Root filesystems are kept as tarballs under ``.cache/fleet`` (git-ignored), so one run,
+or one developer's machine, builds each suite once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sandbox import Engine  # noqa: E402  pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(REPO, ".cache", "fleet")
+COMMON_PACKAGES = ("python3", "docker.io", "iptables", "ca-certificates", "procps")
+# Suite -> packages beyond the common ones. Debian testing ships the CLI as its own package.
+SUITES: Dict[str, Tuple[str, ...]] = {
+    "bookworm": (),
+    "testing": ("docker-cli",),
+}
+IMAGE = "strata-host:%s"
+HOST_LABEL = "org.strata.fleet-host"
+# The inner engine runs as a service (Debian's init script), so that a role can stop and start it
+# the way it would on a real host; the container's first process only keeps the host alive.
+HOST_FILES = {
+    "etc/default/docker": 'DOCKER_OPTS="--iptables=false --ip-masq=false --bridge=none --storage-driver=overlay2"\n',
+}
+HOST_COMMAND = '["/bin/sh", "-c", "service docker start && exec sleep infinity"]'
+
+
+def apt_mirror() -> str:
+    """The main Debian archive URI of this machine's apt sources (deb822 or one-line format)."""
+    candidates: List[str] = []
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        with open(path, encoding="utf-8") as handle:
+            stanza_uri = None
+            for line in handle:
+                line = line.strip()
+                if line.startswith("URIs:"):
+                    stanza_uri = line.split(":", 1)[1].split()[0]
+                elif line.startswith("Suites:") and stanza_uri:
+                    suites = line.split(":", 1)[1].split()
+                    if not any(suite.endswith("-security") for suite in suites):
+                        candidates.append(stanza_uri)
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    match = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+                    if match and not match.group(2).endswith("-security"):
+                        candidates.append(match.group(1))
+    if not candidates:
+        raise SystemExit("no Debian mirror found in /etc/apt/sources.list*; debootstrap needs one")
+    return candidates[0]
+
+
+def rootfs_tarball(suite: str) -> str:
+    """Build (or reuse) the debootstrap root filesystem of ``suite`` as a tarball; return its path."""
+    os.makedirs(CACHE, exist_ok=True)
+    tarball = os.path.join(CACHE, "%s.tar" % suite)
+    if os.path.exists(tarball):
+        return tarball
+    packages = ",".join(COMMON_PACKAGES + SUITES[suite])
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="strata-rootfs-", dir="/var/tmp") as target:
+        subprocess.run(["debootstrap", "--variant=minbase", "--include=" + packages, suite, target, apt_mirror()],
+                       check=True, stdout=subprocess.DEVNULL)
+        # An apt cache is of no use in a test host.
+        subprocess.run(["sh", "-c", "rm -rf %s/var/cache/apt/archives/*.deb %s/var/lib/apt/lists/*" % (target, target)],
+                       check=True)
+        for relative, content in HOST_FILES.items():
+            with open(os.path.join(target, relative), "w", encoding="utf-8") as handle:
+                handle.write(content)
+        # Without CAP_SYS_RESOURCE the init script cannot raise its rlimits; let it go on with the ones it has.
+        subprocess.run(["sed", "-i", "-E", r"s/^(\s*ulimit -[npu] \S+)$/\1 || true/",
+                        os.path.join(target, "etc/init.d/docker")], check=True)
+        partial = tarball + ".partial"
+        subprocess.run(["tar", "-C", target, "--numeric-owner", "-cf", partial, "."], check=True)
+        os.rename(partial, tarball)
+    print("fleet: %s root filesystem built in %.0f s" % (suite, time.monotonic() - started), flush=True)
+    return tarball
+
+
+def ensure_image(engine: Engine, suite: str) -> str:
+    """Import the host image of ``suite`` unless the engine holds one made from the same tarball."""
+    tag = IMAGE % suite
+    tarball = rootfs_tarball(suite)
+    stat = os.stat(tarball)
+    source = "%s-%d-%d" % (suite, stat.st_size, stat.st_mtime)
+    label = engine.docker("image", "inspect", "--format", '{{index .Config.Labels "%s"}}' % HOST_LABEL, tag,
+                          check=False).strip()
+    if label == source:
+        return tag
+    with open(tarball, "rb") as handle:
+        subprocess.run(["docker", "import", "--change", "LABEL %s=%s" % (HOST_LABEL, source),
+                        "--change", "CMD " + HOST_COMMAND, "-", tag],
+                       stdin=handle, env=engine.env, check=True, stdout=subprocess.DEVNULL)
+    print("fleet: imported %s" % tag, flush=True)
+    return tag
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(command: List[str], base: Optional[str], suites: List[str]) -> int:
+    """Run ``command`` against a fresh outer engine; a SIGTERM or SIGINT still stops the engine."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    engine = Engine(base)
+    try:
+        engine.start()
+        for suite in suites:
+            ensure_image(engine, suite)
+        env = engine.env
+        env["STRATA_FLEET_SUITES"] = ",".join(suites)
+        return subprocess.run(command, env=env, check=False).returncode
+    finally:
+        engine.destroy()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    build = sub.add_parser("rootfs", help="build the root filesystem tarballs only")
+    build.add_argument("suites", nargs="*", default=list(SUITES))
+    runner = sub.add_parser("run", help="run a command against a fleet engine holding the host images")
+    runner.add_argument("--base", help="the outer engine's directory (default: a new one under /tmp)")
+    runner.add_argument("--suites", default=",".join(SUITES))
+    runner.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    if args.action == "rootfs":
+        for suite in args.suites:
+            print(rootfs_tarball(suite))
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("run needs a command after --")
+    return run(command, args.base, args.suites.split(","))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This plugin_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""The fleet report: one summary per host, the fleet's data, and a self-contained HTML page.
+
+A host summary is built from what the modules return on that host (the ``overlay2`` facts and
+the ``layer_verify`` result). The fleet report gathers the summaries, ranks the largest images
+by unique bytes, and renders one HTML page with no external scripts, styles or fonts; its two
+charts are inline SVG.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+VERIFIED = "verified"
+CORRUPT = "corrupt"
+NOT_VERIFIED = "not verified"
+NO_DATA = "no data"
+DETAIL_LIMIT = 50  # entries of one list shown per host in the page (the JSON keeps all)
+
+
+class ReportError(ValueError):
+    """The input is not what the modules return."""
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ReportError("%s must be a dict (the module's result), got %s" % (what, type(value).__name__))
+    return value
+
+
+def _short(image_id: str) -> str:
+    return image_id.split(":", 1)[-1][:12]
+
+
+def _image_name(image: Mapping[str, Any]) -> str:
+    tags = image.get("tags") or []
+    return tags[0] if tags else "<none> " + _short(str(image.get("id", "")))
+
+
+def _problem_text(problem: Mapping[str, Any]) -> str:
+    parts = [str(problem.get("kind", "problem"))]
+    if problem.get("path"):
+        parts.append(str(problem["path"]))
+    if problem.get("detail"):
+        parts.append("(%s)" % problem["detail"])
+    return " ".join(parts)
+
+
+def corrupt_entry(entry: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, Any]:
+    """One corrupt layer or record of a layer_verify result, with image names resolved."""
+    return {
+        "chain_id": entry.get("chain_id"),
+        "cache_id": entry.get("cache_id"),
+        "diff_id": entry.get("diff_id"),
+        "images": [names.get(image_id, _short(image_id)) for image_id in entry.get("images") or []],
+        "containers": list(entry.get("containers") or []),
+        "problems": [_problem_text(problem) for problem in entry.get("problems") or []],
+    }
+
+
+def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, Any]:
+    """The report row and detail of one host, from its ``overlay2`` facts and optional layer_verify result."""
+    facts = _mapping(facts, "the overlay2 facts")
+    summary = _mapping(facts.get("summary", {}), "overlay2.summary")
+    images = [image for image in facts.get("images") or [] if not image.get("intermediate")]
+    names = {str(image.get("id")): _image_name(image) for image in facts.get("images") or []}
+    orphans = facts.get("orphans") or {}
+    layers_size = int(summary.get("layers_size") or 0)
+    shared_size = int(summary.get("shared_size") or 0)
+    result: Dict[str, Any] = {
+        "host": host,
+        "data_root": facts.get("data_root"),
+        "images": int(summary.get("images") or 0),
+        "layers": int(summary.get("layers") or 0),
+        "containers": int(summary.get("containers") or 0),
+        "layers_size": layers_size,
+        "shared_size": shared_size,
+        "unique_size": layers_size - shared_size,
+        "reclaimable_size": int(summary.get("reclaimable_size") or 0),
+        "orphan_bytes": summary.get("orphan_bytes"),
+        "orphans_by_kind": dict(orphans.get("by_kind") or {}),
+        "orphan_paths": [item.get("path") for item in orphans.get("items") or []],
+        "buildkit_bytes": int(orphans.get("buildkit_bytes") or 0),
+        "warnings": [warning.get("message", "") if isinstance(warning, Mapping) else str(warning)
+                     for warning in facts.get("warnings") or []],
+        "image_list": sorted(
+            ({"id": image.get("id"), "name": _image_name(image), "tags": list(image.get("tags") or []),
+              "layers": len(image.get("diff_ids") or []), "size": int(image.get("size") or 0),
+              "unique_size": int(image.get("unique_size") or 0), "containers": len(image.get("containers") or [])}
+             for image in images),
+            key=lambda item: (-item["unique_size"], item["name"])),
+        "verdict": NOT_VERIFIED,
+        "checked_layers": None,
+        "bytes_verified": None,
+        "corrupt": [],
+    }
+    if verdict:
+        verdict = _mapping(verdict, "the layer_verify result")
+        if "ok" not in verdict:
+            raise ReportError("the layer_verify result has no 'ok' (was the task skipped or failed?)")
+        result["verdict"] = VERIFIED if verdict["ok"] else CORRUPT
+        result["checked_layers"] = verdict.get("checked_layers")
+        result["bytes_verified"] = verdict.get("bytes_verified")
+        result["corrupt"] = [corrupt_entry(entry, names) for entry in verdict.get("corrupt") or []]
+    return result
+
+
+def fleet_report(hosts: Iterable[Any], missing: Sequence[str] = (), generated: str = "",
+                 largest: int = 10) -> Dict[str, Any]:
+    """The fleet's data: one summary per host, hosts with no data, totals and the largest images."""
+    rows = [dict(_mapping(row, "a host summary")) for row in hosts]
+    rows.sort(key=lambda row: str(row.get("host")))
+    ranked = sorted(
+        ({"host": row["host"], "name": image["name"], "id": image["id"], "unique_size": image["unique_size"],
+          "size": image["size"]} for row in rows for image in row.get("image_list") or []),
+        key=lambda item: (-item["unique_size"], item["host"], item["name"]))
+    totals = {key: sum(int(row.get(key) or 0) for row in rows)
+              for key in ("images", "layers", "containers", "layers_size", "shared_size", "unique_size",
+                          "orphan_bytes")}
+    totals["hosts"] = len(rows) + len(missing)
+    totals["corrupt_hosts"] = sum(1 for row in rows if row.get("verdict") == CORRUPT)
+    return {
+        "generated": generated,
+        "hosts": rows,
+        "missing_hosts": sorted(str(host) for host in missing),
+        "totals": totals,
+        "largest_images": ranked[:max(0, int(largest))],
+    }
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+def human_bytes(value: Optional[int]) -> str:
+    if value is None:
+        return "-"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(amount) < 1024 or unit == "TiB":
+            return ("%d %s" % (amount, unit)) if unit == "B" else ("%.1f %s" % (amount, unit))
+        amount /= 1024
+    return "%d B" % value  # pragma: no cover - the loop always returns
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+COLOURS = {"shared": "#4c78a8", "unique": "#72b7b2", "orphans": "#e45756", "image": "#54a24b"}
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:15px;margin:16px 0 6px}
+.meta{color:#59636e;margin-bottom:16px}
+.cards{display:flex;gap:12px;flex-wrap:wrap}
+.card{border:1px solid #d1d9e0;border-radius:6px;padding:8px 14px;min-width:120px}
+.card b{display:block;font-size:20px}
+table{border-collapse:collapse;margin:6px 0 12px}
+th,td{border-bottom:1px solid #d1d9e0;padding:4px 10px;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.badge{border-radius:10px;padding:1px 8px;font-size:12px;color:#fff}
+.verified{background:#1a7f37}.corrupt{background:#cf222e}.not-verified,.no-data{background:#6e7781}
+code{font:12px ui-monospace,monospace}
+details{border:1px solid #d1d9e0;border-radius:6px;padding:6px 12px;margin:8px 0}
+summary{cursor:pointer;font-weight:600}
+svg text{font:12px system-ui,sans-serif;fill:#1f2328}
+"""
+
+
+def _badge(verdict: str) -> str:
+    return '<span class="badge %s">%s</span>' % (verdict.replace(" ", "-"), _e(verdict))
+
+
+def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Sequence[str]) -> str:
+    """A horizontal stacked bar chart as inline SVG: one bar per row, one segment per series."""
+    label_width, bar_width, row_height, top = 230, 460, 24, 30
+    peak = max([sum(int(row["values"].get(name) or 0) for name in series) for row in rows] + [1])
+    height = top + row_height * max(len(rows), 1) + 10
+    parts = ['<svg id="%s" class="chart" role="img" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+             'viewBox="0 0 %d %d"><title>%s</title>' % (chart_id, label_width + bar_width + 110, height,
+                                                        label_width + bar_width + 110, height, _e(title))]
+    legend_x = label_width
+    for name in series:
+        parts.append('<rect x="%d" y="6" width="12" height="12" fill="%s"/><text x="%d" y="16">%s</text>'
+                     % (legend_x, COLOURS[name], legend_x + 16, _e(name)))
+        legend_x += 24 + 8 * len(name) + 20
+    for index, row in enumerate(rows):
+        y = top + index * row_height
+        parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (label_width - 8, y + 15, _e(row["label"])))
+        x = float(label_width)
+        total = 0
+        for name in series:
+            value = int(row["values"].get(name) or 0)
+            total += value
+            width = bar_width * value / peak
+            if value:
+                parts.append('<rect class="bar" data-series="%s" data-bytes="%d" x="%.1f" y="%d" width="%.1f" '
+                             'height="%d" fill="%s"><title>%s: %s</title></rect>'
+                             % (name, value, x, y + 3, max(width, 1.0), row_height - 6, COLOURS[name],
+                                _e(name), human_bytes(value)))
+            x += width
+        parts.append('<text x="%.1f" y="%d">%s</text>' % (x + 6, y + 15, human_bytes(total)))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _host_table(report: Mapping[str, Any]) -> str:
+    head = ("<tr><th>Host</th><th>Data-root</th><th class=num>Images</th><th class=num>Layers</th>"
+            "<th class=num>Shared</th><th class=num>Unique</th><th class=num>Reclaimable orphans</th>"
+            "<th>Verification</th></tr>")
+    body = []
+    for row in report["hosts"]:
+        verdict = row.get("verdict") or NOT_VERIFIED
+        if verdict == CORRUPT:
+            verdict_text = "%s (%d)" % (_badge(verdict), len(row.get("corrupt") or []))
+        else:
+            verdict_text = _badge(verdict)
+        body.append('<tr class="host-row" data-host="%s"><td><a href="#host-%s">%s</a></td><td><code>%s</code></td>'
+                    "<td class=num>%d</td><td class=num>%d</td><td class=num>%s</td><td class=num>%s</td>"
+                    "<td class=num>%s</td><td>%s</td></tr>"
+                    % (_e(row["host"]), _e(row["host"]), _e(row["host"]), _e(row.get("data_root")),
+                       int(row.get("images") or 0), int(row.get("layers") or 0), human_bytes(row.get("shared_size")),
+                       human_bytes(row.get("unique_size")), human_bytes(row.get("orphan_bytes")), verdict_text))
+    for host in report.get("missing_hosts") or []:
+        body.append('<tr class="host-row missing" data-host="%s"><td>%s</td><td colspan=6>failed or unreachable: '
+                    "no data</td><td>%s</td></tr>" % (_e(host), _e(host), _badge(NO_DATA)))
+    return '<table id="hosts"><thead>%s</thead><tbody>%s</tbody></table>' % (head, "".join(body))
+
+
+def _list(items: Sequence[Any], empty: str) -> str:
+    if not items:
+        return "<p>%s</p>" % _e(empty)
+    shown = "".join("<li><code>%s</code></li>" % _e(item) for item in items[:DETAIL_LIMIT])
+    more = "<li>... and %d more (see the JSON)</li>" % (len(items) - DETAIL_LIMIT) if len(items) > DETAIL_LIMIT else ""
+    return "<ul>%s%s</ul>" % (shown, more)
+
+
+def _host_detail(row: Mapping[str, Any]) -> str:
+    images = "".join(
+        "<tr><td>%s</td><td><code>%s</code></td><td class=num>%d</td><td class=num>%s</td><td class=num>%s</td>"
+        "<td class=num>%d</td></tr>" % (_e(image["name"]), _e(_short(str(image["id"]))), image["layers"],
+                                        human_bytes(image["size"]), human_bytes(image["unique_size"]),
+                                        image["containers"])
+        for image in (row.get("image_list") or [])[:DETAIL_LIMIT])
+    corrupt = "".join(
+        "<li><code>%s</code> (cache-id <code>%s</code>; images %s; containers %d)%s</li>"
+        % (_e(entry.get("chain_id") or "record"), _e(entry.get("cache_id")), _e(", ".join(entry["images"]) or "-"),
+           len(entry.get("containers") or []), _list(entry.get("problems") or [], "no detail"))
+        for entry in row.get("corrupt") or [])
+    kinds = ", ".join("%s: %s" % (kind, count) for kind, count in sorted((row.get("orphans_by_kind") or {}).items()))
+    return (
+        '<details class="host-detail" id="host-%s"%s><summary>%s %s</summary>'
+        "<p>Data-root <code>%s</code>; %d images, %d layers, %d containers; verified %s layers, %s read.</p>"
+        "<h3>Images by unique bytes</h3><table><thead><tr><th>Image</th><th>Id</th><th class=num>Layers</th>"
+        "<th class=num>Size</th><th class=num>Unique</th><th class=num>Containers</th></tr></thead>"
+        "<tbody>%s</tbody></table>"
+        "<h3>Corrupt layers</h3>%s"
+        "<h3>Orphans (%s%s)</h3>%s"
+        "<h3>Store warnings</h3>%s</details>"
+        % (_e(row["host"]), " open" if row.get("verdict") == CORRUPT else "", _e(row["host"]),
+           _badge(row.get("verdict") or NOT_VERIFIED), _e(row.get("data_root")), int(row.get("images") or 0),
+           int(row.get("layers") or 0), int(row.get("containers") or 0),
+           _e(row.get("checked_layers") if row.get("checked_layers") is not None else "no"),
+           human_bytes(row.get("bytes_verified")), images,
+           "<ul>%s</ul>" % corrupt if corrupt else "<p>None.</p>",
+           human_bytes(row.get("orphan_bytes")), "; " + kinds if kinds else "",
+           _list(row.get("orphan_paths") or [], "None."), _list(row.get("warnings") or [], "None.")))
+
+
+def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str:
+    """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts)."""
+    report = _mapping(report, "the fleet report")
+    totals = report.get("totals") or {}
+    host_rows = [{"label": row["host"], "values": {"shared": row.get("shared_size"), "unique": row.get("unique_size"),
+                                                   "orphans": row.get("orphan_bytes")}}
+                 for row in report["hosts"]]
+    image_rows = [{"label": "%s: %s" % (item["host"], item["name"]), "values": {"image": item["unique_size"]}}
+                  for item in report.get("largest_images") or []]
+    cards = [("Hosts", totals.get("hosts", 0)), ("Images", totals.get("images", 0)),
+             ("Layers", totals.get("layers", 0)), ("Layer bytes", human_bytes(totals.get("layers_size"))),
+             ("Reclaimable orphans", human_bytes(totals.get("orphan_bytes"))),
+             ("Hosts with corrupt layers", totals.get("corrupt_hosts", 0))]
+    return "".join([
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>%s</title>" % _e(title),
+        "<meta name=viewport content='width=device-width,initial-scale=1'><style>%s</style></head><body>" % CSS,
+        "<h1>%s</h1><div class=meta>Generated %s by strata.overlay2</div>" % (_e(title), _e(report.get("generated"))),
+        '<div class="cards">%s</div>' % "".join('<div class="card">%s<b>%s</b></div>' % (_e(name), _e(value))
+                                                 for name, value in cards),
+        "<h2>Hosts</h2>", _host_table(report),
+        "<h2>Bytes per host</h2>", _bar_chart("chart-hosts", "Shared, unique and orphan bytes per host", host_rows,
+                                              ("shared", "unique", "orphans")),
+        "<h2>Largest images by unique bytes</h2>",
+        _bar_chart("chart-images", "Largest images by unique bytes", image_rows, ("image",)),
+        "<h2>Per host</h2>", "".join(_host_detail(row) for row in report["hosts"]),
+        "</body></html>\n"])
