@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A fleet of Docker-in-Docker test hosts for the Molecule scenarios, built without a registry.
 
     devtools/fleet.py run -- molecule test --all
@@ -141,7 +141,7 @@ def run(command: List[str], base: Optional[str], suites: List[str]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="action", required=True)
     build = sub.add_parser("rootfs", help="build the root filesystem tarballs only")
     build.add_argument("suites", nargs="*", default=list(SUITES))

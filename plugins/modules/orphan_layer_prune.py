@@ -115,8 +115,10 @@ would_reclaim_bytes:
   description: Bytes of the orphans that pass every gate.
   type: int
   returned: always
-skipped:
-  description: The orphans left in place, with the reason.
+kept:
+  description:
+    - The orphans left in place, with the reason (C(kind), C(path), C(reason)).
+    - Named C(kept), not C(skipped), because Ansible reads a truthy C(skipped) in a result as a skipped task.
   type: list
   elements: dict
   returned: always
@@ -208,8 +210,8 @@ def main() -> None:
         "orphans": [d.as_dict() for d in decisions],
         "reclaimed_bytes": outcome.reclaimed_bytes if outcome else 0,
         "would_reclaim_bytes": sum(d.orphan.usage.bytes for d in going),
-        "skipped": [{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason}
-                    for d in decisions if d.action == SKIPPED],
+        "kept": [{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason}
+                 for d in decisions if d.action == SKIPPED],
         "buildkit": {"dirs": len(classification.buildkit), "bytes": sum(b.usage.bytes for b in classification.buildkit)},
         "daemon": {"pid": daemon.pid, "started_at": daemon.started_at} if daemon else None,
     }

@@ -289,7 +289,7 @@ def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str
         "<meta name=viewport content='width=device-width,initial-scale=1'><style>%s</style></head><body>" % CSS,
         "<h1>%s</h1><div class=meta>Generated %s by strata.overlay2</div>" % (_e(title), _e(report.get("generated"))),
         '<div class="cards">%s</div>' % "".join('<div class="card">%s<b>%s</b></div>' % (_e(name), _e(value))
-                                                 for name, value in cards),
+                                                for name, value in cards),
         "<h2>Hosts</h2>", _host_table(report),
         "<h2>Bytes per host</h2>", _bar_chart("chart-hosts", "Shared, unique and orphan bytes per host", host_rows,
                                               ("shared", "unique", "orphans")),

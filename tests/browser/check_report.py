@@ -94,7 +94,7 @@ def problems(dom: Dict[str, Any], hosts: List[str], corrupt: List[str]) -> List[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("report")
     parser.add_argument("--hosts", required=True, help="comma-separated hosts the report must show")
     parser.add_argument("--corrupt", default="", help="comma-separated hosts that must show 'corrupt'")

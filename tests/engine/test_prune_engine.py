@@ -193,6 +193,9 @@ def test_check_mode_under_the_running_daemon_reports_and_keeps_everything(faulty
     assert {o["action"] for o in result["orphans"] if o["kind"] == "dangling_link"} == {"would_remove"}
     assert result["diff"]["before"] and on_disk(faulty) == before
     assert result["buildkit"]["dirs"] > 0
+    # What stays is listed as kept; Ansible would read a key named "skipped" as a skipped task.
+    assert {o["path"] for o in result["kept"]} == {o["path"] for o in result["orphans"] if o["action"] == "skipped"}
+    assert result["kept"] and "skipped" not in result
 
 
 def test_with_the_daemon_stopped_the_prune_reclaims_exactly_the_leftovers(faulty, collections_path, tmp_path):
@@ -207,7 +210,7 @@ def test_with_the_daemon_stopped_the_prune_reclaims_exactly_the_leftovers(faulty
                             {"data_root": faulty.data_root, "min_age": "0"}, str(tmp_path))
     finally:
         faulty.start()
-    assert result["changed"] is True and result["skipped"] == []
+    assert result["changed"] is True and result["kept"] == []
     removed = {os.path.relpath(path, faulty.data_root) for o in result["orphans"] for path in o["paths"]}
     assert removed == present
     assert result["reclaimed_bytes"] == expected_bytes > 100 << 20

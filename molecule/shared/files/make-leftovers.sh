@@ -1,0 +1,67 @@
+#!/bin/sh
+# Leave what a crash leaves: SIGKILL this host's dockerd in the middle of `docker load`, after at least one
+# new layer was committed, then start it again. Tries up to 6 times (a load that wins the race is undone).
+# Prints the number of new layerdb records and overlay2 dirs the crash left behind.
+set -eu
+export DOCKER_BUILDKIT=0
+layerdb=/var/lib/docker/image/overlay2/layerdb/sha256
+overlay=/var/lib/docker/overlay2
+
+if ! [ -f /root/big.tar ]; then
+    context=$(mktemp -d)
+    cat > "$context/Dockerfile" <<'DOCKERFILE'
+FROM strata/base:1.0
+RUN dd if=/dev/urandom of=/one bs=1048576 count=48 2>/dev/null
+RUN dd if=/dev/urandom of=/two bs=1048576 count=48 2>/dev/null
+RUN dd if=/dev/urandom of=/three bs=1048576 count=48 2>/dev/null
+RUN dd if=/dev/urandom of=/four bs=1048576 count=48 2>/dev/null
+DOCKERFILE
+    docker build -q -t strata/big:1.0 "$context" >/dev/null
+    rm -rf "$context"
+    docker save -o /root/big.tar strata/big:1.0
+    docker rmi strata/big:1.0 >/dev/null
+fi
+
+entries() {  # the number of entries in a directory
+    find "$1" -mindepth 1 -maxdepth 1 | wc -l
+}
+
+restart() {
+    pid=$(cat /var/run/docker.pid)
+    kill -9 "$pid"
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    # The daemon's own containerd outlives it; a crashed host's next dockerd would find it running.
+    if [ -f /var/run/docker/containerd/containerd.pid ]; then
+        kill -9 "$(cat /var/run/docker/containerd/containerd.pid)" 2>/dev/null || true
+    fi
+    # Let the next daemon start well after the leftovers' last change (the prune's in-flight gate).
+    sleep 3
+    service docker start >/dev/null
+    for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && return 0; sleep 0.2; done
+    echo "dockerd did not come back" >&2
+    exit 1
+}
+
+layers_before=$(entries "$layerdb")
+dirs_before=$(entries "$overlay")
+for attempt in 1 2 3 4 5 6; do
+    before=$(entries "$layerdb")
+    docker load -q -i /root/big.tar >/dev/null 2>&1 &
+    loader=$!
+    waited=0
+    while [ "$(entries "$layerdb")" -le "$before" ] && [ "$waited" -lt 600 ]; do
+        sleep 0.02
+        waited=$((waited + 1))
+    done
+    restart
+    wait "$loader" || true
+    if docker image inspect strata/big:1.0 >/dev/null 2>&1; then
+        echo "attempt $attempt: the load finished before the kill; again" >&2
+        docker rmi strata/big:1.0 >/dev/null
+        continue
+    fi
+    echo "$(( $(entries "$layerdb") - layers_before )) layer records, $(( $(entries "$overlay") - dirs_before )) directories left"
+    exit 0
+done
+echo "could not kill dockerd mid-load in 6 attempts" >&2
+exit 1

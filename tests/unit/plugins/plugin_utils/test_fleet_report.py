@@ -1,0 +1,175 @@
+"""The fleet report and the compliance checks, from real facts and verify results of synthetic stores."""
+
+from __future__ import annotations
+
+import json
+import os
+from xml.etree import ElementTree
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.filter.fleet import FilterModule
+from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.plugin_utils._compliance import evaluate, junit_xml, repository
+from ansible_collections.strata.overlay2.plugins.plugin_utils._report import (
+    CORRUPT, NOT_VERIFIED, VERIFIED, ReportError, fleet_report, host_summary, render_html)
+
+from ansible.errors import AnsibleFilterError
+
+FILTERS = FilterModule().filters()
+
+
+def results_of(root):
+    """What the audit role holds for a host: the facts and the layer_verify result, as JSON would carry them."""
+    store = Store.load(root)
+    facts = gather(store)
+    verdict = verify(Store.load(root)).as_dict()
+    return json.loads(json.dumps(facts)), json.loads(json.dumps(verdict))
+
+
+def tamper(sample):
+    """Change one byte of opt/data.bin in the app image's top layer (under the running container web)."""
+    path = os.path.join(sample.synth.overlay(sample.app.cache_id, "diff"), "opt", "data.bin")
+    with open(path, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"X")
+    return sample.app.chain_id
+
+
+def checks_by_name(checks):
+    return {check["name"]: check for check in checks}
+
+
+def test_a_clean_host_is_summarised_with_the_engines_sizes_and_verified(sample):
+    facts, verdict = results_of(sample.root)
+    row = host_summary(facts, verdict, "web-1")
+    assert row["verdict"] == VERIFIED and row["corrupt"] == []
+    assert (row["images"], row["layers"], row["containers"]) == (3, 4, 2)
+    assert row["layers_size"] == facts["summary"]["layers_size"]
+    assert row["unique_size"] == facts["summary"]["layers_size"] - facts["summary"]["shared_size"]
+    assert [image["unique_size"] for image in row["image_list"]] == sorted(
+        (image["unique_size"] for image in row["image_list"]), reverse=True)
+    assert row["checked_layers"] == verdict["checked_layers"] == 4
+
+
+def test_without_a_verdict_the_host_is_not_verified(sample):
+    facts, _verdict = results_of(sample.root)
+    assert host_summary(facts, None, "h")["verdict"] == NOT_VERIFIED
+
+
+def test_a_tampered_layer_is_named_with_its_images_and_file(sample):
+    chain_id = tamper(sample)
+    facts, verdict = results_of(sample.root)
+    row = host_summary(facts, verdict, "h")
+    assert row["verdict"] == CORRUPT
+    (entry,) = row["corrupt"]
+    assert entry["chain_id"] == chain_id
+    assert entry["images"] == ["example/app:2"]
+    assert any("opt/data.bin" in problem for problem in entry["problems"])
+
+
+def test_the_fleet_ranks_images_across_hosts_and_lists_hosts_without_data(sample, tmp_path):
+    clean = build_second(tmp_path)
+    rows = [host_summary(*results_of(sample.root), "b-host"), host_summary(*results_of(clean), "a-host")]
+    report = fleet_report(rows, missing=["gone"], generated="2026-11-27T00:00:00Z", largest=3)
+    assert [row["host"] for row in report["hosts"]] == ["a-host", "b-host"]
+    assert report["missing_hosts"] == ["gone"]
+    assert report["totals"]["hosts"] == 3
+    assert report["totals"]["images"] == 6
+    sizes = [item["unique_size"] for item in report["largest_images"]]
+    assert len(sizes) == 3 and sizes == sorted(sizes, reverse=True)
+
+
+def build_second(tmp_path):
+    from devtools.samples import build_sample  # pylint: disable=import-outside-toplevel
+    return build_sample(os.path.join(str(tmp_path), "second")).root
+
+
+def test_the_page_is_self_contained_with_a_row_and_a_section_per_host(sample):
+    chain_id = tamper(sample)
+    report = fleet_report([host_summary(*results_of(sample.root), "<h&1>")], missing=["down"])
+    page = render_html(report)
+    assert "<script" not in page and "<link" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert page.count('class="host-row"') == 1 and page.count('class="host-row missing"') == 1
+    assert 'data-host="&lt;h&amp;1&gt;"' in page  # names are escaped
+    assert page.count("<svg") == 2 and 'id="chart-hosts"' in page and 'id="chart-images"' in page
+    assert chain_id in page and "opt/data.bin" in page
+    ElementTree.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])  # the chart is well-formed XML
+
+
+def test_bad_input_is_a_clear_filter_error():
+    with pytest.raises(AnsibleFilterError, match="overlay2_host_summary: the overlay2 facts must be a dict"):
+        FILTERS["overlay2_host_summary"]("not facts")
+    with pytest.raises(AnsibleFilterError, match="no 'ok'"):
+        FILTERS["overlay2_host_summary"]({"summary": {}}, {"skipped": True})
+    with pytest.raises(AnsibleFilterError, match="unknown policy keys: max_depth"):
+        FILTERS["overlay2_compliance"]({}, None, {"max_depth": 3})
+    with pytest.raises(ReportError, match="non-negative integer"):
+        evaluate({}, None, {"max_layer_depth": -1})
+
+
+def test_a_clean_host_passes_every_rule_it_is_given(sample):
+    facts, verdict = results_of(sample.root)
+    policy = {"max_orphan_bytes": 0, "allowed_repositories": ["example/*"], "max_layer_depth": 3}
+    checks = checks_by_name(evaluate(facts, verdict, policy))
+    assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(checks, "passed")
+
+
+def test_unset_rules_are_skipped_not_passed(sample):
+    facts, verdict = results_of(sample.root)
+    checks = checks_by_name(evaluate(facts, verdict, {}))
+    assert [name for name, check in checks.items() if check["status"] == "skipped"] == [
+        "orphan_bytes", "allowed_repositories", "layer_depth"]
+
+
+def test_each_rule_fails_on_what_breaks_it(sample):
+    chain_id = tamper(sample)
+    facts, verdict = results_of(sample.root)
+    checks = checks_by_name(evaluate(facts, verdict, {"allowed_repositories": ["example/base"],
+                                                      "max_layer_depth": 2}))
+    assert checks["layers_verify"]["status"] == "failed"
+    assert any(chain_id in detail and "opt/data.bin" in detail for detail in checks["layers_verify"]["details"])
+    assert checks["no_container_on_corrupt_image"]["status"] == "failed"
+    assert "container web" in checks["no_container_on_corrupt_image"]["details"][0]
+    assert [detail.split(" ")[0] for detail in checks["allowed_repositories"]["details"]] == [
+        "example/app:2", "example/tool:1"]
+    assert checks["layer_depth"]["details"] == ["example/app:2: 3 layers"]
+
+
+def test_orphan_limit_needs_the_orphans_gathered(sample):
+    facts, verdict = results_of(sample.root)
+    facts["summary"]["orphan_bytes"] = None
+    assert checks_by_name(evaluate(facts, verdict, {"max_orphan_bytes": 10}))["orphan_bytes"]["status"] == "failed"
+
+
+def test_a_skipped_verify_task_fails_the_verify_rules_instead_of_passing_them(sample):
+    facts, _verdict = results_of(sample.root)
+    checks = checks_by_name(evaluate(facts, {"skipped": True, "changed": False}, {}))
+    assert checks["layers_verify"]["status"] == "failed"
+    assert checks["no_container_on_corrupt_image"]["status"] == "failed"
+
+
+@pytest.mark.parametrize("reference, expected", [
+    ("busybox:latest", "busybox"),
+    ("registry:5000/team/app:1.2", "registry:5000/team/app"),
+    ("registry:5000/team/app", "registry:5000/team/app"),
+    ("app@sha256:" + "a" * 64, "app"),
+])
+def test_repository_of_a_reference(reference, expected):
+    assert repository(reference) == expected
+
+
+def test_junit_carries_failures_with_details_and_skips(sample):
+    chain_id = tamper(sample)
+    facts, verdict = results_of(sample.root)
+    xml = junit_xml(evaluate(facts, verdict, {"max_layer_depth": 10}), "node-1", "2026-11-27T00:00:00")
+    suite = ElementTree.fromstring(xml.split("\n", 1)[1]).find("testsuite")
+    assert (suite.get("hostname"), suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
+        "node-1", "5", "2", "2")
+    failure = suite.find("testcase[@name='layers_verify']/failure")
+    assert chain_id in failure.text and "opt/data.bin" in failure.text
+    assert suite.find("testcase[@name='layer_depth']/failure") is None
+    assert suite.find("testcase[@name='orphan_bytes']/skipped") is not None
