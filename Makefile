@@ -33,8 +33,8 @@ $(VENV)/.installed: requirements-dev.txt
 
 test: deps unit engine sanity lint molecule
 
-unit: venv
-	$(PYTEST) -q tests/unit tests/integration
+unit: deps
+	$(PYTEST) -q tests/unit tests/integration tests/browser
 
 engine: deps
 	$(PYTEST) -q tests/engine

@@ -251,7 +251,8 @@ def _host_detail(row: Mapping[str, Any]) -> str:
         % (_e(entry.get("chain_id") or "record"), _e(entry.get("cache_id")), _e(", ".join(entry["images"]) or "-"),
            len(entry.get("containers") or []), _list(entry.get("problems") or [], "no detail"))
         for entry in row.get("corrupt") or [])
-    kinds = ", ".join("%s: %s" % (kind, count) for kind, count in sorted((row.get("orphans_by_kind") or {}).items()))
+    kinds = ", ".join("%s: %s" % (kind, count) for kind, count in sorted((row.get("orphans_by_kind") or {}).items())
+                      if count)
     return (
         '<details class="host-detail" id="host-%s"%s><summary>%s %s</summary>'
         "<p>Data-root <code>%s</code>; %d images, %d layers, %d containers; verified %s layers, %s read.</p>"

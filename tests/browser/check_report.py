@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Open a fleet report in headless Chromium and check, from the rendered DOM, that it shows what it should.
 
-    check_report.py REPORT.html --hosts h1,h2 [--corrupt h2] [--screenshot out.png]
+    check_report.py REPORT.html --hosts h1,h2 [--corrupt h2] [--expect TEXT ...] [--screenshot out.png]
 
 Checks: a table row per host (and no other), the verdict of each, both SVG charts laid out with visible bars,
 a detail section per host, and nothing fetched from anywhere (no scripts, styles or fonts from outside).
@@ -11,10 +11,11 @@ Exits non-zero naming every check that failed. Needs Debian's chromium and chrom
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -46,8 +47,19 @@ return {
   external: [...document.querySelectorAll('script, link, img, iframe, object')].length,
   fetched: performance.getEntriesByType('resource').map(e => e.name),
   page_height: document.documentElement.scrollHeight,
+  text: document.body.innerText,
 };
 """
+
+
+def save_full_page(driver: Any, path: str, height: int) -> None:
+    """A PNG of the whole page, not only the window (Chromium's DevTools capture beyond the viewport)."""
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": 1280, "height": min(height, 6000), "scale": 1}})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(base64.b64decode(shot["data"]))
 
 
 def read_report(path: str, screenshot: str = "") -> Dict[str, Any]:
@@ -61,16 +73,14 @@ def read_report(path: str, screenshot: str = "") -> Dict[str, Any]:
             driver.get("file://" + os.path.abspath(path))
             dom = driver.execute_script(READ_DOM)
             if screenshot:
-                driver.set_window_size(1280, min(int(dom["page_height"]) + 40, 4000))
-                os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
-                driver.save_screenshot(screenshot)
+                save_full_page(driver, screenshot, int(dom["page_height"]))
         finally:
             driver.quit()
     return dom
 
 
-def problems(dom: Dict[str, Any], hosts: List[str], corrupt: List[str]) -> List[str]:
-    found = []
+def problems(dom: Dict[str, Any], hosts: List[str], corrupt: List[str], expect: Sequence[str] = ()) -> List[str]:
+    found = ["the page does not show %r" % text for text in expect if text not in dom["text"]]
     if sorted(dom["hosts"]) != sorted(hosts):
         found.append("table rows %s, expected %s" % (dom["hosts"], hosts))
     for host in hosts:
@@ -98,11 +108,12 @@ def main() -> int:
     parser.add_argument("report")
     parser.add_argument("--hosts", required=True, help="comma-separated hosts the report must show")
     parser.add_argument("--corrupt", default="", help="comma-separated hosts that must show 'corrupt'")
+    parser.add_argument("--expect", action="append", default=[], help="text the rendered page must show")
     parser.add_argument("--screenshot", default="")
     args = parser.parse_args()
     hosts = [host for host in args.hosts.split(",") if host]
     dom = read_report(args.report, args.screenshot)
-    found = problems(dom, hosts, [host for host in args.corrupt.split(",") if host])
+    found = problems(dom, hosts, [host for host in args.corrupt.split(",") if host], args.expect)
     for problem in found:
         print("FAIL: " + problem)
     if not found:
