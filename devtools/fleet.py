@@ -49,21 +49,20 @@ HOST_FILES = {
 HOST_COMMAND = '["/bin/sh", "-c", "service docker start && exec sleep infinity"]'
 
 
-def apt_mirror() -> str:
+def apt_mirror(apt_dir: str = "/etc/apt") -> str:
     """The main Debian archive URI of this machine's apt sources (deb822 or one-line format)."""
     candidates: List[str] = []
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.sources"))):
         with open(path, encoding="utf-8") as handle:
-            stanza_uri = None
-            for line in handle:
-                line = line.strip()
-                if line.startswith("URIs:"):
-                    stanza_uri = line.split(":", 1)[1].split()[0]
-                elif line.startswith("Suites:") and stanza_uri:
-                    suites = line.split(":", 1)[1].split()
-                    if not any(suite.endswith("-security") for suite in suites):
-                        candidates.append(stanza_uri)
-    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+            stanzas = handle.read().split("\n\n")
+        for stanza in stanzas:
+            fields = dict(line.split(":", 1) for line in stanza.splitlines()
+                          if ":" in line and not line.startswith(("#", " ")))
+            uris, suites = fields.get("URIs", "").split(), fields.get("Suites", "").split()
+            if uris and suites and not all(suite.endswith("-security") for suite in suites):
+                candidates.append(uris[0])
+    one_line = [os.path.join(apt_dir, "sources.list")] + sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.list")))
+    for path in one_line:
         if os.path.exists(path):
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
@@ -71,7 +70,7 @@ def apt_mirror() -> str:
                     if match and not match.group(2).endswith("-security"):
                         candidates.append(match.group(1))
     if not candidates:
-        raise SystemExit("no Debian mirror found in /etc/apt/sources.list*; debootstrap needs one")
+        raise SystemExit("no Debian mirror found in %s/sources.list*; debootstrap needs one" % apt_dir)
     return candidates[0]
 
 
