@@ -329,15 +329,29 @@ class Outcome:
     quarantine: Optional[str] = None
 
 
+class PruneError(OSError):
+    """The prune cannot start (nothing was removed or moved)."""
+
+
 def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[str] = None) -> Outcome:
-    """Carry out the decisions; a failure turns that orphan into a skipped one and the rest go on."""
+    """Carry out the decisions; a failure turns that orphan into a skipped one and the rest go on.
+
+    Raises PruneError, before touching anything, when the quarantine cannot be created.
+    """
     reclaimed = 0
     errors = []  # type: List[str]
     manifest = []  # type: List[Dict[str, object]]
     target_root = None  # type: Optional[str]
     if quarantine_dir and any(d.action == QUARANTINED for d in decisions):
         target_root = os.path.join(quarantine_dir, time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%d" % os.getpid())
-        os.makedirs(target_root)
+        try:
+            os.makedirs(target_root)
+        except OSError as exc:
+            message = "cannot create the quarantine %s: %s; nothing was moved" % (target_root, describe_os_error(exc))
+            for decision in decisions:
+                if decision.action == QUARANTINED:
+                    decision.action, decision.reason = SKIPPED, message
+            raise PruneError(message) from exc
     with SafeDir.open(data_root) as root:
         for decision in decisions:
             if decision.action not in (REMOVED, QUARANTINED):
@@ -358,7 +372,12 @@ def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[
                 manifest.append({"kind": decision.orphan.kind, "parts": decision.orphan.parts,
                                  "bytes": decision.orphan.usage.bytes})
     if target_root:
-        with open(os.path.join(target_root, "manifest.json"), "w", encoding="utf-8") as handle:
-            json.dump({"data_root": data_root, "moved": manifest,
-                       "restore": "move each part back to <data_root>/<part> with the daemon stopped"}, handle, indent=2)
+        try:
+            with open(os.path.join(target_root, "manifest.json"), "w", encoding="utf-8") as handle:
+                json.dump({"data_root": data_root, "moved": manifest,
+                           "restore": "move each part back to <data_root>/<part> with the daemon stopped"},
+                          handle, indent=2)
+        except OSError as exc:
+            errors.append("%s/manifest.json (the moves are done; the manifest is not): %s"
+                          % (target_root, describe_os_error(exc)))
     return Outcome(decisions, reclaimed, errors, target_root)

@@ -201,7 +201,12 @@ def main() -> None:
     gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
                   overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)
     decisions = decide(classification.orphans, gates, module.check_mode, bool(params["quarantine_dir"]))
-    outcome = execute(store.data_root, decisions, params["quarantine_dir"]) if not module.check_mode else None
+    try:
+        outcome = execute(store.data_root, decisions, params["quarantine_dir"]) if not module.check_mode else None
+    except OSError as exc:
+        module.fail_json(msg="cannot prune %s: %s" % (store.data_root, exc), changed=False,
+                         orphans=[d.as_dict() for d in decisions], reclaimed_bytes=0,
+                         kept=[{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason} for d in decisions])
     for error in outcome.errors if outcome else []:
         module.warn("could not remove %s" % error)
     going = [d for d in decisions if d.action in (REMOVED, QUARANTINED, WOULD_REMOVE)]

@@ -14,6 +14,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
+    PruneError,
     WOULD_REMOVE,
     Daemon,
     Gates,
@@ -309,6 +310,18 @@ def test_a_symlinked_layerdb_directory_is_never_entered(leftovers, tmp_path):
     execute(leftovers.sample.root, plan(leftovers.sample.root))
     assert os.path.exists(os.path.join(precious, "cache-id"))
     assert os.path.isdir(leftovers.synth.overlay(leftovers.sample.base.cache_id))
+
+
+def test_a_quarantine_that_cannot_be_made_stops_the_prune_before_anything_moves(leftovers, tmp_path):
+    leftovers.chain()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    before = kinds_of(leftovers.sample.root)
+    decisions = plan(leftovers.sample.root, quarantine=True)
+    with pytest.raises(PruneError, match="cannot create the quarantine .*a-file/.*nothing was moved"):
+        execute(leftovers.sample.root, decisions, str(blocker))
+    assert before and kinds_of(leftovers.sample.root) == before
+    assert {d.action for d in decisions} == {SKIPPED}  # the result says they stayed, not that they moved
 
 
 def test_quarantine_moves_with_a_manifest_so_it_can_be_undone(leftovers, tmp_path):
