@@ -14,7 +14,7 @@ failed checks into a failed host.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from xml.etree import ElementTree
 
@@ -33,10 +33,10 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Policy":
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))  # pylint: disable=no-member
+        known = {rule.name for rule in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ReportError("unknown policy keys: %s (known: %s)"
-                              % (", ".join(unknown), ", ".join(sorted(cls.__dataclass_fields__))))  # pylint: disable=no-member
+            raise ReportError("unknown policy keys: %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(known))))
         policy = cls(**dict(values))
         for name in ("max_orphan_bytes", "max_layer_depth"):
             value = getattr(policy, name)
