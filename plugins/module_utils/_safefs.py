@@ -89,20 +89,34 @@ def open_dir_at(dir_fd: int, name: str) -> int:
     return _open_dir_at(dir_fd, name)
 
 
-def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
-    """A small regular file below a directory descriptor, never through a symlink (literal names only)."""
+def _read_large_fd(fd: int, limit: int) -> bytes:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "is not a regular file")
+    if info.st_size > limit:
+        raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+    return _read_rest(fd, b"", limit)
+
+
+def _read_regular_at(dir_fd: int, name: str, limit: int) -> bytes:
+    """A regular file below a directory descriptor, refusing symlinks, devices, FIFOs and oversize files."""
     fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     try:
-        data = _read_small_fd(fd, limit)
+        data = _read_small_fd(fd, limit) if limit <= SMALL_FILE_LIMIT else _read_large_fd(fd, limit)
+        if len(data) > limit:
+            raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
+        return data
     except OSError as exc:
         if exc.errno == errno.EISDIR:
             raise OSError(errno.EINVAL, "is not a regular file") from exc
         raise
     finally:
         os.close(fd)
-    if len(data) > limit:
-        raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
-    return data
+
+
+def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
+    """A small regular file below a directory descriptor, never through a symlink (literal names only)."""
+    return _read_regular_at(dir_fd, name, limit)
 
 
 class SafeDir:
@@ -152,30 +166,7 @@ class SafeDir:
 
     def read_bytes(self, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
         """The content of a regular file, refusing symlinks, devices, FIFOs and oversize files."""
-        fd = os.open(check_component(name), _FILE_FLAGS, dir_fd=self.fd)
-        try:
-            if limit <= SMALL_FILE_LIMIT:
-                data = _read_small_fd(fd, limit)
-            else:
-                data = self._read_large(fd, limit)
-            if len(data) > limit:
-                raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
-            return data
-        except OSError as exc:
-            if exc.errno == errno.EISDIR:
-                raise OSError(errno.EINVAL, "is not a regular file") from exc
-            raise
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _read_large(fd: int, limit: int) -> bytes:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "is not a regular file")
-        if info.st_size > limit:
-            raise FileTooLarge(errno.EFBIG, "is larger than %d bytes" % limit)
-        return _read_rest(fd, b"", limit)
+        return _read_regular_at(self.fd, check_component(name), limit)
 
     def read_text(self, name: str, limit: int = SMALL_FILE_LIMIT) -> str:
         """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError otherwise)."""
