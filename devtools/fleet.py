@@ -27,9 +27,13 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sandbox import Engine  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
+
+make_importable()
+
+from devtools.sandbox import Engine  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(REPO, ".cache", "fleet")
@@ -37,7 +41,7 @@ COMMON_PACKAGES = ("python3", "docker.io", "iptables", "ca-certificates", "procp
 # Suite -> packages beyond the common ones. Debian testing ships the CLI as its own package.
 SUITES: Dict[str, Tuple[str, ...]] = {
     "bookworm": (),
-    "testing": ("docker-cli",),
+    "testing": ("docker-cli", "docker-buildx"),
 }
 IMAGE = "strata-host:%s"
 HOST_LABEL = "org.strata.fleet-host"
@@ -99,6 +103,21 @@ def rootfs_tarball(suite: str) -> str:
         os.rename(partial, tarball)
     print("fleet: %s root filesystem built in %.0f s" % (suite, time.monotonic() - started), flush=True)
     return tarball
+
+
+def suite_root(suite: str) -> str:
+    """The root filesystem of ``suite`` unpacked under .cache (once), for a daemon run in a chroot."""
+    target = os.path.join(REPO, ".cache", "roots", suite)
+    marker = os.path.join(target, ".strata-unpacked")
+    tarball = rootfs_tarball(suite)
+    if os.path.exists(marker) and os.path.getmtime(marker) >= os.path.getmtime(tarball):
+        return target
+    subprocess.run(["rm", "-rf", "--one-file-system", target], check=True)
+    os.makedirs(target)
+    subprocess.run(["tar", "-C", target, "--numeric-owner", "-xf", tarball], check=True)
+    with open(marker, "w", encoding="ascii"):
+        pass
+    return target
 
 
 def ensure_image(engine: Engine, suite: str) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 # The engine's own CLI (Debian's docker.io) speaks its API version and has the built-in BuildKit client.
@@ -24,6 +27,9 @@ DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.whi
 BUSYBOX = "/bin/busybox"
 BUSYBOX_APPLETS = ("sh", "ls", "cat", "echo", "mkdir", "rm", "sleep", "true", "dd", "head", "touch",
                    "printf", "cp", "mv", "ln", "sync", "chmod", "env", "id", "seq")
+
+
+LAYERDB = "image/overlay2/layerdb"
 
 
 class EngineError(RuntimeError):
@@ -58,7 +64,7 @@ class Engine:
     @property
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
-        env["DOCKER_HOST"] = "unix://" + self.socket
+        env["DOCKER_HOST"] = "unix://" + self.inside(self.socket)
         env.pop("DOCKER_CONTEXT", None)
         return env
 
@@ -69,10 +75,8 @@ class Engine:
         self._clear_stale_containerd()
         log = open(self.log_path, "ab")  # pylint: disable=consider-using-with
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [DOCKERD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--pidfile", self.pidfile,
-             "-H", "unix://" + self.socket, "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--storage-driver", "overlay2", "--log-level", "warn", "--shutdown-timeout", "2"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.dockerd_command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,6 +88,23 @@ class Engine:
             except OSError:
                 time.sleep(0.2)
         raise EngineError("dockerd did not answer within %ss; log:\n%s" % (timeout, self.log_tail()))
+
+    def inside(self, path: str) -> str:
+        """A host path as the daemon sees it (the same, for a daemon on the host's root)."""
+        return path
+
+    def dockerd_command(self) -> List[str]:
+        return [DOCKERD, "--data-root", self.inside(self.data_root), "--exec-root", self.inside(self.exec_root),
+                "--pidfile", self.inside(self.pidfile), "-H", "unix://" + self.inside(self.socket),
+                "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver", "overlay2",
+                "--log-level", "warn", "--shutdown-timeout", "2"]
+
+    def docker_command(self) -> List[str]:
+        return [DOCKER]
+
+    @property
+    def version(self) -> str:
+        return self.api("/version")["Version"]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
         """Stop this dockerd by its pid (SIGTERM: clean; SIGKILL: as a crash leaves it)."""
@@ -128,7 +149,7 @@ class Engine:
     def _is_our_containerd(self, pid: int) -> bool:
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                return self.exec_root.encode() in handle.read()
+                return self.inside(self.exec_root).encode() in handle.read()
         except OSError:
             return False
 
@@ -167,16 +188,24 @@ class Engine:
                check: bool = True, timeout: float = 600) -> str:
         full_env = self.env
         full_env.update(env or {})
-        result = subprocess.run([DOCKER] + list(args), input=stdin, env=full_env, capture_output=True,
+        result = subprocess.run(self.docker_command() + list(args), input=stdin, env=full_env, capture_output=True,
                                 timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise EngineError("docker %s failed (%d): %s"
                               % (" ".join(args), result.returncode, result.stderr.decode(errors="replace")))
         return result.stdout.decode(errors="replace")
 
+    def docker_result(self, *args: str, env: Optional[Dict[str, str]] = None,
+                      timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the CLI and return the finished process (text output), whatever its exit code."""
+        full_env = self.env
+        full_env.update(env or {})
+        return subprocess.run(self.docker_command() + list(args), env=full_env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
     def run_docker(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run the CLI with its output discarded and its error kept (``docker save IMAGE > /dev/null``)."""
-        return subprocess.run([DOCKER] + list(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        return subprocess.run(self.docker_command() + list(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, timeout=timeout, check=False)
 
     def api(self, path: str, raw: bool = False) -> Any:
@@ -200,11 +229,83 @@ class Engine:
     def container_ids(self) -> List[str]:
         return sorted(set(self.docker("ps", "-a", "-q", "--no-trunc").split()))
 
+    def referenced_paths(self) -> Set[str]:
+        """Paths (relative to the data-root) that the engine's own inspect output references: every image's
+        layer chains and overlay2 directories, every container's directories and mount record."""
+        inner_overlay = os.path.join(self.inside(self.data_root), "overlay2")
+        referenced = set()  # type: Set[str]
+
+        def dirs_of(data: Optional[Dict[str, str]]) -> None:
+            for key in ("UpperDir", "LowerDir", "WorkDir"):
+                for path in filter(None, ((data or {}).get(key) or "").split(":")):
+                    referenced.add("overlay2/" + os.path.relpath(path, inner_overlay).split("/")[0])
+        for image in self.inspect(*self.image_ids()):
+            dirs_of(image["GraphDriver"]["Data"])
+            referenced.update(LAYERDB + "/sha256/" + chain[7:] for chain in chain_ids(image["RootFS"]["Layers"]))
+        for container in self.inspect(*self.container_ids()):
+            dirs_of(container["GraphDriver"]["Data"])
+            referenced.add(LAYERDB + "/mounts/" + container["Id"])
+        return referenced
+
     def __enter__(self) -> "Engine":
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.destroy()
+
+
+class ChrootEngine(Engine):
+    """A dockerd of another Debian suite, run from its debootstrap'd root (``root``) in a chroot.
+
+    Nothing is installed on the machine: the daemon, its containerd and the CLI all come from ``root``.
+    The daemon runs in a private mount namespace with ``root`` bind-mounted onto itself (``docker import``
+    fails without it) and /proc, /sys and /dev bound in; the namespace, and every mount in it, ends with
+    the daemon's processes. The engine's files live under ``root``/tmp, so the host reads its data-root
+    at ``root`` + the daemon's path.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        super().__init__(tempfile.mkdtemp(prefix="strata-", dir=os.path.join(self.root, "tmp")))
+
+    def inside(self, path: str) -> str:
+        return "/" + os.path.relpath(path, self.root)
+
+    def dockerd_command(self) -> List[str]:
+        binds = " && ".join("mount --rbind /{0} {1}/{0}".format(name, shlex.quote(self.root))
+                            for name in ("proc", "sys", "dev"))
+        script = 'mount --bind {0} {0} && {1} && exec chroot {0} "$@"'.format(shlex.quote(self.root), binds)
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", "/usr/sbin/dockerd"] + \
+            super().dockerd_command()[1:]
+
+    def docker_command(self) -> List[str]:
+        return ["chroot", self.root, "/usr/bin/docker"]
+
+    def _clear_stale_containerd(self) -> None:
+        super()._clear_stale_containerd()
+        # after a SIGKILL, shims can keep the namespace alive: they hold no host mounts, stop them by pid
+        for pid in self._chrooted_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _chrooted_pids(self) -> List[int]:
+        """Processes whose root is this engine's root and whose command line names its base directory."""
+        found = []
+        marker = self.inside(self.base).encode()
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or self.process is not None and int(name) == self.process.pid:
+                continue
+            try:
+                if os.readlink("/proc/%s/root" % name) != self.root:
+                    continue
+                with open("/proc/%s/cmdline" % name, "rb") as handle:
+                    if marker in handle.read():
+                        found.append(int(name))
+            except OSError:
+                continue
+        return found
 
 
 def busybox_rootfs(target: str) -> str:
@@ -237,7 +338,7 @@ def build(engine: Engine, tag: str, dockerfile: str, files: Optional[Dict[str, b
     for name, content in (files or {}).items():
         with open(os.path.join(context, name), "wb") as handle:
             handle.write(content)
-    engine.docker("build", "--network", "none", "-t", tag, context,
+    engine.docker("build", "--network", "none", "-t", tag, engine.inside(context),
                   env={"DOCKER_BUILDKIT": "1" if buildkit else "0"})
     shutil.rmtree(context, ignore_errors=True)
 

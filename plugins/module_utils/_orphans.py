@@ -6,10 +6,13 @@
 
 """Classification of everything under overlay2/ and the layer database: live, BuildKit's, or orphaned.
 
-A layer chain is live when an image or a container mount reaches it (directly or as an ancestor); an
-overlay2 directory is live when a live layer or mount names it, or a live directory's ``lower`` lists it.
-Everything else is an ``Orphan`` of a named kind, each with the paths that make it up, its bytes and
-the newest mtime inside it. Classification reads only; deciding what may go is ``_prune``'s job.
+A layer chain is live when an image, a container mount or a damaged record that still names it reaches it
+(directly or as an ancestor); BuildKit's build cache owns the chains and directories its databases hold
+(see ``_buildkit``), closed over layer parents and cache-ids. An overlay2 directory is kept when a kept
+chain, a mount or a damaged record names it, or a kept directory's ``lower`` lists it. Everything else is an
+``Orphan`` of a named kind, each with the paths that make it up, its bytes, the newest mtime inside it, and
+the damaged records that might still own it (``blocked_by``: unknown is not unowned). Classification reads
+only; deciding what may go is ``_prune``'s job.
 """
 
 from __future__ import annotations
@@ -18,15 +21,21 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
+from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
-    is_buildkit_id,
     is_hex64,
     parse_cache_id,
     removing_chain,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, walk_stats
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import (
+    MIGHT_NAME_CHAINS,
+    MIGHT_NAME_DIRS,
+    MIGHT_NAME_MOUNTS,
+    DamagedRecord,
+    Store,
+)
 
 UNREFERENCED_DIR = "unreferenced_dir"
 UNREFERENCED_CHAIN = "unreferenced_chain"
@@ -38,6 +47,14 @@ ORPHAN_KINDS = (UNREFERENCED_DIR, UNREFERENCED_CHAIN, REMOVING, WRITE_SET, DANGL
 
 # kinds that a running daemon holds in memory: remove them only while it is stopped
 HELD_BY_RUNNING_DAEMON = (UNREFERENCED_CHAIN, STALE_MOUNT)
+
+# What removing an orphan of each kind would remove, as the classes a damaged record might name. Dangling
+# links, write-sets and ``-removing`` records are safe whatever a damaged record says: nothing names them.
+REMOVES = {
+    UNREFERENCED_DIR: (MIGHT_NAME_DIRS,),
+    UNREFERENCED_CHAIN: (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
+    STALE_MOUNT: (MIGHT_NAME_MOUNTS, MIGHT_NAME_DIRS),
+}
 
 
 @dataclass
@@ -61,28 +78,38 @@ class Orphan:
     chain_id: Optional[str] = None
     parent_chain: Optional[str] = None  # for chains: the parent chain, which must stay if this one stays
     mounted: bool = False
+    blocked_by: List[str] = field(default_factory=list)  # damaged records that might own it (their paths)
 
     def as_dict(self) -> Dict[str, object]:
         root = self.path[:-len(self.parts[-1]) - 1]
         return {"kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
                 "newest_mtime": self.usage.newest_mtime,
-                "paths": [os.path.join(root, part) for part in self.parts]}
+                "paths": [os.path.join(root, part) for part in self.parts],
+                "blocked_by": list(self.blocked_by)}
 
 
 @dataclass
-class BuildKitDir:
-    name: str
-    path: str
+class BuildKitCache:
+    """What BuildKit's build cache holds here, left to ``docker builder prune``."""
+
+    state: str  # absent | read | unknown (see ``_buildkit``)
+    reason: str
+    chains: Set[str]  # layer chains it owns, ancestors included, that no image or container uses
+    dirs: Set[str]  # overlay2 directories it owns that no image or container uses
     usage: Usage
-    known: bool  # named in buildkit/snapshots.db
+
+    def facts(self) -> Dict[str, object]:
+        return {"state": self.state, "reason": self.reason, "chains": len(self.chains), "dirs": len(self.dirs),
+                "bytes": self.usage.bytes}
 
 
 @dataclass
 class Classification:
     orphans: List[Orphan]
-    buildkit: List[BuildKitDir]
+    buildkit: BuildKitCache
     live_chains: Set[str]
     live_dirs: Set[str]
+    blocking: List[DamagedRecord]  # every damaged record, with the ``lower`` files of kept directories
 
     @property
     def orphan_bytes(self) -> int:
@@ -93,8 +120,11 @@ class Classification:
             "items": [orphan.as_dict() for orphan in self.orphans],
             "bytes": self.orphan_bytes,
             "by_kind": {kind: sum(1 for o in self.orphans if o.kind == kind) for kind in ORPHAN_KINDS},
-            "buildkit_dirs": len(self.buildkit),
-            "buildkit_bytes": sum(b.usage.bytes for b in self.buildkit),
+            "buildkit_dirs": len(self.buildkit.dirs),
+            "buildkit_chains": len(self.buildkit.chains),
+            "buildkit_bytes": self.buildkit.usage.bytes,
+            "buildkit_state": self.buildkit.state,
+            "blocking": [record.as_dict() for record in self.blocking],
         }
 
 
@@ -139,8 +169,23 @@ class _Classifier:
         for link_id, target in store.links.items():
             if target is not None:
                 self.links_to.setdefault(target, []).append(link_id)
+        self.pinned_containers = set()  # type: Set[str]  # containers whose mount a damaged record keeps
+        for record in store.damaged:
+            self.pinned_containers.update(record.containers)
+        self.blocking = list(store.damaged)  # type: List[DamagedRecord]
 
-    # -- liveness ----------------------------------------------------------
+    # -- what is kept ------------------------------------------------------
+    def ancestors(self, chain_ids: Set[str]) -> Set[str]:
+        """The chains and every ancestor (layerdb ``parent``) present in the layer database."""
+        found = set()  # type: Set[str]
+        for chain_id in chain_ids:
+            current = chain_id  # type: Optional[str]
+            while current is not None and current not in found:  # stops at a known ancestor (or a loop)
+                found.add(current)
+                layer = self.store.layers.get(current)
+                current = layer.parent if layer is not None else None
+        return found
+
     def live_chains(self) -> Set[str]:
         roots = set()  # type: Set[str]
         for image in self.store.images.values():
@@ -148,36 +193,57 @@ class _Classifier:
         for mount in self.live_mounts():
             if mount.parent:
                 roots.add(mount.parent)
-        live = set()  # type: Set[str]
-        for chain_id in roots:
-            current = chain_id  # type: Optional[str]
-            while current is not None and current not in live:  # stops at the first live ancestor (or a loop)
-                layer = self.store.layers.get(current)
-                if layer is None:
-                    break
-                live.add(current)
-                current = layer.parent
-        return live
+        for record in self.store.damaged:
+            roots.update(record.chains)
+        return self.ancestors(roots)
 
     def live_mounts(self):
-        return [m for m in self.store.mounts.values() if m.container_id in self.store.containers]
+        return [m for m in self.store.mounts.values()
+                if m.container_id in self.store.containers or m.container_id in self.pinned_containers]
 
-    def live_dirs(self, live_chains: Set[str]) -> Set[str]:
-        names = set()  # type: Set[str]
-        for chain_id in live_chains:
-            cache_id = self.store.layers[chain_id].cache_id
-            if cache_id:
-                names.add(cache_id)
+    def buildkit_owned(self, live_chains: Set[str]) -> BuildKitCache:
+        """BuildKit's chains and directories, closed over ancestors and cache-ids, less what is live anyway."""
+        ownership = self.store.buildkit
+        if ownership is None or ownership.state != "read":
+            state = ownership.state if ownership is not None else ABSENT
+            return BuildKitCache(state, ownership.reason if ownership else "", set(), set(), Usage())
+        chains = self.ancestors(ownership.chains)
+        dirs = set(ownership.dirs)
+        while True:  # a chain whose cache-id is an owned directory is owned (registered before chainid is written)
+            dirs.update(self.store.layers[c].cache_id for c in chains if c in self.store.layers
+                        and self.store.layers[c].cache_id)
+            more = {c for c, layer in self.store.layers.items() if layer.cache_id in dirs} - chains
+            if not more:
+                break
+            chains |= self.ancestors(more)
+        chains -= live_chains
+        usage = Usage()
+        return BuildKitCache(ownership.state, "", chains, dirs, usage)
+
+    def kept_dirs(self, kept_chains: Set[str], extra: Set[str]) -> Set[str]:
+        names = set(extra)
+        for chain_id in kept_chains:
+            layer = self.store.layers.get(chain_id)
+            if layer is not None and layer.cache_id:
+                names.add(layer.cache_id)
         for mount in self.live_mounts():
             names.add(mount.mount_id)
             if mount.init_id:
                 names.add(mount.init_id)
-        # whatever a live directory's lower file lists stays too, even where the layer database disagrees
+        for record in self.store.damaged:
+            names.update(record.dirs)
+        # whatever a kept directory's lower file lists stays too, even where the layer database disagrees
         frontier = [name for name in names if name in self.store.dirs]
         while frontier:
             listed = set()  # type: Set[str]
             for name in frontier:
-                listed.update(self.store.dirs[name].lower)
+                directory = self.store.dirs[name]
+                listed.update(directory.lower)
+                path = self.store.dir_path(name, "lower")
+                if directory.lower_unknown and all(record.path != path for record in self.blocking):
+                    self.blocking.append(DamagedRecord("lower", path, "the lower layers of a kept directory "
+                                                       "cannot be read", dirs={name},
+                                                       might_name=frozenset((MIGHT_NAME_DIRS,))))
             found = {self.store.links.get(link_id) for link_id in listed}
             found.discard(None)
             new = found - names  # type: ignore[operator]
@@ -186,9 +252,9 @@ class _Classifier:
         return names
 
     # -- objects -----------------------------------------------------------
-    def dir_parts(self, name: Optional[str], live_dirs: Set[str]) -> List[str]:
-        """The overlay2 dir and the l/ links pointing at it, unless live or claimed already."""
-        if not name or name in live_dirs or name in self.claimed or name not in self.store.dirs:
+    def dir_parts(self, name: Optional[str], kept_dirs: Set[str]) -> List[str]:
+        """The overlay2 dir and the l/ links pointing at it, unless kept or claimed already."""
+        if not name or name in kept_dirs or name in self.claimed or name not in self.store.dirs:
             return []
         self.claimed.add(name)
         return [os.path.join("overlay2", "l", link) for link in self.links_to.get(name, [])] + [
@@ -206,36 +272,37 @@ class _Classifier:
 
     def classify(self) -> Classification:
         live_chains = self.live_chains()
-        live_dirs = self.live_dirs(live_chains)
+        buildkit = self.buildkit_owned(live_chains)
+        kept_chains = live_chains | buildkit.chains
+        live_dirs = self.kept_dirs(live_chains, set())
+        kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs)
+        buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
+        for name in sorted(buildkit.dirs):
+            buildkit.usage.add(tree_usage(os.path.join(self.root, "overlay2", name)))
         orphans = []  # type: List[Orphan]
-        orphans.extend(self.chain_orphans(live_chains, live_dirs))
-        orphans.extend(self.removing_orphans(live_dirs))
-        orphans.extend(self.write_set_orphans(live_dirs))
-        orphans.extend(self.mount_orphans(live_dirs))
-        buildkit = []  # type: List[BuildKitDir]
-        known = self.buildkit_known()
+        orphans.extend(self.chain_orphans(kept_chains, kept_dirs))
+        orphans.extend(self.removing_orphans(kept_dirs))
+        orphans.extend(self.write_set_orphans(kept_dirs))
+        orphans.extend(self.mount_orphans(kept_dirs))
         for name in sorted(self.store.dirs):
-            if name in live_dirs or name in self.claimed:
-                continue
-            base = name[:-len("-init")] if name.endswith("-init") else name
-            if is_buildkit_id(base):
-                buildkit.append(BuildKitDir(name, os.path.join(self.root, "overlay2", name),
-                                            tree_usage(os.path.join(self.root, "overlay2", name)),
-                                            name.encode() in known))
-                continue
-            orphans.append(self.orphan(UNREFERENCED_DIR, self.dir_parts(name, live_dirs)))
+            if name not in kept_dirs and name not in self.claimed:
+                orphans.append(self.orphan(UNREFERENCED_DIR, self.dir_parts(name, kept_dirs)))
         for link_id, target in sorted(self.store.links.items()):
             if target is None or target not in self.store.dirs:
                 orphans.append(self.orphan(DANGLING_LINK, [os.path.join("overlay2", "l", link_id)]))
-        return Classification(orphans, buildkit, live_chains, live_dirs)
+        for orphan in orphans:
+            classes = REMOVES.get(orphan.kind, ())
+            orphan.blocked_by = sorted({record.path for record in self.blocking
+                                        if record.might_name.intersection(classes)})
+        return Classification(orphans, buildkit, live_chains, live_dirs, self.blocking)
 
-    def chain_orphans(self, live_chains: Set[str], live_dirs: Set[str]) -> List[Orphan]:
-        dead = [layer for chain_id, layer in self.store.layers.items() if chain_id not in live_chains]
+    def chain_orphans(self, kept_chains: Set[str], kept_dirs: Set[str]) -> List[Orphan]:
+        dead = [layer for chain_id, layer in self.store.layers.items() if chain_id not in kept_chains]
         depth = {layer.chain_id: len(self.store.chain(layer.chain_id)) for layer in dead}
         orphans = []
         for layer in sorted(dead, key=lambda l: (-depth[l.chain_id], l.chain_id)):  # children first
             parts = [os.path.join("image", "overlay2", "layerdb", "sha256", layer.chain_id[7:])]
-            parts = self.dir_parts(layer.cache_id, live_dirs) + parts
+            parts = self.dir_parts(layer.cache_id, kept_dirs) + parts
             orphans.append(self.orphan(UNREFERENCED_CHAIN, parts, chain_id=layer.chain_id,
                                        parent_chain=layer.parent))
         return orphans
@@ -247,15 +314,15 @@ class _Classifier:
         except (OSError, UnicodeDecodeError, InvalidId):
             return None
 
-    def removing_orphans(self, live_dirs: Set[str]) -> List[Orphan]:
+    def removing_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
         orphans = []
         for name in sorted(self.store.removing):
             record = ("image", "overlay2", "layerdb", "sha256", name)
-            parts = self.dir_parts(self.record_cache_id(*record), live_dirs) + [os.path.join(*record)]
+            parts = self.dir_parts(self.record_cache_id(*record), kept_dirs) + [os.path.join(*record)]
             orphans.append(self.orphan(REMOVING, parts, chain_id="sha256:" + (removing_chain(name) or "")))
         return orphans
 
-    def write_set_orphans(self, live_dirs: Set[str]) -> List[Orphan]:
+    def write_set_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
         orphans = []
         try:
             with SafeDir.open(self.root) as root, root.subdir("image", "overlay2", "layerdb", "tmp") as tmp:
@@ -265,27 +332,20 @@ class _Classifier:
             return orphans
         for name in sorted(names):
             record = ("image", "overlay2", "layerdb", "tmp", name)
-            parts = self.dir_parts(self.record_cache_id(*record), live_dirs) + [os.path.join(*record)]
+            parts = self.dir_parts(self.record_cache_id(*record), kept_dirs) + [os.path.join(*record)]
             orphans.append(self.orphan(WRITE_SET, parts))
         return orphans
 
-    def mount_orphans(self, live_dirs: Set[str]) -> List[Orphan]:
+    def mount_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
         orphans = []
         for container_id, mount in sorted(self.store.mounts.items()):
-            if container_id in self.store.containers or not is_hex64(container_id):
+            if container_id in self.store.containers or container_id in self.pinned_containers \
+                    or not is_hex64(container_id):
                 continue
-            parts = (self.dir_parts(mount.mount_id, live_dirs) + self.dir_parts(mount.init_id, live_dirs)
+            parts = (self.dir_parts(mount.mount_id, kept_dirs) + self.dir_parts(mount.init_id, kept_dirs)
                      + [os.path.join("image", "overlay2", "layerdb", "mounts", container_id)])
             orphans.append(self.orphan(STALE_MOUNT, parts))
         return orphans
-
-    def buildkit_known(self) -> bytes:
-        """The raw bytes of BuildKit's snapshot database, to tell which 25-character dirs it records."""
-        try:
-            with SafeDir.open(self.root) as root, root.subdir("buildkit") as buildkit:
-                return buildkit.read_bytes("snapshots.db", 1 << 30)
-        except OSError:
-            return b""
 
 
 def classify(store: Store, mountinfo_paths: Optional[List[str]] = None) -> Classification:

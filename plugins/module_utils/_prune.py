@@ -6,10 +6,14 @@
 
 """Deciding which orphans may go, and removing or quarantining them without following symlinks.
 
-Safety gates, in order: the kind was asked for; old enough (newest mtime inside); not newer than the
-running daemon's start (in flight); not a kind the running daemon holds in memory; not mounted; within the
-byte ceiling; a chain goes only with its children. Removal walks directory file descriptors opened with
-O_NOFOLLOW from the data-root down, so a path swapped for a symlink is never followed.
+Safety gates, in order, each with a stable code (``reason_code``) beside its message: the kind was asked for
+(``kind_not_selected``); no damaged record might own it (``unknown_owner``); old enough (``too_young``, by
+the newest mtime inside); not newer than the running daemon's start (``in_flight``); not a kind the running
+daemon holds in memory (``daemon_holds``); not mounted (``mounted``); a chain goes only with its children
+(``parent_stays``); within the byte ceiling (``over_budget``); never the last layer directory
+(``last_layer_dir``). Removal walks directory file descriptors opened with O_NOFOLLOW from the data-root
+down, so a path swapped for a symlink is never followed; a failure is ``removal_failed`` or
+``quarantine_failed``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
     HELD_BY_RUNNING_DAEMON,
@@ -35,6 +39,22 @@ REMOVED = "removed"
 WOULD_REMOVE = "would_remove"
 QUARANTINED = "quarantined"
 SKIPPED = "skipped"
+
+# reason codes: why an orphan goes, or why it stays
+UNREFERENCED = "unreferenced"
+KIND_NOT_SELECTED = "kind_not_selected"
+UNKNOWN_OWNER = "unknown_owner"
+TOO_YOUNG = "too_young"
+IN_FLIGHT = "in_flight"
+DAEMON_HOLDS = "daemon_holds"
+MOUNTED = "mounted"
+PARENT_STAYS = "parent_stays"
+OVER_BUDGET = "over_budget"
+LAST_LAYER_DIR = "last_layer_dir"
+REMOVAL_FAILED = "removal_failed"
+QUARANTINE_FAILED = "quarantine_failed"
+REASON_CODES = (UNREFERENCED, KIND_NOT_SELECTED, UNKNOWN_OWNER, TOO_YOUNG, IN_FLIGHT, DAEMON_HOLDS, MOUNTED,
+                PARENT_STAYS, OVER_BUDGET, LAST_LAYER_DIR, REMOVAL_FAILED, QUARANTINE_FAILED)
 
 # a process start time is known to a clock tick past the boot time, which /proc/stat gives in whole seconds
 START_TIME_MARGIN = 2.0
@@ -125,12 +145,16 @@ class Gates:
 class Decision:
     orphan: Orphan
     action: str
+    reason_code: str
     reason: str
 
     def as_dict(self) -> Dict[str, object]:
         result = self.orphan.as_dict()
-        result.update(action=self.action, reason=self.reason)
+        result.update(action=self.action, reason_code=self.reason_code, reason=self.reason)
         return result
+
+    def keep(self, code: str, reason: str) -> None:
+        self.action, self.reason_code, self.reason = SKIPPED, code, reason
 
 
 def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bool) -> List[Decision]:
@@ -140,21 +164,21 @@ def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bo
     staying_chains = set()  # type: Set[str]
     go = QUARANTINED if quarantine else REMOVED
     for orphan in orphans:  # chains come children first, so a staying child is known before its parent
-        reason = blocked_by(orphan, gates, staying_chains)
-        if reason is None and budget is not None and orphan.usage.bytes > budget:
-            reason = "max_remove_bytes reached (%d bytes left, this needs %d)" % (budget, orphan.usage.bytes)
+        blocked = blocked_by(orphan, gates, staying_chains)
+        if blocked is None and budget is not None and orphan.usage.bytes > budget:
+            blocked = OVER_BUDGET, "max_remove_bytes reached (%d bytes left, this needs %d)" % (budget, orphan.usage.bytes)
         dirs = overlay_dir_count(orphan)
-        if reason is None and dirs and dirs >= dirs_left:
-            reason = "would leave overlay2/ without layer directories (newer engines then switch stores)"
-        if reason is not None:
-            decisions.append(Decision(orphan, SKIPPED, reason))
+        if blocked is None and dirs and dirs >= dirs_left:
+            blocked = LAST_LAYER_DIR, "would leave overlay2/ without layer directories (newer engines then switch stores)"
+        if blocked is not None:
+            decisions.append(Decision(orphan, SKIPPED, blocked[0], blocked[1]))
             if orphan.kind == UNREFERENCED_CHAIN and orphan.parent_chain:
                 staying_chains.add(orphan.parent_chain)
             continue
         if budget is not None:
             budget -= orphan.usage.bytes
         dirs_left -= dirs
-        decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, "unreferenced and old enough"))
+        decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, UNREFERENCED, "unreferenced and old enough"))
     return decisions
 
 
@@ -162,21 +186,27 @@ def overlay_dir_count(orphan: Orphan) -> int:
     return sum(1 for part in orphan.parts if part.startswith("overlay2/") and not part.startswith("overlay2/l/"))
 
 
-def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Optional[str]:
+def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Optional[Tuple[str, str]]:
+    """(reason code, message) of the first gate that keeps the orphan, or None when it may go."""
     if orphan.kind not in gates.kinds:
-        return "kind %s not selected" % orphan.kind
+        return KIND_NOT_SELECTED, "kind %s not selected" % orphan.kind
+    if orphan.blocked_by:
+        return UNKNOWN_OWNER, ("a damaged record might still own it; repair or remove %s first"
+                               % ", ".join(orphan.blocked_by[:3]) + (" (and %d more)" % (len(orphan.blocked_by) - 3)
+                                                                     if len(orphan.blocked_by) > 3 else ""))
     age = gates.now - orphan.usage.newest_mtime
     if age < gates.min_age:
-        return "newest change %.0f s ago, younger than min_age (%.0f s)" % (max(age, 0), gates.min_age)
+        return TOO_YOUNG, "newest change %.0f s ago, younger than min_age (%.0f s)" % (max(age, 0), gates.min_age)
     if gates.daemon is not None:
         if orphan.usage.newest_mtime >= gates.daemon.started_at - START_TIME_MARGIN:
-            return "changed since the running dockerd (pid %d) started: may be in flight" % gates.daemon.pid
+            return IN_FLIGHT, "changed since the running dockerd (pid %d) started: may be in flight" % gates.daemon.pid
         if orphan.kind in HELD_BY_RUNNING_DAEMON:
-            return "the running dockerd (pid %d) holds it in memory; prune it with the daemon stopped" % gates.daemon.pid
+            return DAEMON_HOLDS, ("the running dockerd (pid %d) holds it in memory; prune it with the daemon stopped"
+                                  % gates.daemon.pid)
     if orphan.mounted:
-        return "mounted"
+        return MOUNTED, "mounted"
     if orphan.kind == UNREFERENCED_CHAIN and orphan.chain_id in staying_chains:
-        return "parent of a layer that stays"
+        return PARENT_STAYS, "parent of a layer that stays"
     return None
 
 
@@ -350,7 +380,7 @@ def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[
             message = "cannot create the quarantine %s: %s; nothing was moved" % (target_root, describe_os_error(exc))
             for decision in decisions:
                 if decision.action == QUARANTINED:
-                    decision.action, decision.reason = SKIPPED, message
+                    decision.keep(QUARANTINE_FAILED, message)
             raise PruneError(message) from exc
     with SafeDir.open(data_root) as root:
         for decision in decisions:
@@ -365,7 +395,8 @@ def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[
             except OSError as exc:
                 message = "%s: %s" % (decision.orphan.path, describe_os_error(exc))
                 errors.append(message)
-                decision.action, decision.reason = SKIPPED, "removal failed, the rest kept: " + describe_os_error(exc)
+                decision.keep(QUARANTINE_FAILED if target_root else REMOVAL_FAILED,
+                              "removal failed, the rest kept: " + describe_os_error(exc))
                 continue
             reclaimed += decision.orphan.usage.bytes
             if target_root:

@@ -22,8 +22,9 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
+from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import Ownership, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
     chain_ids,
@@ -47,6 +48,12 @@ from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
 )
 
 CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
+MAX_LOWER_DEPTH = 128  # the overlay2 driver refuses a layer with more lower layers than this
+
+# What a damaged reference record might name, when the part that names it could not be read
+MIGHT_NAME_DIRS = "dirs"  # any overlay2 directory
+MIGHT_NAME_CHAINS = "chains"  # any layer chain
+MIGHT_NAME_MOUNTS = "mounts"  # any container mount
 
 
 class StoreError(Exception):
@@ -63,6 +70,28 @@ class Finding:
 
     def as_dict(self) -> Dict[str, str]:
         return {"kind": self.kind, "path": self.path, "message": self.message}
+
+
+@dataclass
+class DamagedRecord:
+    """A reference record that could not be read or is invalid: the owner of something is unknown.
+
+    What it names and could be read stays (``chains`` with their ancestors, ``dirs``, the mounts of
+    ``containers``); for each reference that could not be read, ``might_name`` holds the class of objects it
+    might have named, none of which may be removed while the record stays as it is.
+    """
+
+    code: str  # layer | mount | image_config | container_config | lower | buildkit | store_part
+    path: str
+    message: str
+    chains: Set[str] = field(default_factory=set)
+    dirs: Set[str] = field(default_factory=set)
+    containers: Set[str] = field(default_factory=set)
+    might_name: FrozenSet[str] = frozenset()
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"code": self.code, "path": self.path, "message": self.message,
+                "might_name": sorted(self.might_name)}
 
 
 @dataclass
@@ -112,6 +141,7 @@ class OverlayDir:
     name: str
     link: Optional[str]
     lower: List[str]  # link ids, topmost first, as in the ``lower`` file
+    lower_unknown: bool = False  # the ``lower`` file exists but could not be read or parsed
 
 
 @dataclass
@@ -127,6 +157,8 @@ class Store:
     image_parents: Dict[str, str] = field(default_factory=dict)
     dangling_tags: List[Tuple[str, str]] = field(default_factory=list)  # (reference, image id not in the store)
     findings: List[Finding] = field(default_factory=list)
+    damaged: List[DamagedRecord] = field(default_factory=list)
+    buildkit: Optional[Ownership] = None
 
     # -- paths -------------------------------------------------------------
     @property
@@ -178,6 +210,12 @@ class Store:
 
     def note(self, kind: str, path: str, message: str) -> None:
         self.findings.append(Finding(kind, path, message))
+
+    def damage(self, code: str, path: str, message: str, might_name: Iterable[str] = (),
+               chains: Iterable[Optional[str]] = (), dirs: Iterable[Optional[str]] = (),
+               containers: Iterable[str] = ()) -> None:
+        self.damaged.append(DamagedRecord(code, path, message, {c for c in chains if c}, {d for d in dirs if d},
+                                          set(containers), frozenset(might_name)))
 
     # -- loading -----------------------------------------------------------
     @classmethod
@@ -241,6 +279,15 @@ class _Loader:
         self.load_mounts()
         self.load_containers()
         self.load_overlay_dirs()
+        self.load_buildkit()
+
+    # what an unreadable part of the store might hold references to
+    PART_MIGHT_NAME = {
+        ("image", "overlay2", "imagedb", "content", "sha256"): (MIGHT_NAME_CHAINS,),
+        ("image", "overlay2", "layerdb", "sha256"): (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
+        ("image", "overlay2", "layerdb", "mounts"): (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
+        ("containers",): (MIGHT_NAME_MOUNTS,),
+    }
 
     # -- helpers -----------------------------------------------------------
     def open_dir(self, *names: str) -> Optional[SafeDir]:
@@ -249,6 +296,9 @@ class _Loader:
         except OSError as exc:
             if exc.errno != errno.ENOENT:  # a missing part of the store is simply empty
                 self.store.note("unreadable", self.root.join(*names), describe_os_error(exc))
+                might_name = self.PART_MIGHT_NAME.get(names)
+                if might_name:
+                    self.store.damage("store_part", self.root.join(*names), describe_os_error(exc), might_name)
             return None
 
     def read(self, directory: SafeDir, name: str, limit: int = 1 << 20) -> Optional[str]:
@@ -314,6 +364,7 @@ class _Loader:
             raw = content.read_bytes(name, CONFIG_LIMIT)
         except OSError as exc:
             self.store.note("unreadable", path, describe_os_error(exc))
+            self.store.damage("image_config", path, describe_os_error(exc), (MIGHT_NAME_CHAINS,))
             return None
         try:
             config = json.loads(raw.decode("utf-8"))
@@ -322,7 +373,9 @@ class _Loader:
                 raise TypeError("rootfs.diff_ids is not a list")
             diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in diff_ids]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.store.note("invalid", path, "not a valid image config: %s" % shorten(str(exc)))
+            message = "not a valid image config: %s" % shorten(str(exc))
+            self.store.note("invalid", path, message)
+            self.store.damage("image_config", path, message, (MIGHT_NAME_CHAINS,))
             return None
         created = config.get("created")
         return Image(
@@ -391,38 +444,41 @@ class _Loader:
                     self.store.layers[layer.chain_id] = layer
 
     def load_layer(self, layerdb: SafeDir, name: str) -> Optional[Layer]:
+        """One layerdb record; a damaged one is recorded with what it still names, and kept out of ``layers``
+        only when its ``diff`` cannot be read (a layer without a DiffID joins nothing)."""
         path = os.path.join(layerdb.path, name)
+        chain_id = "sha256:" + name
         try:
             fd = open_dir_at(layerdb.fd, name)
         except OSError as exc:
             self.store.note("unreadable", path, describe_os_error(exc))
+            self.store.damage("layer", path, describe_os_error(exc), (MIGHT_NAME_DIRS, MIGHT_NAME_CHAINS),
+                              chains=[chain_id])
             return None
         try:
             diff_text = self.read_at(fd, path, "diff")
             cache_text = self.read_at(fd, path, "cache-id")
             size_text = self.read_at(fd, path, "size")
             parent_text = self.read_at(fd, path, "parent", optional=True)
+            parent_present = parent_text is not None or self.exists_at(fd, "parent")
         finally:
             os.close(fd)
-        if diff_text is None:
-            return None
-        try:
-            diff_id = parse_digest(diff_text, "diff")
-        except InvalidId as exc:
-            self.store.note("invalid", os.path.join(path, "diff"), str(exc))
-            return None
+        problems = []  # type: List[str]
+        might_name = set()  # type: Set[str]
+        diff_id = self.parse(diff_text, parse_digest, os.path.join(path, "diff"), "diff", problems)
+        cache_id = self.parse(cache_text, parse_cache_id, os.path.join(path, "cache-id"), "cache-id", problems)
+        if cache_id is None:
+            might_name.add(MIGHT_NAME_DIRS)
         parent = None
-        if parent_text is not None:
-            try:
-                parent = parse_digest(parent_text, "parent")
-            except InvalidId as exc:
-                self.store.note("invalid", os.path.join(path, "parent"), str(exc))
-        cache_id = None
-        if cache_text is not None:
-            try:
-                cache_id = parse_cache_id(cache_text)
-            except InvalidId as exc:
-                self.store.note("invalid", os.path.join(path, "cache-id"), str(exc))
+        if parent_present:
+            parent = self.parse(parent_text, parse_digest, os.path.join(path, "parent"), "parent", problems)
+            if parent is None:
+                might_name.add(MIGHT_NAME_CHAINS)
+        if problems:
+            self.store.damage("layer", path, "; ".join(problems), might_name, chains=[chain_id, parent],
+                              dirs=[cache_id])
+        if diff_id is None:
+            return None
         size = None
         if size_text is not None:
             try:
@@ -432,7 +488,27 @@ class _Loader:
             except ValueError:
                 self.store.note("invalid", os.path.join(path, "size"), "not a byte count: %s" % shorten(size_text))
                 size = None
-        return Layer(chain_id="sha256:" + name, diff_id=diff_id, parent=parent, cache_id=cache_id, size=size)
+        return Layer(chain_id=chain_id, diff_id=diff_id, parent=parent, cache_id=cache_id, size=size)
+
+    def parse(self, text: Optional[str], parser, path: str, what: str, problems: List[str]) -> Optional[str]:
+        """``parser(text)``, or None with a finding (and the problem listed) when absent or invalid."""
+        if text is None:  # read_at has already noted why
+            problems.append("%s cannot be read" % what)
+            return None
+        try:
+            return parser(text, what)
+        except InvalidId as exc:
+            self.store.note("invalid", path, str(exc))
+            problems.append(str(exc))
+            return None
+
+    @staticmethod
+    def exists_at(dir_fd: int, name: str) -> bool:
+        try:
+            os.lstat(name, dir_fd=dir_fd)
+        except OSError:
+            return False
+        return True
 
     def read_at(self, dir_fd: int, dir_path: str, name: str, optional: bool = False) -> Optional[str]:
         """A small file's text below a directory descriptor, or None (with a finding unless optional and absent)."""
@@ -464,34 +540,39 @@ class _Loader:
                     self.store.mounts[name] = mount
 
     def load_mount(self, mounts: SafeDir, name: str) -> Optional[Mount]:
+        """One container mount; a damaged one keeps its container's mount and what it still names."""
         try:
             directory = mounts.subdir(name)
         except OSError as exc:
             self.store.note("unreadable", mounts.join(name), describe_os_error(exc))
+            self.store.damage("mount", mounts.join(name), describe_os_error(exc),
+                              (MIGHT_NAME_DIRS, MIGHT_NAME_CHAINS), containers=[name])
             return None
         with directory:
             mount_text = self.read(directory, "mount-id")
             init_text = self.read_optional(directory, "init-id")
             parent_text = self.read_optional(directory, "parent")
-        if mount_text is None:
-            return None
-        try:
-            mount_id = parse_mount_id(mount_text)
-        except InvalidId as exc:
-            self.store.note("invalid", directory.join("mount-id"), str(exc))
-            return None
+            init_present = init_text is not None or directory.exists("init-id")
+            parent_present = parent_text is not None or directory.exists("parent")
+        problems = []  # type: List[str]
+        might_name = set()  # type: Set[str]
+        mount_id = self.parse(mount_text, parse_mount_id, directory.join("mount-id"), "mount-id", problems)
         init_id = None
-        if init_text:
-            try:
-                init_id = parse_init_id(init_text, mount_id)
-            except InvalidId as exc:
-                self.store.note("invalid", directory.join("init-id"), str(exc))
+        if mount_id is not None and init_present and init_text != "":
+            init_id = self.parse(init_text, lambda text, _what: parse_init_id(text, mount_id),
+                                 directory.join("init-id"), "init-id", problems)
+        if mount_id is None or (init_present and init_text != "" and init_id is None):
+            might_name.add(MIGHT_NAME_DIRS)
         parent = None
-        if parent_text:
-            try:
-                parent = parse_digest(parent_text, "parent")
-            except InvalidId as exc:
-                self.store.note("invalid", directory.join("parent"), str(exc))
+        if parent_present and parent_text != "":
+            parent = self.parse(parent_text, parse_digest, directory.join("parent"), "parent", problems)
+            if parent is None:
+                might_name.add(MIGHT_NAME_CHAINS)
+        if problems:
+            self.store.damage("mount", directory.path, "; ".join(problems), might_name, chains=[parent],
+                              dirs=[mount_id, init_id], containers=[name])
+        if mount_id is None:
+            return None
         return Mount(container_id=name, mount_id=mount_id, init_id=init_id, parent=parent)
 
     def load_containers(self) -> None:
@@ -522,9 +603,12 @@ class _Loader:
                 raise TypeError("Name or State has the wrong type")
         except OSError as exc:
             self.store.note("unreadable", path, describe_os_error(exc))
+            self.store.damage("container_config", path, describe_os_error(exc), containers=[name])
             return None
         except (ValueError, TypeError, AttributeError) as exc:
-            self.store.note("invalid", path, "not a valid container config: %s" % shorten(str(exc)))
+            message = "not a valid container config: %s" % shorten(str(exc))
+            self.store.note("invalid", path, message)
+            self.store.damage("container_config", path, message, containers=[name])
             return None
         if config.get("ID") not in (None, name):
             self.store.note("invalid", path, "ID %s differs from its directory name" % shorten(config.get("ID")))
@@ -568,6 +652,7 @@ class _Loader:
         try:
             link = self.read_at(fd, path, "link", optional=True)
             lower = self.read_at(fd, path, "lower", optional=True)
+            lower_unknown = lower is None and self.exists_at(fd, "lower")
         finally:
             os.close(fd)
         if link is not None:
@@ -581,7 +666,11 @@ class _Loader:
                 lower_ids = parse_lower(lower)
             except InvalidId as exc:
                 self.store.note("invalid", os.path.join(path, "lower"), str(exc))
-        self.store.dirs[name] = OverlayDir(name=name, link=link, lower=lower_ids)
+                lower_unknown = True
+        if len(lower_ids) > MAX_LOWER_DEPTH:
+            self.store.note("invalid", os.path.join(path, "lower"), "lists %d lower layers; the overlay2 driver "
+                            "mounts at most %d" % (len(lower_ids), MAX_LOWER_DEPTH))
+        self.store.dirs[name] = OverlayDir(name=name, link=link, lower=lower_ids, lower_unknown=lower_unknown)
 
     def load_links(self, overlay: SafeDir) -> None:
         try:
@@ -608,3 +697,12 @@ class _Loader:
                         continue
                 self.store.links[name] = None
                 self.store.note("invalid", links.join(name), "points outside overlay2/<dir>/diff: %s" % shorten(target))
+
+    # -- BuildKit ----------------------------------------------------------
+    def load_buildkit(self) -> None:
+        ownership = read_ownership(self.root)
+        self.store.buildkit = ownership
+        if ownership.state == UNKNOWN:
+            self.store.note("unreadable", ownership.culprit, ownership.reason)
+            self.store.damage("buildkit", ownership.culprit, "BuildKit's ownership cannot be read: " + ownership.reason,
+                              (MIGHT_NAME_DIRS, MIGHT_NAME_CHAINS))

@@ -236,6 +236,34 @@ def check_images(store: Store, images: Iterable[Image]) -> List[Verdict]:
     return verdicts
 
 
+RECORD_CODES = ("layer", "mount", "image_config", "container_config")
+
+
+def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_store: bool) -> List[Verdict]:
+    """Records the store could not read or that do not fit the format (image configs, layer and mount
+    records, container configs), as metadata problems: on the layer's verdict when it is being verified,
+    otherwise as verdicts of their own (only when the whole store is verified)."""
+    found = []  # type: List[Verdict]
+    for record in store.damaged:
+        if record.code not in RECORD_CODES:
+            continue
+        problem = Problem(METADATA, record.path, record.message)
+        chain_id = None
+        if record.code == "layer":
+            chain_id = "sha256:" + os.path.basename(record.path)
+            if chain_id in verdicts:
+                if all(p.path != record.path for p in verdicts[chain_id].problems):
+                    verdicts[chain_id].problems.append(problem)
+                continue
+        if not whole_store:
+            continue
+        image_id = "sha256:" + os.path.basename(record.path) if record.code == "image_config" else None
+        found.append(Verdict(chain_id, None, sorted(record.dirs)[0] if record.dirs else None,
+                             images=[image_id] if image_id else [], containers=sorted(record.containers),
+                             problems=[problem]))
+    return found
+
+
 def check_containers(store: Store) -> List[Verdict]:
     verdicts = []
     for mount in store.mounts.values():
@@ -511,10 +539,12 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
             for chain_id, problems, bytes_read in pool.map(run, runnable):
                 verdicts[chain_id].problems.extend(problems)
                 verdicts[chain_id].bytes_read = bytes_read
-    corrupt = [verdict for verdict in verdicts.values() if verdict.problems]
+    whole_store = not images and not layers
+    corrupt_records = check_damaged_records(store, verdicts, whole_store)
+    corrupt = [verdict for verdict in verdicts.values() if verdict.problems] + corrupt_records
     image_scope = chosen_images if images else list(store.images.values())
     corrupt.extend(check_images(store, image_scope))
-    if not images and not layers:
+    if whole_store:
         corrupt.extend(check_containers(store))
     checked_images = sum(1 for image in chosen_images if all(c in store.layers for c in image.chain_ids))
     return Report(

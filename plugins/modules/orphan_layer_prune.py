@@ -20,9 +20,21 @@ description:
   - "Safety gates, all on: the newest mtime inside an object must be older than O(min_age); while a dockerd
     runs on this data-root, anything changed since it started counts as in flight, and unreferenced chains and
     stale mounts (which it holds in memory) are only reported; nothing mounted is touched; C(overlay2/l/) itself,
-    the last layer directory, BuildKit's 25-character directories and anything outside the data-root are never
-    touched. Removal walks directory file descriptors without following symlinks."
-  - BuildKit's unreferenced directories are reported with their size and left to C(docker builder prune).
+    the last layer directory and anything outside the data-root are never touched. Removal walks directory file
+    descriptors without following symlinks."
+  - "BuildKit's build cache is read from its bolt databases (C(buildkit/containerdmeta.db), C(metadata_v2.db),
+    C(snapshots.db)): the chains and directories it holds, with their ancestors, are not orphans; they are
+    reported in RV(buildkit) and left to C(docker builder prune). A BuildKit directory that BuildKit no longer
+    records is a leak like any other."
+  - "Unknown is not unowned: a reference record that cannot be read or is invalid (a layer's C(cache-id),
+    C(parent) or C(diff); a mount's C(mount-id), C(init-id) or C(parent); an image or container config; a
+    C(lower) file of a kept directory; a BuildKit database that is missing, unreadable or of an unknown shape)
+    is listed in RV(blocking). What it still names stays; every orphan it might have named stays with
+    RV(orphans[].reason_code=unknown_owner). Dangling links, write-sets and C(-removing) records still go."
+  - "Every orphan carries a stable RV(orphans[].reason_code) beside its human RV(orphans[].reason): V(unreferenced)
+    (it goes), V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
+    V(parent_stays), V(over_budget), V(last_layer_dir), V(removal_failed), V(quarantine_failed). Decide on the
+    codes; the messages may change."
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
@@ -53,7 +65,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would go, with RV(orphans[].action=would_remove).
+    description: Reports what would go, with RV(orphans[].action=would_remove), and predicts RV(changed).
   diff_mode:
     support: full
     description: Shows the paths that go (or would go).
@@ -104,9 +116,20 @@ orphans:
     action:
       description: V(removed), V(quarantined), V(would_remove) (check mode) or V(skipped).
       type: str
-    reason:
-      description: Why.
+    reason_code:
+      description:
+        - Why, as a stable code. V(unreferenced) when it goes; otherwise the gate that keeps it
+          (V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
+          V(parent_stays), V(over_budget), V(last_layer_dir)) or the failure (V(removal_failed),
+          V(quarantine_failed)).
       type: str
+    reason:
+      description: Why, for people.
+      type: str
+    blocked_by:
+      description: The damaged records (paths, see RV(blocking)) that might still own it.
+      type: list
+      elements: str
 reclaimed_bytes:
   description: Bytes removed or moved out of the data-root in this run.
   type: int
@@ -117,22 +140,61 @@ would_reclaim_bytes:
   returned: always
 kept:
   description:
-    - The orphans left in place, with the reason (C(kind), C(path), C(reason)).
+    - The orphans left in place, with the reason (C(kind), C(path), C(reason_code), C(reason), C(blocked_by)).
     - Named C(kept), not C(skipped), because Ansible reads a truthy C(skipped) in a result as a skipped task.
   type: list
   elements: dict
   returned: always
 buildkit:
-  description: BuildKit's unreferenced directories, left to C(docker builder prune).
+  description: What BuildKit's build cache holds that no image or container uses, left to C(docker builder prune).
   type: dict
   returned: always
   contains:
+    state:
+      description:
+        - V(read) (the databases were read; the numbers are exact), V(absent) (no C(buildkit/) directory) or
+          V(unknown) (they could not be read: everything BuildKit might own stays; see RV(blocking)).
+      type: str
+    reason:
+      description: Why the state is V(unknown), naming the file.
+      type: str
+    chains:
+      description: Layer chains it owns.
+      type: int
     dirs:
-      description: Their number.
+      description: overlay2 directories it owns.
       type: int
     bytes:
-      description: Their allocated bytes.
+      description: Allocated bytes of those directories.
       type: int
+blocking:
+  description: Damaged reference records; each keeps what it might name until it is repaired or removed by hand.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    code:
+      description: >-
+        The record's kind: V(layer), V(mount), V(image_config), V(container_config), V(lower), V(buildkit) or
+        V(store_part) (a whole part of the store that cannot be listed).
+      type: str
+    path:
+      description: The record.
+      type: str
+    message:
+      description: What is wrong with it.
+      type: str
+    might_name:
+      description: What it might name and cannot be read, none of which goes (V(dirs), V(chains), V(mounts)).
+      type: list
+      elements: str
+store_warnings:
+  description:
+    - Every entry of the store that could not be read or does not fit the format (C(kind), C(path),
+      C(message)), as in RV(strata.overlay2.overlay2_facts#module:ansible_facts.overlay2.warnings).
+  type: list
+  elements: dict
+  returned: always
 daemon:
   description: The dockerd running on this data-root (C(pid), C(started_at)), or null.
   type: dict
@@ -145,16 +207,18 @@ quarantine:
 
 import re
 import time
+from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, Classification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
     WOULD_REMOVE,
+    Decision,
     Gates,
     decide,
     execute,
@@ -170,6 +234,18 @@ def parse_age(text: str) -> float:
     if not match:
         raise ValueError("min_age must be a number of seconds or end in s, m, h, d or w, got %r" % (text,))
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def report(store: Store, classification: Classification, decisions: List[Decision]) -> Dict[str, Any]:
+    """The part of the result that a failed run returns too."""
+    return {
+        "orphans": [d.as_dict() for d in decisions],
+        "kept": [{"kind": d.orphan.kind, "path": d.orphan.path, "reason_code": d.reason_code, "reason": d.reason,
+                  "blocked_by": d.orphan.blocked_by} for d in decisions if d.action == SKIPPED],
+        "buildkit": classification.buildkit.facts(),
+        "blocking": [record.as_dict() for record in classification.blocking],
+        "store_warnings": [finding.as_dict() for finding in store.findings],
+    }
 
 
 def main() -> None:
@@ -204,22 +280,20 @@ def main() -> None:
     try:
         outcome = execute(store.data_root, decisions, params["quarantine_dir"]) if not module.check_mode else None
     except OSError as exc:
-        module.fail_json(msg="cannot prune %s: %s" % (store.data_root, exc), changed=False,
-                         orphans=[d.as_dict() for d in decisions], reclaimed_bytes=0,
-                         kept=[{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason} for d in decisions])
+        module.fail_json(msg="cannot prune %s: %s" % (store.data_root, exc), changed=False, reclaimed_bytes=0,
+                         **report(store, classification, decisions))
     for error in outcome.errors if outcome else []:
         module.warn("could not remove %s" % error)
+    for record in classification.blocking:
+        module.warn("%s: %s; what it might name stays" % (record.path, record.message))
     going = [d for d in decisions if d.action in (REMOVED, QUARANTINED, WOULD_REMOVE)]
     result = {
-        "changed": any(d.action in (REMOVED, QUARANTINED) for d in decisions),
-        "orphans": [d.as_dict() for d in decisions],
+        "changed": bool(going),
         "reclaimed_bytes": outcome.reclaimed_bytes if outcome else 0,
         "would_reclaim_bytes": sum(d.orphan.usage.bytes for d in going),
-        "kept": [{"kind": d.orphan.kind, "path": d.orphan.path, "reason": d.reason}
-                 for d in decisions if d.action == SKIPPED],
-        "buildkit": {"dirs": len(classification.buildkit), "bytes": sum(b.usage.bytes for b in classification.buildkit)},
         "daemon": {"pid": daemon.pid, "started_at": daemon.started_at} if daemon else None,
     }
+    result.update(report(store, classification, decisions))
     if outcome and outcome.quarantine:
         result["quarantine"] = outcome.quarantine
     if module._diff:  # pylint: disable=protected-access

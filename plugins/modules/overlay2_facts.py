@@ -225,7 +225,10 @@ ansible_facts:
           returned: when O(orphans=true)
           contains:
             items:
-              description: One entry per orphan, with C(kind), C(path), C(paths), C(bytes) and C(newest_mtime).
+              description:
+                - One entry per orphan, with C(kind), C(path), C(paths), C(bytes), C(newest_mtime) and C(blocked_by)
+                  (the damaged records of RV(ansible_facts.overlay2.orphans.blocking) that might still own it;
+                  M(strata.overlay2.orphan_layer_prune) keeps those).
               type: list
               elements: dict
             bytes:
@@ -234,12 +237,28 @@ ansible_facts:
             by_kind:
               description: The number of orphans of each kind.
               type: dict
+            buildkit_state:
+              description:
+                - V(read) when BuildKit's bolt databases were read (the BuildKit numbers are exact), V(absent)
+                  without a C(buildkit/) directory, V(unknown) when they could not be read (then nothing BuildKit
+                  might own is an orphan that may go; see RV(ansible_facts.overlay2.orphans.blocking)).
+              type: str
+            buildkit_chains:
+              description: Layer chains BuildKit's build cache holds that no image or container uses.
+              type: int
             buildkit_dirs:
-              description: BuildKit's unreferenced directories (build cache, left to C(docker builder prune)).
+              description: overlay2 directories BuildKit's build cache holds that no image or container uses (left to
+                C(docker builder prune)).
               type: int
             buildkit_bytes:
               description: Their allocated bytes.
               type: int
+            blocking:
+              description:
+                - Damaged reference records (C(code), C(path), C(message), C(might_name)), as
+                  M(strata.overlay2.orphan_layer_prune) returns them.
+              type: list
+              elements: dict
         summary:
           description: Totals with the meanings of the engine's disk-usage API (C(docker system df)).
           type: dict

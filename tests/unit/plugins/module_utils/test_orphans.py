@@ -97,7 +97,9 @@ def kinds_of(root):
 
 def test_a_clean_store_has_no_orphans(sample):
     classification = classify(Store.load(sample.root))
-    assert classification.orphans == [] and classification.buildkit == []
+    assert classification.orphans == [] and classification.blocking == []
+    assert (classification.buildkit.state, classification.buildkit.chains, classification.buildkit.dirs) == (
+        "absent", set(), set())
     assert len(classification.live_dirs) == len(Store.load(sample.root).dirs)
 
 
@@ -154,13 +156,14 @@ def test_check_mode_changes_nothing(leftovers):
 
 
 # -- the states the reference says a cleaner must leave alone ------------------------------------
-def test_buildkit_directories_are_reported_and_never_orphans(sample):
+def test_a_buildkit_database_that_is_not_bolt_keeps_every_unreferenced_directory(sample):
     sample.synth.make_overlay_dir("ussu1vy3wun3esv0p64nstmdi", None)
     os.makedirs(sample.synth.path("buildkit"))
     write(sample.synth.path("buildkit", "snapshots.db"), "bolt...ussu1vy3wun3esv0p64nstmdi...")
     classification = classify(Store.load(sample.root))
-    assert classification.orphans == []
-    assert [(b.name, b.known) for b in classification.buildkit] == [("ussu1vy3wun3esv0p64nstmdi", True)]
+    (orphan,) = classification.orphans
+    assert orphan.kind == "unreferenced_dir" and orphan.blocked_by == [sample.synth.path("buildkit", "containerdmeta.db")]
+    assert classification.buildkit.state == "unknown"
 
 
 def test_a_chain_only_a_mount_uses_stays(leftovers):

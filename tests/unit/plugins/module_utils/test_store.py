@@ -126,6 +126,8 @@ def test_a_mount_id_that_would_climb_out_drops_the_mount_only(sample):
     store = Store.load(sample.root)
     assert web not in store.mounts and web in store.containers
     assert kinds_and_paths(store) == [("invalid", path)]
+    (damaged,) = store.damaged
+    assert (damaged.code, damaged.containers, damaged.might_name) == ("mount", {web}, {"dirs"})
 
 
 def test_a_metadata_file_that_is_a_symlink_is_not_followed(sample, tmp_path):

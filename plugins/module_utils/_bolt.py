@@ -1,0 +1,368 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""A read-only reader of bbolt databases (BuildKit's and containerd's), standard library only.
+
+File format (bbolt, little-endian throughout)::
+
+    page       = id u64 | flags u16 | count u16 | overflow u32 | data...   (spans 1 + overflow pages)
+    meta       = magic u32 (0xED0CDAED) | version u32 (2) | page_size u32 | flags u32
+                 | root bucket (root page u64, sequence u64) | freelist u64 | high water page u64
+                 | txid u64 | checksum u64 (FNV-1a 64 of the 56 bytes before it)
+    branch     = count x (pos u32 | ksize u32 | page u64); pos is relative to the element
+    leaf       = count x (flags u32 | pos u32 | ksize u32 | vsize u32); flags & 1: the value is a bucket
+    bucket     = root page u64 | sequence u64 [| an inline page when root page is 0]
+
+Pages 0 and 1 are meta pages; the valid one with the higher txid is the current state, so a torn write of
+one falls back to the other. Only pages reachable from the current root are read: keys deleted in an
+earlier transaction, which stay readable in free pages, are never seen.
+
+Hostile files give ``BoltError`` with a message, never another exception, a loop or unbounded work: every
+page id is checked against the file and the meta's high water mark, every element against its page, a
+page reached twice in one bucket's tree is a cycle, and nesting is bounded.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple, Union
+
+MAGIC = 0xED0CDAED
+VERSION = 2
+BRANCH_PAGE = 0x01
+LEAF_PAGE = 0x02
+META_PAGE = 0x04
+BUCKET_LEAF_FLAG = 0x01
+
+PAGE_HEADER = struct.Struct("<QHHI")  # id, flags, count, overflow
+META = struct.Struct("<IIIIQQQQQQ")  # magic, version, page size, flags, root, sequence, freelist, high water, txid, checksum
+BRANCH_ELEMENT = struct.Struct("<IIQ")  # pos, ksize, page id
+LEAF_ELEMENT = struct.Struct("<IIII")  # flags, pos, ksize, vsize
+BUCKET_HEADER = struct.Struct("<QQ")  # root page id, sequence
+
+MIN_PAGE_SIZE = 512
+MAX_PAGE_SIZE = 1 << 20
+MAX_NESTING = 64  # buckets inside buckets; real schemas nest fewer than 10 deep
+MAX_TREE_DEPTH = 64  # branch levels inside one bucket's tree
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK64 = (1 << 64) - 1
+
+Value = Union[bytes, "Bucket"]
+
+
+class BoltError(Exception):
+    """The file is not a bbolt database this reader can trust, with a message saying where and why."""
+
+
+def fnv1a64(data: bytes) -> int:
+    value = _FNV_OFFSET
+    for byte in data:
+        value = ((value ^ byte) * _FNV_PRIME) & _MASK64
+    return value
+
+
+@dataclass(frozen=True)
+class Meta:
+    page: int  # 0 or 1
+    page_size: int
+    root: int
+    freelist: int
+    high_water: int  # pages below this id are in use by the file
+    txid: int
+
+
+def _parse_meta(data: bytes, offset: int, page: int) -> Tuple[Optional[Meta], str]:
+    """The meta stored in the page at ``offset``, or None with the reason it is not valid."""
+    start = offset + PAGE_HEADER.size
+    if len(data) < start + META.size:
+        return None, "meta page %d is truncated" % page
+    _pid, flags, _count, _overflow = PAGE_HEADER.unpack_from(data, offset)
+    magic, version, page_size, _flags, root, _seq, freelist, high_water, txid, checksum = META.unpack_from(data, start)
+    if magic != MAGIC:
+        return None, "meta page %d has no bbolt magic" % page
+    if version != VERSION:
+        return None, "meta page %d has bbolt version %d, not %d" % (page, version, VERSION)
+    if fnv1a64(bytes(data[start:start + META.size - 8])) != checksum:
+        return None, "meta page %d fails its checksum (a torn write?)" % page
+    if not flags & META_PAGE:
+        return None, "page %d is not flagged as a meta page" % page
+    if page_size < MIN_PAGE_SIZE or page_size > MAX_PAGE_SIZE or page_size & (page_size - 1):
+        return None, "meta page %d gives an impossible page size %d" % (page, page_size)
+    return Meta(page, page_size, root, freelist, high_water, txid), ""
+
+
+def _choose_meta(data: bytes) -> Meta:
+    if len(data) < PAGE_HEADER.size + META.size:
+        raise BoltError("too short to be a bbolt database (%d bytes)" % len(data))
+    first, why_first = _parse_meta(data, 0, 0)
+    sizes = [first.page_size] if first else []
+    sizes += [size for size in (4096, 8192, 16384, 65536, 2048, 1024, 512, 32768) if size not in sizes]
+    second, why_second = None, "meta page 1 is beyond the end of the file"
+    for size in sizes:  # page 1 sits one page in; when page 0 is torn, its page size is a guess
+        if len(data) >= size + PAGE_HEADER.size + META.size:
+            second, why_second = _parse_meta(data, size, 1)
+            if second is not None and second.page_size == size:
+                break
+            second = None
+    candidates = [meta for meta in (first, second) if meta is not None]
+    if not candidates:
+        raise BoltError("no valid meta page: %s; %s" % (why_first, why_second))
+    return max(candidates, key=lambda meta: meta.txid)
+
+
+class BoltFile:
+    """An open bbolt database; ``root()`` is its top-level bucket."""
+
+    def __init__(self, data: Union[bytes, mmap.mmap], name: str = "bolt database") -> None:
+        self._data = data
+        self.name = name
+        self.meta = _choose_meta(data)
+        self.pages = len(data) // self.meta.page_size
+        if self.meta.high_water > self.pages:
+            # bbolt grows the file before it commits a meta that uses the pages: fewer means truncation
+            raise BoltError("%s is truncated: the meta uses %d pages, the file holds %d"
+                            % (name, self.meta.high_water, self.pages))
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> "BoltFile":
+        """Map an open regular file read-only (the caller keeps and closes ``fd``)."""
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BoltError("%s is not a regular file" % name)
+        if info.st_size == 0:
+            raise BoltError("%s is empty" % name)
+        try:
+            data = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise BoltError("%s cannot be mapped: %s" % (name, exc)) from exc
+        return cls(data, name)
+
+    @classmethod
+    def open_at(cls, dir_fd: int, file_name: str, name: str) -> "BoltFile":
+        """Open ``file_name`` below a directory descriptor without following a symlink."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(file_name, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BoltError("%s is a symlink (not followed)" % name) from exc
+            raise
+        try:
+            return cls.from_fd(fd, name)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+
+    def __enter__(self) -> "BoltFile":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def root(self) -> "Bucket":
+        return Bucket(self, self.meta.root, None, ())
+
+    # -- pages -------------------------------------------------------------
+    def page(self, page_id: int, where: str) -> memoryview:
+        """The bytes of one page with its overflow pages, checked against the file."""
+        if page_id < 2 or page_id >= self.meta.high_water:
+            raise BoltError("%s: %s points at page %d, outside the database (2..%d)"
+                            % (self.name, where, page_id, self.meta.high_water - 1))
+        offset = page_id * self.meta.page_size
+        stored_id, _flags, _count, overflow = PAGE_HEADER.unpack_from(self._data, offset)
+        if stored_id != page_id:
+            raise BoltError("%s: page %d says it is page %d" % (self.name, page_id, stored_id))
+        end_page = page_id + 1 + overflow
+        if end_page > self.meta.high_water:
+            raise BoltError("%s: page %d overflows past the end of the database (%d more pages)"
+                            % (self.name, page_id, overflow))
+        return memoryview(self._data)[offset:end_page * self.meta.page_size]
+
+
+def _elements(page: memoryview, size: int, what: str) -> Tuple[int, int]:
+    """(flags, count) of a page whose ``count`` elements of ``size`` bytes must fit in it."""
+    if len(page) < PAGE_HEADER.size:
+        raise BoltError("%s is shorter than a page header" % what)
+    _pid, flags, count, _overflow = PAGE_HEADER.unpack_from(page, 0)
+    if PAGE_HEADER.size + count * size > len(page):
+        raise BoltError("%s claims %d elements, more than it can hold" % (what, count))
+    return flags, count
+
+
+def _slice(page: memoryview, start: int, length: int, what: str) -> bytes:
+    if start < 0 or length < 0 or start + length > len(page):
+        raise BoltError("%s lies outside its page" % what)
+    return bytes(page[start:start + length])
+
+
+class Bucket:
+    """A bucket: keys in order, each with a bytes value or a nested ``Bucket``."""
+
+    def __init__(self, db: BoltFile, root: int, inline: Optional[memoryview], path: Tuple[bytes, ...]) -> None:
+        if len(path) > MAX_NESTING:
+            raise BoltError("%s: buckets nested deeper than %d (a loop?)" % (db.name, MAX_NESTING))
+        self.db = db
+        self.root_page = root
+        self.inline = inline
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return "/".join(part.decode("utf-8", "replace") for part in self.path) or "<root>"
+
+    def _where(self) -> str:
+        return "%s: bucket %s" % (self.db.name, self.name)
+
+    # -- iteration ---------------------------------------------------------
+    def items(self, seen: Optional[set] = None) -> Iterator[Tuple[bytes, Value]]:
+        """Every key with its value (bytes) or nested bucket, in key order.
+
+        ``seen`` (page ids) may be shared across the buckets of one walk: in a sound file every page belongs
+        to one bucket's tree, so a page met twice anywhere is a cycle.
+        """
+        if self.inline is not None:
+            yield from self._leaf_items(self.inline, "%s (inline)" % self._where())
+            return
+        seen = set() if seen is None else seen
+        stack = [(self.root_page, 0)]  # depth-first, children pushed in reverse to keep key order
+        while stack:
+            page_id, depth = stack.pop()
+            if page_id in seen:
+                raise BoltError("%s reaches page %d twice (a cycle)" % (self._where(), page_id))
+            if depth > MAX_TREE_DEPTH:
+                raise BoltError("%s is more than %d levels deep" % (self._where(), MAX_TREE_DEPTH))
+            seen.add(page_id)
+            page = self.db.page(page_id, self._where())
+            flags = PAGE_HEADER.unpack_from(page, 0)[1]
+            if flags & BRANCH_PAGE:
+                children = [child for _key, child in self._branch_elements(page, page_id)]
+                stack.extend((child, depth + 1) for child in reversed(children))
+            elif flags & LEAF_PAGE:
+                yield from self._leaf_items(page, "%s, page %d" % (self._where(), page_id))
+            else:
+                raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
+                                % (self._where(), page_id, flags))
+
+    def _branch_elements(self, page: memoryview, page_id: int) -> List[Tuple[bytes, int]]:
+        what = "%s, branch page %d" % (self._where(), page_id)
+        _flags, count = _elements(page, BRANCH_ELEMENT.size, what)
+        result = []
+        for index in range(count):
+            at = PAGE_HEADER.size + index * BRANCH_ELEMENT.size
+            pos, ksize, child = BRANCH_ELEMENT.unpack_from(page, at)
+            result.append((_slice(page, at + pos, ksize, "%s, key %d" % (what, index)), child))
+        return result
+
+    def _leaf_items(self, page: memoryview, what: str) -> Iterator[Tuple[bytes, Value]]:
+        flags, count = _elements(page, LEAF_ELEMENT.size, what)
+        if not flags & LEAF_PAGE:
+            raise BoltError("%s is not a leaf page (flags %#x)" % (what, flags))
+        for index in range(count):
+            at = PAGE_HEADER.size + index * LEAF_ELEMENT.size
+            element_flags, pos, ksize, vsize = LEAF_ELEMENT.unpack_from(page, at)
+            key = _slice(page, at + pos, ksize, "%s, key %d" % (what, index))
+            value_at = at + pos + ksize
+            if element_flags & BUCKET_LEAF_FLAG:
+                yield key, self._child(page, value_at, vsize, key, what)
+            else:
+                yield key, _slice(page, value_at, vsize, "%s, value of key %d" % (what, index))
+
+    def _child(self, page: memoryview, start: int, size: int, key: bytes, what: str) -> "Bucket":
+        if size < BUCKET_HEADER.size or start + size > len(page):
+            raise BoltError("%s: bucket %r has a header that does not fit" % (what, key))
+        root, _sequence = BUCKET_HEADER.unpack_from(page, start)
+        path = self.path + (key,)
+        if root == 0:
+            return Bucket(self.db, 0, page[start + BUCKET_HEADER.size:start + size], path)
+        return Bucket(self.db, root, None, path)
+
+    # -- look-ups ----------------------------------------------------------
+    def get(self, key: bytes) -> Optional[Value]:
+        """The value or bucket under ``key``, or None; a binary search down the tree."""
+        if self.inline is not None:
+            return self._find_in_leaf(self.inline, key, "%s (inline)" % self._where())
+        seen = set()
+        page_id = self.root_page
+        while True:
+            if page_id in seen or len(seen) > MAX_TREE_DEPTH:
+                raise BoltError("%s: the search for %r loops or is too deep" % (self._where(), key))
+            seen.add(page_id)
+            page = self.db.page(page_id, self._where())
+            flags = PAGE_HEADER.unpack_from(page, 0)[1]
+            if flags & LEAF_PAGE:
+                return self._find_in_leaf(page, key, "%s, page %d" % (self._where(), page_id))
+            if not flags & BRANCH_PAGE:
+                raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
+                                % (self._where(), page_id, flags))
+            elements = self._branch_elements(page, page_id)
+            if not elements:
+                return None
+            low, high = 0, len(elements) - 1  # the last element whose key is <= key (else the first)
+            while low < high:
+                middle = (low + high + 1) // 2
+                if elements[middle][0] <= key:
+                    low = middle
+                else:
+                    high = middle - 1
+            page_id = elements[low][1]
+
+    def _find_in_leaf(self, page: memoryview, key: bytes, what: str) -> Optional[Value]:
+        for found, value in self._leaf_items(page, what):
+            if found == key:
+                return value
+        return None
+
+    def bucket(self, *names: bytes) -> Optional["Bucket"]:
+        """A nested bucket by path, or None where a name is missing; a plain value there is an error."""
+        current = self
+        for name in names:
+            value = current.get(name)
+            if value is None:
+                return None
+            if not isinstance(value, Bucket):
+                raise BoltError("%s: %r is a value, not a bucket" % (current._where(), name))
+            current = value
+        return current
+
+    def value(self, key: bytes) -> Optional[bytes]:
+        """A plain value, or None when absent; a bucket there is an error."""
+        found = self.get(key)
+        if isinstance(found, Bucket):
+            raise BoltError("%s: %r is a bucket, not a value" % (self._where(), key))
+        return found
+
+    def buckets(self) -> Iterator[Tuple[bytes, "Bucket"]]:
+        """The nested buckets only."""
+        for key, value in self.items():
+            if isinstance(value, Bucket):
+                yield key, value
+
+    def walk(self) -> Iterator[Tuple[Tuple[bytes, ...], Optional[bytes]]]:
+        """Every path below this bucket: a bucket as (path, None), a value as (path, bytes).
+
+        A bucket's own keys come before those of the buckets nested in it.
+        """
+        stack = [self]  # type: List[Bucket]
+        seen = set()  # type: set
+        while stack:
+            bucket = stack.pop()
+            nested = []
+            for key, value in bucket.items(seen):
+                if isinstance(value, Bucket):
+                    yield value.path, None
+                    nested.append(value)
+                else:
+                    yield bucket.path + (key,), value
+            stack.extend(reversed(nested))

@@ -1,0 +1,193 @@
+"""The bbolt reader: on the databases the engines wrote, on written ones of every page shape, and on broken ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+    BoltError,
+    BoltFile,
+    Bucket,
+    PAGE_HEADER,
+    fnv1a64,
+)
+from devtools.boltwriter import bolt_bytes
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
+ENGINES = sorted(os.listdir(FIXTURES))
+DATABASES = ("containerdmeta.db", "metadata_v2.db", "snapshots.db")
+
+
+def read(data: bytes) -> BoltFile:
+    return BoltFile(data, "test.db")
+
+
+def as_tree(bucket: Bucket) -> dict:
+    return {key: as_tree(value) if isinstance(value, Bucket) else value for key, value in bucket.items()}
+
+
+def engine_db(engine: str, name: str) -> bytes:
+    with open(os.path.join(FIXTURES, engine, name), "rb") as handle:
+        return handle.read()
+
+
+def engine_facts(engine: str) -> dict:
+    with open(os.path.join(FIXTURES, engine, "engine.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# -- the engines' own files -----------------------------------------------------------------------
+def test_fixtures_come_from_both_engines_of_the_test_bed():
+    assert {engine_facts(engine)["engine"].rsplit(".", 1)[0] for engine in ENGINES} == {"20.10", "28.5"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_build_cache_record_the_engine_listed_is_a_record_and_a_lease(engine):
+    listed = set(engine_facts(engine)["build_cache_records"])
+    records = {key.decode() for key, _ in read(engine_db(engine, "metadata_v2.db")).root().bucket(b"_main").items()}
+    leases = read(engine_db(engine, "containerdmeta.db")).root().bucket(b"v1", b"buildkit", b"leases")
+    assert len(listed) == 7 and listed <= records
+    assert listed <= {key.decode() for key, _ in leases.items()}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_committed_snapshot_names_a_directory_the_store_has(engine):
+    snapshots = read(engine_db(engine, "snapshots.db")).root()
+    committed = {bucket.value(b"committed").decode() for _key, bucket in snapshots.buckets()
+                 if bucket.value(b"committed")}
+    exported = {bucket.value(b"chainid").decode() for _key, bucket in snapshots.buckets() if bucket.value(b"chainid")}
+    facts = engine_facts(engine)
+    assert len(committed) == 3 and committed <= set(facts["dirs"])
+    assert exported == set(facts["chains"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", DATABASES)
+def test_get_finds_every_key_that_iteration_finds(engine, name):
+    db = read(engine_db(engine, name))
+    for path, value in db.root().walk():
+        parent = db.root().bucket(*path[:-1])
+        found = parent.get(path[-1])
+        assert (isinstance(found, Bucket) if value is None else found == value), path
+    assert db.root().get(b"\xff no such key") is None
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_torn_newest_meta_page_falls_back_to_the_older_one(engine):
+    data = bytearray(engine_db(engine, "snapshots.db"))
+    newest = read(bytes(data)).meta
+    page_size = newest.page_size
+    data[newest.page * page_size + PAGE_HEADER.size + 40] ^= 0xFF  # inside txid: the checksum no longer matches
+    fallback = read(bytes(data)).meta
+    assert fallback.page != newest.page and fallback.txid == newest.txid - 1
+
+
+# -- written files: every page shape ---------------------------------------------------------------
+TREE = {
+    b"inline": {b"a": b"1", b"b": b""},
+    b"wide": {b"k%04d" % i: b"v%d" % i for i in range(300)},
+    b"deep": {b"one": {b"two": {b"three": {b"leaf": b"x"}}}},
+    b"big": {b"blob": os.urandom(3 * 4096 + 17), b"small": b"s"},
+    b"empty": {},
+}
+
+
+def test_written_trees_read_back_exactly_with_branches_inline_buckets_and_overflow():
+    data = bolt_bytes(TREE, fanout=16)
+    assert as_tree(read(data).root()) == TREE
+    wide = read(data).root().bucket(b"wide")
+    assert wide.get(b"k0299") == b"v299" and wide.get(b"k0300") is None and wide.get(b"a") is None
+    assert read(data).root().bucket(b"inline").inline is not None
+
+
+def test_the_older_tree_is_read_when_the_newer_meta_is_torn():
+    data = bytearray(bolt_bytes({b"new": {b"k": b"v"}}, previous={b"old": {b"k": b"v"}}))
+    assert list(as_tree(read(bytes(data)).root())) == [b"new"]
+    data[4096 + PAGE_HEADER.size] ^= 1  # meta page 1's magic
+    assert list(as_tree(read(bytes(data)).root())) == [b"old"]
+
+
+def test_a_value_where_a_bucket_is_expected_is_a_clear_error():
+    root = read(bolt_bytes({b"v1": {b"leases": b"not a bucket"}})).root()
+    with pytest.raises(BoltError, match="is a value, not a bucket"):
+        root.bucket(b"v1", b"leases")
+
+
+# -- hostile files --------------------------------------------------------------------------------
+def page_of(data: bytearray, page_id: int, page_size: int = 4096) -> int:
+    return page_id * page_size
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "too short"),
+    (b"\0" * 8192, "no valid meta page"),
+    (bolt_bytes({b"a": {b"k": b"v"}})[:4096 * 3], "truncated"),
+])
+def test_files_that_are_not_whole_databases_are_refused(data, message):
+    with pytest.raises(BoltError, match=message):
+        as_tree(read(data).root())
+
+
+def rewrite_root_page(data: bytearray, mutate) -> bytes:
+    """Apply ``mutate(data, root_page_offset)`` to the root page the newest meta names."""
+    meta = read(bytes(data)).meta
+    mutate(data, meta.root * meta.page_size)
+    return bytes(data)
+
+
+def test_a_page_id_out_of_range_is_refused():
+    def point_outside(data, offset):  # the first element of a leaf holding buckets: its bucket's root page
+        struct.pack_into("<Q", data, offset, 999)  # the page's own id no longer matches
+    data = rewrite_root_page(bytearray(bolt_bytes({b"a": {b"k%03d" % i: b"v" * 100 for i in range(60)}})),
+                             point_outside)
+    with pytest.raises(BoltError, match="says it is page 999"):
+        as_tree(read(data).root())
+
+
+def test_a_branch_that_points_at_itself_is_a_cycle_not_a_hang():
+    data = bytearray(bolt_bytes({b"k%04d" % i: b"v" for i in range(200)}, fanout=8))
+    meta = read(bytes(data)).meta
+    offset = meta.root * meta.page_size
+    assert PAGE_HEADER.unpack_from(data, offset)[1] == 0x01  # the root is a branch page
+    struct.pack_into("<Q", data, offset + PAGE_HEADER.size + 8, meta.root)  # its first child: itself
+    started = time.monotonic()
+    with pytest.raises(BoltError, match="twice|loops"):
+        as_tree(read(bytes(data)).root())
+    with pytest.raises(BoltError, match="twice|loops"):
+        read(bytes(data)).root().get(b"k0000")
+    assert time.monotonic() - started < 5
+
+
+def test_an_absurd_element_count_is_refused():
+    data = bytearray(bolt_bytes({b"a": {b"k": b"v" * 2000}}))
+    meta = read(bytes(data)).meta
+    struct.pack_into("<H", data, meta.root * meta.page_size + 10, 65535)
+    with pytest.raises(BoltError, match="more than it can hold"):
+        as_tree(read(bytes(data)).root())
+
+
+def test_the_checksum_is_fnv1a_64():
+    assert fnv1a64(b"") == 0xCBF29CE484222325
+    assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(engine=st.sampled_from(ENGINES), name=st.sampled_from(DATABASES),
+       flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1, max_size=12))
+def test_any_corruption_of_an_engine_database_gives_an_answer_or_a_bolt_error(engine, name, flips):
+    data = bytearray(engine_db(engine, name))
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    try:
+        db = read(bytes(data))
+        for _path, _value in db.root().walk():
+            pass
+    except BoltError:
+        pass

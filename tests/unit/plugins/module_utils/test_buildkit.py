@@ -1,0 +1,121 @@
+"""BuildKit's ownership, by the rule of the reference, on the engines' databases and on written ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, read_ownership
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from devtools.boltwriter import write_buildkit
+from devtools.synthstore import file, write
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
+RUN1, RUN2, GRAPH1, GRAPH2, CACHE, SOURCE, VIEW, GONE = (
+    "run1" + "a" * 21, "run2" + "b" * 21, "grp1" + "c" * 21, "grp2" + "d" * 21, "cach" + "e" * 21,
+    "srce" + "f" * 21, "view" + "g" * 21, "gone" + "h" * 21)
+
+
+def ownership_of(root: str):
+    with SafeDir.open(root) as opened:
+        return read_ownership(opened)
+
+
+@pytest.mark.parametrize("engine", sorted(os.listdir(FIXTURES)))
+def test_after_rmi_the_build_cache_owns_every_chain_and_every_buildkit_directory(engine, tmp_path):
+    """What the engines show (reference, step 2): after rmi every chain stays, held only through the cache."""
+    with open(os.path.join(FIXTURES, engine, "engine.json"), encoding="utf-8") as handle:
+        facts = json.load(handle)
+    shutil.copytree(os.path.join(FIXTURES, engine), str(tmp_path / "buildkit"))
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == READ and ownership.records == 7
+    assert ownership.chains == set(facts["chains"])
+    assert ownership.dirs == {name for name in facts["dirs"] if len(name) == 25}
+
+
+def test_no_buildkit_directory_means_it_owns_nothing(tmp_path):
+    assert ownership_of(str(tmp_path)).state == ABSENT
+
+
+@pytest.mark.parametrize("missing", ["containerdmeta.db", "metadata_v2.db", "snapshots.db"])
+def test_a_database_missing_beside_the_others_makes_ownership_unknown(tmp_path, missing):
+    directory = write_buildkit(str(tmp_path), {RUN1: [RUN1]}, {RUN1: {}}, {RUN1: {"committed": GRAPH1}})
+    os.unlink(os.path.join(directory, missing))
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == UNKNOWN and ownership.culprit == os.path.join(directory, missing)
+
+
+def test_leases_and_live_records_are_roots_resolved_through_snapshots(tmp_path):
+    chain = "sha256:" + "1" * 64
+    write_buildkit(str(tmp_path),
+                   leases={RUN2: [RUN2], CACHE: [CACHE], "img" + "0" * 22: [chain]},
+                   records={RUN2: {"cache.parent": RUN1}, CACHE: {"cache.recordType": "exec.cachemount"},
+                            SOURCE: {}, VIEW: {"cache.equalMutable": SOURCE},
+                            GONE: {"cache.deleted": True}},
+                   snapshots={RUN1: {"committed": GRAPH1, "chainid": "sha256:" + "2" * 64},
+                              GRAPH1: {"iscommitted": "", "parent": chain},
+                              RUN2: {"committed": GRAPH2}, GRAPH2: {"iscommitted": "", "parent": RUN1},
+                              CACHE: {"parent": ""}, "sha256:" + "9" * 64: {}})
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == READ and ownership.records == 3  # RUN2, CACHE, SOURCE; not the view, not the deleted
+    assert ownership.dirs == {GRAPH2, GRAPH1, CACHE, SOURCE}  # SOURCE has no bucket yet: its own directory
+    assert ownership.chains == {chain, "sha256:" + "2" * 64}  # not the empty sha256: bucket of a look-up
+
+
+@pytest.mark.parametrize("snapshots, message", [
+    ({RUN1: {"committed": "../../etc"}}, "not a directory name"),
+    ({RUN1: {"chainid": "sha256:nothex"}}, "not sha256"),
+    ({RUN1: {"committed": GRAPH1}, GRAPH1: {"parent": RUN1}}, "loop"),
+    ({RUN1: {"parent": "/etc/passwd"}}, "not an id this reader knows"),
+])
+def test_a_snapshot_record_that_does_not_validate_makes_ownership_unknown(tmp_path, snapshots, message):
+    write_buildkit(str(tmp_path), {RUN1: [RUN1]}, {RUN1: {}}, snapshots)
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == UNKNOWN and message in ownership.reason
+
+
+# -- what the classifier makes of it ---------------------------------------------------------------
+@pytest.fixture
+def build_host(sample):
+    """Two RUN layers BuildKit exported on top of the tool image, whose image was then removed."""
+    synth = sample.synth
+    run1 = synth.add_layer([file("run1", "1")], parent=sample.tool, cache_id=GRAPH1)
+    run2 = synth.add_layer([file("run2", "2")], parent=run1, cache_id=GRAPH2)
+    synth.make_overlay_dir(CACHE, None)
+    write(synth.overlay(CACHE, "diff", "cached"), "kept by the cache mount")
+    synth.make_overlay_dir(GONE, None)  # what a prune cut short leaks: no lease, no record, no bucket
+    write_buildkit(synth.root, {RUN2: [RUN2], CACHE: [CACHE]}, {RUN2: {}, CACHE: {}},
+                   {RUN1: {"committed": GRAPH1, "chainid": run1.chain_id}, GRAPH1: {"parent": sample.tool.chain_id},
+                    RUN2: {"committed": GRAPH2, "chainid": run2.chain_id}, GRAPH2: {"parent": RUN1},
+                    CACHE: {"parent": ""}})
+    return sample, run1, run2
+
+
+def test_what_the_build_cache_holds_is_not_an_orphan_and_a_leaked_buildkit_directory_is(build_host):
+    sample, run1, run2 = build_host
+    classification = classify(Store.load(sample.root))
+    assert [(o.kind, o.path) for o in classification.orphans] == [
+        ("unreferenced_dir", sample.synth.overlay(GONE))]
+    assert classification.buildkit.chains == {run1.chain_id, run2.chain_id}
+    assert classification.buildkit.dirs == {GRAPH1, GRAPH2, CACHE} and classification.buildkit.usage.bytes > 0
+
+
+def test_without_the_lease_the_chains_are_leaks_again(build_host):
+    sample, run1, run2 = build_host
+    write_buildkit(sample.root, {}, {}, {})
+    kinds = {(o.kind, o.chain_id) for o in classify(Store.load(sample.root)).orphans}
+    assert {("unreferenced_chain", run1.chain_id), ("unreferenced_chain", run2.chain_id)} <= kinds
+
+
+def test_an_unreadable_database_keeps_every_unreferenced_chain_and_directory(build_host):
+    sample, _run1, _run2 = build_host
+    write(sample.synth.path("buildkit", "metadata_v2.db"), "garbage")
+    classification = classify(Store.load(sample.root))
+    assert classification.buildkit.state == UNKNOWN
+    assert classification.orphans and all(o.blocked_by == [sample.synth.path("buildkit", "metadata_v2.db")]
+                                           for o in classification.orphans)

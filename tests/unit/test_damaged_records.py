@@ -1,0 +1,151 @@
+"""Unknown is not unowned: each kind of damaged reference record blocks what it might name, and only that.
+
+Every case damages one record of the sample store (two images sharing a base, a running container on the
+app image, an exited one on the base) beside real leftovers, then plans a prune with every gate open
+(min_age 0, no daemon). Nothing any image or container uses may be planned, the record must be named, and
+the leftovers that no damaged record could name (a dangling link) still go.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
+    REMOVED,
+    SKIPPED,
+    UNKNOWN_OWNER,
+    Gates,
+    decide,
+    execute,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from devtools.synthstore import file, write
+
+
+def in_use(sample) -> set:
+    """Every path an image or container of the sample uses, as the synthetic store wrote it."""
+    paths = set()
+    for layer in (sample.app, sample.tool):
+        for current in layer.chain():
+            paths.add(sample.synth.layerdb(current.chain_id))
+            paths.add(sample.synth.overlay(current.cache_id))
+    for container in sample.containers.values():
+        paths.add(sample.synth.path("image/overlay2/layerdb/mounts", container["id"]))
+        paths.add(sample.synth.overlay(container["mount_id"]))
+        paths.add(sample.synth.overlay(container["mount_id"] + "-init"))
+    return paths
+
+
+def plant_leftovers(sample):
+    """An unreferenced chain and directory, and a dangling link."""
+    leaked = sample.synth.add_layer([file("leaked", "x" * 5000)], parent=sample.base)
+    name = sample.synth.next_hex()
+    sample.synth.make_overlay_dir(name, None)
+    link = sample.synth.path("overlay2/l", "DANGLING" + "A" * 18)
+    os.symlink("../%s/diff" % ("e" * 64), link)
+    return leaked, name, link
+
+
+def web(sample, name):
+    return sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["web"]["id"], name)
+
+
+DAMAGE = {
+    # name: (path of the record, what to write there, the might_name the record gets)
+    "layer cache-id": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "cache-id"), "../../../x", ["dirs"]),
+    "layer parent": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "parent"), "garbage", ["chains"]),
+    "layer diff": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "diff"), "\0\0\0", []),
+    "mount-id": (lambda s: web(s, "mount-id"), "/var/lib/docker/overlay2/x", ["dirs"]),
+    "init-id": (lambda s: web(s, "init-id"), "truncat", ["dirs"]),
+    "mount parent": (lambda s: web(s, "parent"), "sha256:", ["chains"]),
+    "image config": (lambda s: s.synth.path("image/overlay2/imagedb/content/sha256", s.images["app"][7:]),
+                     "{not json", ["chains"]),
+    "container config": (lambda s: s.synth.path("containers", s.containers["web"]["id"], "config.v2.json"),
+                         "", []),
+    "buildkit database": (lambda s: s.synth.path("buildkit", "snapshots.db"), "not bolt", ["chains", "dirs"]),
+}
+
+
+def damage(sample, case):
+    path_of, content, might_name = DAMAGE[case]
+    path = path_of(sample)
+    if case == "buildkit database":
+        from devtools.boltwriter import write_buildkit  # pylint: disable=import-outside-toplevel
+        write_buildkit(sample.root, {}, {}, {})
+    write(path, content)
+    return path, might_name
+
+
+def plan(root):
+    store = Store.load(root)
+    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+    classification = classify(store)
+    return classification, decide(classification.orphans, gates, False, False)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_damaged_record_blocks_what_it_might_name_and_is_named(sample, case):
+    _leaked, _name, link = plant_leftovers(sample)
+    path, might_name = damage(sample, case)
+    classification, decisions = plan(sample.root)
+    record = [r for r in classification.blocking if r.path in (path, os.path.dirname(path))]
+    assert len(record) == 1 and sorted(record[0].might_name) == might_name
+    going = {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
+    assert not going & in_use(sample)
+    assert link in going  # nothing names a dangling link
+    for decision in decisions:
+        if decision.action == SKIPPED:
+            assert decision.reason_code == UNKNOWN_OWNER and decision.orphan.blocked_by == [record[0].path]
+    if might_name:
+        assert any(d.reason_code == UNKNOWN_OWNER for d in decisions)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_pruning_around_a_damaged_record_loses_nothing_in_use(sample, case):
+    plant_leftovers(sample)
+    damage(sample, case)
+    before = {p for p in in_use(sample) if os.path.lexists(p)}
+    _classification, decisions = plan(sample.root)
+    outcome = execute(sample.root, decisions)
+    assert outcome.errors == []
+    assert {p for p in before if os.path.lexists(p)} == before
+
+
+def test_a_damaged_cache_id_of_an_unused_chain_keeps_the_chain_and_every_directory(sample):
+    leaked, name, _link = plant_leftovers(sample)
+    write(os.path.join(sample.synth.layerdb(leaked.chain_id), "cache-id"), "../../../x")
+    _classification, decisions = plan(sample.root)
+    kept = {d.orphan.path: d.reason_code for d in decisions if d.action == SKIPPED}
+    assert kept == {sample.synth.overlay(name): UNKNOWN_OWNER, sample.synth.overlay(leaked.cache_id): UNKNOWN_OWNER}
+    assert sample.synth.layerdb(leaked.chain_id) not in {d.orphan.path for d in decisions}  # never an orphan
+
+
+def test_a_lower_file_of_a_kept_directory_that_cannot_be_read_keeps_every_directory(sample):
+    _leaked, name, _link = plant_leftovers(sample)
+    write(sample.synth.overlay(sample.app.cache_id, "lower"), "garbage")
+    classification, decisions = plan(sample.root)
+    assert [r.code for r in classification.blocking] == ["lower"]
+    assert {d.orphan.path: d.reason_code for d in decisions if d.orphan.kind == "unreferenced_dir"} == {
+        sample.synth.overlay(name): UNKNOWN_OWNER}
+
+
+@pytest.mark.parametrize("case", ["layer cache-id", "layer parent", "layer diff", "mount-id", "image config",
+                                  "container config"])
+def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
+    path, _might_name = damage(sample, case)
+    report = verify(Store.load(sample.root), content=False)
+    assert not report.ok
+    assert any(p.kind == "metadata" and p.path in (path, os.path.dirname(path))
+               for verdict in report.corrupt for p in verdict.problems)
+
+
+def test_a_lower_file_longer_than_the_driver_allows_is_a_warning(sample):
+    write(sample.synth.overlay(sample.app.cache_id, "lower"), ":".join(["l/" + "A" * 26] * 10000))
+    store = Store.load(sample.root)
+    assert [(f.kind, f.path) for f in store.findings if "at most 128" in f.message] == [
+        ("invalid", sample.synth.overlay(sample.app.cache_id, "lower"))]
