@@ -22,8 +22,7 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from devtools.mutations import FILE_KINDS, exercise, run_once  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.samples import build_sample  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.mutations import FILE_KINDS, exercise, prepare_store, run_once  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def main() -> int:
@@ -33,7 +32,7 @@ def main() -> int:
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="strata-fuzz-")
     root = os.path.join(work, "docker")
-    build_sample(root)
+    prepare_store(root)
     failures = 0
     started = time.monotonic()
     try:

@@ -6,15 +6,27 @@ import gzip
 import json
 import os
 import random
+import shutil
 from typing import Callable, Dict, List
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from devtools.samples import build_sample
 
 FILE_KINDS = ("image config", "repositories.json", "diff", "size", "cache-id", "parent", "mount-id", "init-id",
-              "link", "lower", "config.v2.json", "tar-split.json.gz", "tar-split content")
+              "link", "lower", "config.v2.json", "tar-split.json.gz", "tar-split content", "buildkit database")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILDKIT_FIXTURE = os.path.join(REPO, "tests", "unit", "fixtures", "bolt", "engine-28.5")
+
+
+def prepare_store(root: str) -> None:
+    """The sample store, with the BuildKit databases a real 28.5 engine wrote beside it."""
+    build_sample(root)
+    os.makedirs(os.path.join(root, "buildkit"))
+    for name in ("containerdmeta.db", "metadata_v2.db", "snapshots.db"):
+        shutil.copyfile(os.path.join(BUILDKIT_FIXTURE, name), os.path.join(root, "buildkit", name))
 
 
 METADATA_NAMES = ("diff", "size", "cache-id", "parent", "mount-id", "init-id", "link", "lower")
@@ -36,6 +48,8 @@ def files_of_kind(root: str) -> Dict[str, List[str]]:
             elif name == "tar-split.json.gz":
                 found["tar-split.json.gz"].append(path)
                 found["tar-split content"].append(path)
+            elif relative == "buildkit" and name.endswith(".db"):
+                found["buildkit database"].append(path)
             elif name in METADATA_NAMES and "/diff" not in relative:
                 found[name].append(path)
     return found
@@ -76,6 +90,11 @@ def mutate_file(path: str, kind: str, rng: random.Random) -> None:
         else:
             lines[index] = mutate(lines[index], rng)
         data = gzip.compress(b"".join(lines))
+    elif kind == "buildkit database" and rng.random() < 0.7:  # flips inside pages reach the page parsers
+        flipped = bytearray(data)
+        for _flip in range(rng.randrange(1, 9)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        data = bytes(flipped)
     else:
         data = mutate(data, rng)
     with open(path, "wb") as handle:

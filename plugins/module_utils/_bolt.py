@@ -163,7 +163,10 @@ class BoltFile:
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
-            self._data.close()
+            try:
+                self._data.close()
+            except BufferError:  # views of its pages are still referenced (a traceback): unmapped when they go
+                pass
 
     def __enter__(self) -> "BoltFile":
         return self

@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide, execute, running_daemons
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
@@ -87,23 +86,6 @@ def cut_short(engine: Engine, kill) -> bool:
     return True
 
 
-def engine_view(engine: Engine) -> set:
-    """Paths (relative to the data-root) that the engine's own inspect output references."""
-    referenced = set()
-
-    def dirs_of(data):
-        for key in ("UpperDir", "LowerDir", "WorkDir"):
-            for path in filter(None, (data.get(key) or "").split(":")):
-                referenced.add("overlay2/" + os.path.relpath(path, os.path.join(engine.data_root, "overlay2")).split("/")[0])
-    for image in engine.inspect(*engine.image_ids()):
-        dirs_of(image["GraphDriver"]["Data"])
-        referenced.update(LAYERDB + "/sha256/" + c[7:] for c in chain_ids(image["RootFS"]["Layers"]))
-    for container in engine.inspect(*engine.container_ids()):
-        dirs_of(container["GraphDriver"]["Data"])
-        referenced.add(LAYERDB + "/mounts/" + container["Id"])
-    return referenced
-
-
 def on_disk(engine: Engine) -> set:
     root = engine.data_root
     paths = set()
@@ -117,7 +99,7 @@ def on_disk(engine: Engine) -> set:
 
 def leftovers(engine: Engine) -> set:
     """What the engine does not reference, plus l/ links whose directory is gone or unreferenced."""
-    referenced = engine_view(engine)
+    referenced = engine.referenced_paths()
     parents = set()
     for path in referenced:  # a referenced chain's ancestors are referenced too
         if path.startswith(LAYERDB + "/sha256/"):

@@ -11,14 +11,13 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from devtools.mutations import FILE_KINDS, exercise, files_of_kind, run_once
-from devtools.samples import build_sample
+from devtools.mutations import FILE_KINDS, exercise, files_of_kind, prepare_store, run_once
 
 
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     root = os.path.join(str(tmp_path_factory.mktemp("fuzz")), "docker")
-    build_sample(root)
+    prepare_store(root)
     return root
 
 
