@@ -238,7 +238,7 @@ class Engine:
         def dirs_of(data: Optional[Dict[str, str]]) -> None:
             for key in ("UpperDir", "LowerDir", "WorkDir"):
                 for path in filter(None, ((data or {}).get(key) or "").split(":")):
-                    referenced.add("overlay2/" + os.path.relpath(path, inner_overlay).split("/")[0])
+                    referenced.add("overlay2/" + os.path.relpath(path, inner_overlay).split("/", maxsplit=1)[0])
         for image in self.inspect(*self.image_ids()):
             dirs_of(image["GraphDriver"]["Data"])
             referenced.update(LAYERDB + "/sha256/" + chain[7:] for chain in chain_ids(image["RootFS"]["Layers"]))

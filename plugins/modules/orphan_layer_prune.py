@@ -65,7 +65,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would go, with RV(orphans[].action=would_remove), and predicts RV(changed).
+    description: Reports what would go, with RV(orphans[].action=would_remove), and predicts C(changed).
   diff_mode:
     support: full
     description: Shows the paths that go (or would go).
@@ -153,7 +153,7 @@ buildkit:
     state:
       description:
         - V(read) (the databases were read; the numbers are exact), V(absent) (no C(buildkit/) directory) or
-          V(unknown) (they could not be read: everything BuildKit might own stays; see RV(blocking)).
+          V(unknown) (they could not be read, so everything BuildKit might own stays; see RV(blocking)).
       type: str
     reason:
       description: Why the state is V(unknown), naming the file.

@@ -51,10 +51,10 @@ def test_fixtures_come_from_both_engines_of_the_test_bed():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_build_cache_record_the_engine_listed_is_a_record_and_a_lease(engine):
     listed = set(engine_facts(engine)["build_cache_records"])
-    records = {key.decode() for key, _ in read(engine_db(engine, "metadata_v2.db")).root().bucket(b"_main").items()}
+    main = read(engine_db(engine, "metadata_v2.db")).root().bucket(b"_main")
     leases = read(engine_db(engine, "containerdmeta.db")).root().bucket(b"v1", b"buildkit", b"leases")
-    assert len(listed) == 7 and listed <= records
-    assert listed <= {key.decode() for key, _ in leases.items()}
+    assert len(listed) == 7 and listed <= {key.decode() for key, _value in main.items()}
+    assert listed <= {key.decode() for key, _value in leases.items()}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
