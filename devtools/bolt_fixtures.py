@@ -65,7 +65,7 @@ def make(engine: Engine) -> str:
         import_base(engine, "strata/bk-base:1")
         build_with_buildkit(engine, "strata/bk-app:1", BUILD_DOCKERFILE)
         engine.docker("rmi", "strata/bk-app:1")
-        version = engine.version.split("+")[0]
+        version = engine.version.split("+", maxsplit=1)[0]
         records = sorted(record["ID"] for record in engine.api("/system/df").get("BuildCache") or [])
         engine.stop()
         target = os.path.join(FIXTURES, "engine-" + ".".join(version.split(".")[:2]))

@@ -173,7 +173,7 @@ class SyntheticStore:
         return "sha256:" + image_hex
 
     def tag(self, reference: str, image_id: str) -> None:
-        repository = reference.split("@")[0].rsplit(":", 1)[0]
+        repository = reference.split("@", maxsplit=1)[0].rsplit(":", 1)[0]
         self.repositories.setdefault(repository, {})[reference] = image_id
         self.write_repositories()
 

@@ -117,7 +117,7 @@ class Classification:
 
     def facts(self) -> Dict[str, object]:
         return {
-            "items": [orphan.as_dict() for orphan in self.orphans],
+            "entries": [orphan.as_dict() for orphan in self.orphans],
             "bytes": self.orphan_bytes,
             "by_kind": {kind: sum(1 for o in self.orphans if o.kind == kind) for kind in ORPHAN_KINDS},
             "buildkit_dirs": len(self.buildkit.dirs),

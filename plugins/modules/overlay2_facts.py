@@ -224,7 +224,7 @@ ansible_facts:
           type: dict
           returned: when O(orphans=true)
           contains:
-            items:
+            entries:
               description:
                 - One entry per orphan, with C(kind), C(path), C(paths), C(bytes), C(newest_mtime) and C(blocked_by)
                   (the damaged records of RV(ansible_facts.overlay2.orphans.blocking) that might still own it;

@@ -82,7 +82,7 @@ def _check_orphans(facts: Mapping[str, Any], limit: int) -> Check:
         return Check("orphan_bytes", "failed", "orphans were not gathered (overlay2_facts orphans=false)")
     if found <= limit:
         return Check("orphan_bytes", "passed", "%s of orphans, limit %s" % (human_bytes(found), human_bytes(limit)))
-    items = (facts.get("orphans") or {}).get("items") or []
+    items = (facts.get("orphans") or {}).get("entries") or []
     details = ["%s %s (%s)" % (item.get("kind"), item.get("path"), human_bytes(item.get("bytes"))) for item in items]
     return Check("orphan_bytes", "failed", "%s of orphans is over the limit of %s"
                  % (human_bytes(found), human_bytes(limit)), details)

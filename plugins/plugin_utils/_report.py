@@ -85,7 +85,7 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, A
         "reclaimable_size": int(summary.get("reclaimable_size") or 0),
         "orphan_bytes": summary.get("orphan_bytes"),
         "orphans_by_kind": dict(orphans.get("by_kind") or {}),
-        "orphan_paths": [item.get("path") for item in orphans.get("items") or []],
+        "orphan_paths": [item.get("path") for item in orphans.get("entries") or []],
         "buildkit_bytes": int(orphans.get("buildkit_bytes") or 0),
         "warnings": [warning.get("message", "") if isinstance(warning, Mapping) else str(warning)
                      for warning in facts.get("warnings") or []],

@@ -90,7 +90,7 @@ def on_disk(engine: Engine) -> set:
     root = engine.data_root
     paths = set()
     for name in os.listdir(os.path.join(root, "overlay2")):
-        if name != "l" and len(name.split("-")[0]) != 25:  # BuildKit's own dirs are not ours to judge
+        if name != "l" and len(name.split("-", maxsplit=1)[0]) != 25:  # BuildKit's own dirs are not ours to judge
             paths.add("overlay2/" + name)
     for part in ("sha256", "tmp", "mounts"):
         paths.update("%s/%s/%s" % (LAYERDB, part, name) for name in os.listdir(os.path.join(root, LAYERDB, part)))

@@ -37,10 +37,17 @@ def test_name_raw_is_written_only_for_names_that_are_not_utf8():
     assert b'"name":"ok"' in encode_entry(Entry(FILE, 0, None, name="ok"))
 
 
-@pytest.mark.parametrize("content", [b"not gzip", gzip.compress(b"{not json}\n"), gzip.compress(b'{"type":7}\n'),
-                                     gzip.compress(b'{"type":1,"position":0,"payload":null}\n'),
-                                     gzip.compress(b'{"type":2,"position":0,"payload":"***"}\n'),
-                                     gzip.compress(b'{"type":2}\n')[:-6]])
+CORRUPT_TAR_SPLITS = {  # mtime=0: the same bytes, and so the same test ids, on every collection
+    "not gzip": b"not gzip",
+    "not json": gzip.compress(b"{not json}\n", mtime=0),
+    "unknown type": gzip.compress(b'{"type":7}\n', mtime=0),
+    "member without a name": gzip.compress(b'{"type":1,"position":0,"payload":null}\n', mtime=0),
+    "payload not base64": gzip.compress(b'{"type":2,"position":0,"payload":"***"}\n', mtime=0),
+    "truncated gzip": gzip.compress(b'{"type":2}\n', mtime=0)[:-6],
+}
+
+
+@pytest.mark.parametrize("content", list(CORRUPT_TAR_SPLITS.values()), ids=list(CORRUPT_TAR_SPLITS))
 def test_corrupt_tar_split_raises_one_clear_error(content):
     with pytest.raises(TarSplitError):
         list(iter_entries(io.BytesIO(content)))

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""The support matrix: every ansible-core the collection claims, with the Pythons each runs on and drives.
+
+    devtools/matrix.py venv  [CORE...]   one virtualenv per core under .venvs/ (made once, then reused)
+    devtools/matrix.py sanity [CORE...]  ansible-test sanity with that core (devtools/sanity.sh)
+    devtools/matrix.py unit  [CORE...]   the unit tests with that core
+    devtools/matrix.py smoke [CORE...]   the three modules on a store with one leftover of each kind, on every
+                                         target Python of every core; the JSON must be the same everywhere
+    devtools/matrix.py legs              print the matrix (README's table comes from here)
+
+The development virtualenv (.venv, the newest core) runs everything else; these legs are the older cores.
+Interpreters are found by devtools/pythons.py (PATH, then pyenv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from devtools.pythons import find  # noqa: E402  pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENVS = os.path.join(REPO, ".venvs")
+
+# core -> (controller Python of the leg, the target Pythons it is tested with, the target range it supports)
+LEGS: Dict[str, Tuple[str, Tuple[str, ...], Tuple[str, str]]] = {
+    "2.17": ("3.12", ("3.8", "3.11", "3.12"), ("3.7", "3.12")),
+    "2.18": ("3.12", ("3.8", "3.11", "3.13"), ("3.8", "3.13")),
+    "2.19": ("3.11", ("3.8", "3.11", "3.13"), ("3.8", "3.13")),
+    "2.20": ("3.13", ("3.9", "3.11", "3.13"), ("3.9", "3.14")),
+    "2.21": ("3.13", ("3.9", "3.11", "3.13"), ("3.9", "3.14")),
+}
+NEWEST = "2.21"  # the development virtualenv's core (requirements-dev.txt)
+UNIT_PACKAGES = ("pytest>=8,<9", "hypothesis>=6,<7")
+
+
+def venv_of(core: str) -> str:
+    return os.path.join(REPO, ".venv") if core == NEWEST else os.path.join(VENVS, "core-" + core)
+
+
+def interpreter(version: str) -> str:
+    found = find(version)
+    if found is None:
+        raise SystemExit("python%s not found (PATH or pyenv): the %s leg needs it" % (version, version))
+    return found
+
+
+def ensure_venv(core: str) -> str:
+    """The leg's virtualenv with ansible-core CORE and the unit tests' packages; made once."""
+    venv = venv_of(core)
+    marker = os.path.join(venv, ".strata-core-" + core)
+    if os.path.exists(marker):
+        return venv
+    if core == NEWEST:
+        raise SystemExit("%s is the development virtualenv: make venv makes it" % venv)
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([interpreter(LEGS[core][0]), "-m", "venv", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "ansible-core==%s.*" % core] + list(UNIT_PACKAGES), check=True)
+    with open(marker, "w", encoding="ascii"):
+        pass
+    return venv
+
+
+def core_version(venv: str) -> str:
+    return subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                           "from ansible.release import __version__; print(__version__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def supported_targets(core: str) -> List[str]:
+    """The target Pythons of a leg that this machine has."""
+    return [version for version in LEGS[core][1] if find(version)]
+
+
+# -- legs ------------------------------------------------------------------------------------------
+def run_sanity(core: str) -> None:
+    venv = ensure_venv(core)
+    controller = LEGS[core][0]
+    targets = " ".join(v for v in LEGS[core][1] if v not in (controller, "3.11"))
+    env = dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)
+    subprocess.run([os.path.join(REPO, "devtools", "sanity.sh")], env=env, check=True)
+
+
+def run_unit(core: str) -> None:
+    venv = ensure_venv(core)
+    subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                    os.path.join(REPO, "tests", "unit")], cwd=REPO, check=True)
+
+
+SMOKE_PLAYBOOK = os.path.join(REPO, "tests", "smoke", "smoke.yml")
+VOLATILE = {"seconds", "newest_mtime", "invocation", "started_at", "_ansible_no_log", "_ansible_verbose_always",
+            "deprecations", "quarantine"}
+
+
+def normalized(value: Any, root: str) -> Any:
+    """A result with the store's location and what varies by run (times) taken out."""
+    if isinstance(value, dict):
+        return {key: normalized(item, root) for key, item in sorted(value.items()) if key not in VOLATILE}
+    if isinstance(value, list):
+        return [normalized(item, root) for item in value]
+    if isinstance(value, str):
+        return value.replace(root, "<root>")
+    return value
+
+
+def smoke_once(core: str, target: str, store: str, workdir: str) -> Dict[str, Any]:
+    """The smoke playbook with CORE's controller against a copy of ``store``, modules on Python ``target``."""
+    venv = venv_of(core)
+    root = os.path.join(workdir, "store")
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["cp", "-a", store, root], check=True)
+    collections = os.path.join(REPO, "build")
+    output = os.path.join(workdir, "result.json")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([os.path.join(venv, "bin", "ansible-playbook"), SMOKE_PLAYBOOK, "-i", "localhost,",
+                             "-c", "local", "-e", json.dumps({"ansible_python_interpreter": interpreter(target),
+                                                              "smoke_root": root, "smoke_output": output})],
+                            env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit("smoke %s/%s failed:\n%s\n%s" % (core, target, result.stdout[-3000:], result.stderr[-2000:]))
+    with open(output, encoding="utf-8") as handle:
+        return normalized(json.load(handle), root)
+
+
+def make_smoke_store(path: str) -> str:
+    """The sample store with one leftover of each kind (see tests/smoke/store.py)."""
+    subprocess.run([os.path.join(venv_of(NEWEST), "bin", "python"), os.path.join(REPO, "tests", "smoke", "store.py"),
+                    path], check=True)
+    return path
+
+
+def run_smoke(cores: List[str], report: Optional[str] = None) -> Dict[str, Any]:
+    link = os.path.join(REPO, "build", "ansible_collections", "strata", "overlay2")
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+    work = tempfile.mkdtemp(prefix="strata-smoke-")
+    try:
+        store = make_smoke_store(os.path.join(work, "reference"))
+        results = {}  # type: Dict[Tuple[str, str], Any]
+        for core in cores:
+            if core != NEWEST:
+                ensure_venv(core)
+            for target in supported_targets(core):
+                results[(core, target)] = smoke_once(core, target, store, work)
+                print("smoke: ansible-core %s (%s) -> Python %s: ok" % (
+                    core_version(venv_of(core)), LEGS[core][0], target), flush=True)
+        first_pair, first = next(iter(results.items()))
+        differing = [pair for pair, value in results.items() if value != first]
+        summary = {"pairs": ["%s/%s" % pair for pair in results], "same_json": not differing,
+                   "reference": "%s/%s" % first_pair}
+        if report:
+            with open(report, "w", encoding="utf-8") as handle:
+                json.dump({"summary": summary, "result": first}, handle, indent=1, sort_keys=True)
+        if differing:
+            pair = differing[0]
+            raise SystemExit("smoke results differ: %s/%s vs %s/%s:\n%s\n---\n%s" % (
+                first_pair + pair + (json.dumps(first, sort_keys=True)[:3000],
+                                     json.dumps(results[pair], sort_keys=True)[:3000])))
+        return summary
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("action", choices=("venv", "sanity", "unit", "smoke", "legs"))
+    parser.add_argument("cores", nargs="*")
+    parser.add_argument("--report", help="smoke: write the reference result and the pairs here")
+    args = parser.parse_args()
+    cores = args.cores or sorted(LEGS)
+    unknown = [core for core in cores if core not in LEGS]
+    if unknown:
+        parser.error("unknown ansible-core %s; the matrix has %s" % (", ".join(unknown), ", ".join(sorted(LEGS))))
+    if args.action == "legs":
+        for core in sorted(LEGS):
+            controller, targets, (oldest, newest) = LEGS[core]
+            print("ansible-core %s: controller Python %s; targets %s to %s, tested on %s"
+                  % (core, controller, oldest, newest, ", ".join(targets)))
+    elif args.action == "venv":
+        for core in cores:
+            print(ensure_venv(core))
+    elif args.action == "sanity":
+        for core in cores:
+            run_sanity(core)
+    elif args.action == "unit":
+        for core in cores:
+            run_unit(core)
+    else:
+        print(json.dumps(run_smoke(cores, args.report), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
