@@ -60,13 +60,19 @@ def run_playbook(collections: str, playbook: str, extra_vars: Dict[str, Any],
 
 
 def target_pythons() -> Dict[str, str]:
-    """Interpreters to run modules with: the system's, and the oldest and newest others found here."""
+    """Interpreters to run modules with: the system's, and the oldest and newest others this ansible-core
+    supports as targets (devtools/matrix.py) that are found here."""
+    from ansible.release import __version__  # pylint: disable=import-outside-toplevel
+
+    from devtools.matrix import LEGS  # pylint: disable=import-outside-toplevel
+    from devtools.pythons import find  # pylint: disable=import-outside-toplevel
+
     found = {"system": "/usr/bin/python3"}
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    for version in ("3.8", "3.13"):
-        candidates = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python" + version)))
-        if candidates:
-            found[version] = candidates[-1]
+    tested = LEGS[".".join(__version__.split(".")[:2])][1]
+    for version in (tested[0], tested[-1]):
+        path = find(version)
+        if path:
+            found[version] = path
     return found
 
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Build the collection tarball and run galaxy-importer (what Galaxy runs on upload) on it:
 
     devtools/galaxy_import.py [--venv .venvs/importer]

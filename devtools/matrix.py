@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The support matrix: every ansible-core the collection claims, with the Pythons each runs on and drives.
 
     devtools/matrix.py venv  [CORE...]   one virtualenv per core under .venvs/ (made once, then reused)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Find a Python interpreter of a given version on this machine:  devtools/pythons.py 3.13
 
 Looks for ``python<version>`` on PATH, then in pyenv's versions (``$PYENV_ROOT``, else ``~/.pyenv``).

@@ -25,6 +25,6 @@ export PATH="$venv/bin:$PATH"
 echo "sanity: ansible-core $core, controller Python $controller, more targets: ${targets:-none}"
 ansible-test sanity --python "$controller" --color no "$@"
 for version in $targets; do
-  python=$("$repo/devtools/pythons.py" "$version") || { echo "python$version not found: its leg is skipped"; continue; }
+  python=$(python3 "$repo/devtools/pythons.py" "$version") || { echo "python$version not found: its leg is skipped"; continue; }
   PATH="$(dirname "$python"):$PATH" ansible-test sanity --python "$version" --test compile --test import --color no "$@"
 done

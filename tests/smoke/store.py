@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write the smoke store:  tests/smoke/store.py PATH
 
 The unit tests' sample store (three images over a shared base, a running and an exited container) with one
