@@ -51,8 +51,11 @@ class _UnixConnection(http.client.HTTPConnection):
 class Engine:
     """One dockerd on a private data-root under ``base``."""
 
-    def __init__(self, base: Optional[str] = None) -> None:
+    def __init__(self, base: Optional[str] = None, extra_args: Optional[List[str]] = None,
+                 data_root_flag: bool = True) -> None:
         self.base = base or tempfile.mkdtemp(prefix="strata-", dir="/tmp")
+        self.extra_args = list(extra_args or [])
+        self.data_root_flag = data_root_flag  # False: the data-root comes from the daemon's daemon.json
         self.data_root = os.path.join(self.base, "root")
         self.exec_root = os.path.join(self.base, "exec")
         self.pidfile = os.path.join(self.base, "dockerd.pid")
@@ -94,10 +97,11 @@ class Engine:
         return path
 
     def dockerd_command(self) -> List[str]:
-        return [DOCKERD, "--data-root", self.inside(self.data_root), "--exec-root", self.inside(self.exec_root),
-                "--pidfile", self.inside(self.pidfile), "-H", "unix://" + self.inside(self.socket),
-                "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver", "overlay2",
-                "--log-level", "warn", "--shutdown-timeout", "2"]
+        data_root = ["--data-root", self.inside(self.data_root)] if self.data_root_flag else []
+        return [DOCKERD] + data_root + [
+            "--exec-root", self.inside(self.exec_root), "--pidfile", self.inside(self.pidfile),
+            "-H", "unix://" + self.inside(self.socket), "--bridge=none", "--iptables=false", "--ip-masq=false",
+            "--storage-driver", "overlay2", "--log-level", "warn", "--shutdown-timeout", "2"] + self.extra_args
 
     def docker_command(self) -> List[str]:
         return [DOCKER]
@@ -264,9 +268,10 @@ class ChrootEngine(Engine):
     at ``root`` + the daemon's path.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, extra_args: Optional[List[str]] = None, data_root_flag: bool = True) -> None:
         self.root = os.path.realpath(root)
-        super().__init__(tempfile.mkdtemp(prefix="strata-", dir=os.path.join(self.root, "tmp")))
+        super().__init__(tempfile.mkdtemp(prefix="strata-", dir=os.path.join(self.root, "tmp")), extra_args,
+                         data_root_flag)
 
     def inside(self, path: str) -> str:
         return "/" + os.path.relpath(path, self.root)

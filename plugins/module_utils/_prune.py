@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from ansible_collections.strata.overlay2.plugins.module_utils._discovery import owners, running_dockerds
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
     HELD_BY_RUNNING_DAEMON,
     Orphan,
@@ -69,65 +70,11 @@ class Daemon:
     started_at: float  # epoch seconds
 
 
-def _boot_time() -> float:
-    with open("/proc/stat", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    raise OSError(errno.ENOENT, "no btime in /proc/stat")
-
-
-def _start_time(pid: int) -> float:
-    with open("/proc/%d/stat" % pid, encoding="utf-8", errors="replace") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-
-
-def _dockerd_data_root(pid: int) -> str:
-    with open("/proc/%d/cmdline" % pid, "rb") as handle:
-        args = [arg.decode("utf-8", "replace") for arg in handle.read().split(b"\0") if arg]
-    config = "/etc/docker/daemon.json"
-    for index, arg in enumerate(args):
-        for flag in ("--data-root", "-g", "--graph", "--config-file"):
-            value = None
-            if arg == flag and index + 1 < len(args):
-                value = args[index + 1]
-            elif arg.startswith(flag + "="):
-                value = arg[len(flag) + 1:]
-            if value is not None:
-                if flag == "--config-file":
-                    config = value
-                else:
-                    return value
-    try:
-        with open("/proc/%d/root%s" % (pid, config), encoding="utf-8") as handle:
-            configured = json.load(handle)
-        return configured.get("data-root") or configured.get("graph") or "/var/lib/docker"
-    except (OSError, ValueError, AttributeError):
-        return "/var/lib/docker"
-
-
 def running_daemons(data_root: str) -> List[Daemon]:
-    """dockerd processes whose data-root is this one, matched by inode (so also across mount namespaces)."""
-    try:
-        target = os.stat(data_root)
-    except OSError:
-        return []
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        try:
-            with open("/proc/%d/comm" % pid, encoding="utf-8", errors="replace") as handle:
-                if handle.read().strip() != "dockerd":
-                    continue
-            theirs = os.stat("/proc/%d/root%s" % (pid, os.path.realpath(_dockerd_data_root(pid))))
-            if (theirs.st_dev, theirs.st_ino) == (target.st_dev, target.st_ino):
-                found.append(Daemon(pid, _start_time(pid)))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
+    """The running dockerds whose store is this data-root (matched by inode, so also across mount namespaces;
+    a userns-remapped or rootless daemon by its own store), see ``_discovery``."""
+    return [Daemon(found.pid, found.started_at) for found in owners(data_root, running_dockerds())
+            if found.pid is not None and found.started_at is not None]
 
 
 # -- decisions -----------------------------------------------------------------

@@ -148,7 +148,8 @@ store_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._open import open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import SelectionError, verify
 
 
@@ -169,7 +170,7 @@ def describe(report_dict: dict, store: Store) -> str:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "/var/lib/docker"},
+            "data_root": {"type": "path", "default": "auto"},
             "images": {"type": "list", "elements": "str"},
             "layers": {"type": "list", "elements": "str"},
             "content": {"type": "bool", "default": True},
@@ -181,11 +182,11 @@ def main() -> None:
     params = module.params
     if params["workers"] is not None and params["workers"] < 1:
         module.fail_json(msg="workers must be at least 1, got %d" % params["workers"])
+    store, _location = open_store(module)
     try:
-        store = Store.load(params["data_root"])
         report = verify(store, images=params["images"], layers=params["layers"], content=params["content"],
                         workers=params["workers"])
-    except (StoreError, SelectionError, OSError) as exc:
+    except (SelectionError, OSError) as exc:
         module.fail_json(msg=str(exc))
     result = report.as_dict()
     result["store_warnings"] = [finding.as_dict() for finding in store.findings]

@@ -196,7 +196,10 @@ store_warnings:
   elements: dict
   returned: always
 daemon:
-  description: The dockerd running on this data-root (C(pid), C(started_at)), or null.
+  description:
+    - The running dockerd that owns this store (C(pid), C(started_at)), or null. It is found by the store it
+      reads (a userns-remapped or rootless daemon by its own store, a daemon in a chroot or another mount
+      namespace by inode), never by another daemon of the host.
   type: dict
   returned: always
 quarantine:
@@ -212,19 +215,21 @@ from typing import Any, Dict, List
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
+from ansible_collections.strata.overlay2.plugins.module_utils._discovery import owners
+from ansible_collections.strata.overlay2.plugins.module_utils._open import open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, Classification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
     WOULD_REMOVE,
+    Daemon,
     Decision,
     Gates,
     decide,
     execute,
-    running_daemons,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -251,7 +256,7 @@ def report(store: Store, classification: Classification, decisions: List[Decisio
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "/var/lib/docker"},
+            "data_root": {"type": "path", "default": "auto"},
             "min_age": {"type": "str", "default": "1h"},
             "kinds": {"type": "list", "elements": "str", "choices": list(ORPHAN_KINDS), "default": list(ORPHAN_KINDS)},
             "quarantine_dir": {"type": "path"},
@@ -265,15 +270,13 @@ def main() -> None:
         ceiling = human_to_bytes(params["max_remove_bytes"]) if params["max_remove_bytes"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    try:
-        store = Store.load(params["data_root"])
-    except (StoreError, OSError) as exc:
-        module.fail_json(msg=str(exc))
+    store, location = open_store(module)
     if params["quarantine_dir"] and (params["quarantine_dir"] + "/").startswith(store.data_root + "/"):
         module.fail_json(msg="quarantine_dir must be outside the data-root %s" % store.data_root)
     classification = classify(store)
-    daemons = running_daemons(store.data_root)
-    daemon = max(daemons, key=lambda d: d.started_at) if daemons else None
+    owning = [Daemon(d.pid, d.started_at) for d in owners(store.data_root, location.daemons)
+              if d.pid is not None and d.started_at is not None]
+    daemon = max(owning, key=lambda d: d.started_at) if owning else None
     gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
                   overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)
     decisions = decide(classification.orphans, gates, module.check_mode, bool(params["quarantine_dir"]))

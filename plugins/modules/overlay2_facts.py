@@ -75,6 +75,25 @@ ansible_facts:
           type: str
           returned: always
           sample: /var/lib/docker
+        daemon:
+          description:
+            - The daemon whose store was read (one entry of RV(ansible_facts.overlay2.daemons)), or null when O(data_root)
+              names a store no daemon found here owns.
+          type: dict
+          returned: always
+        daemons:
+          description:
+            - Every Docker daemon found on the host, running or only configured, rootless ones included.
+            - "Each: C(source) (V(process), V(unit), V(config), V(default) or V(rootless)), C(pid), C(running),
+              C(started_at), C(uid), C(user), C(data_root) (as the daemon sees it), C(store_root) (the store as this
+              host reads it: the data-root, in a chroot below its root, or the remapped C(<uid>.<gid>) directory),
+              C(store_exists),
+              C(exec_root), C(config_file), C(storage) (V(overlay2), V(containerd), V(unknown) or another graph
+              driver), C(containerd) (the C(--containerd) address), C(containerd_root), C(userns_remap), C(rootless)
+              and C(warnings) (what could not be read or does not fit, such as a C(daemon.json) that is not JSON)."
+          type: list
+          elements: dict
+          returned: always
         driver:
           description: The graph driver of the store.
           type: str
@@ -307,23 +326,25 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._open import daemon_facts, open_store
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "/var/lib/docker"},
+            "data_root": {"type": "path", "default": "auto"},
             "container_sizes": {"type": "bool", "default": False},
             "orphans": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
-    try:
-        store = Store.load(module.params["data_root"])
-    except (StoreError, OSError) as exc:
-        module.fail_json(msg=str(exc))
+    store, location = open_store(module)
     facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"])
+    facts["daemon"] = location.daemon.as_dict() if location.daemon else None
+    facts["daemons"] = daemon_facts(location.daemons)
+    for daemon in location.daemons:
+        for warning in daemon.warnings:
+            module.warn("dockerd %s (%s): %s" % (daemon.pid or "not running", daemon.data_root, warning))
     if facts["warnings"]:
         module.warn("%d entries of %s could not be read or are inconsistent; see ansible_facts.overlay2.warnings"
                     % (len(facts["warnings"]), store.data_root))

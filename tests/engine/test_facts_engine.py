@@ -127,6 +127,7 @@ def test_a_data_root_of_another_layout_fails_the_task_with_a_clear_message(colle
 
 
 def test_the_facts_are_the_same_with_the_daemon_stopped(engine, collections_path, facts, tmp_path):
+    pid = engine.process.pid
     engine.stop(signal.SIGTERM)
     try:
         stopped = gather(engine, collections_path, tmp_path)
@@ -134,4 +135,8 @@ def test_the_facts_are_the_same_with_the_daemon_stopped(engine, collections_path
         engine.start()
     for container in facts["containers"] + stopped["containers"]:
         container.pop("running")  # a clean stop records every container as stopped
+    running_daemon, stopped_daemon = facts.pop("daemon"), stopped.pop("daemon")
+    assert running_daemon["pid"] == pid and running_daemon["store_root"] == engine.data_root
+    assert stopped_daemon is None  # an explicit data_root that no running daemon owns
+    facts.pop("daemons"), stopped.pop("daemons")
     assert stopped == facts

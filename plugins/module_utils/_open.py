@@ -1,0 +1,38 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""How every module opens its store: find it (``data_root``: a path, or ``auto``), then read it."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+    Daemon,
+    DiscoveryError,
+    Location,
+    locate,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+
+
+def daemon_facts(daemons: List[Daemon]) -> List[Dict[str, Any]]:
+    return [daemon.as_dict() for daemon in daemons]
+
+
+def open_store(module: Any) -> Tuple[Store, Location]:
+    """The store of ``module.params['data_root']`` and where it was found; fails the task with the reason and
+    every daemon found when there is no store to read."""
+    daemons = []  # type: List[Daemon]
+    try:
+        location = locate(module.params["data_root"])
+        daemons = location.daemons
+        return Store.load(location.data_root), location
+    except DiscoveryError as exc:
+        module.fail_json(msg=str(exc), daemons=daemon_facts(exc.daemons))
+    except (StoreError, OSError) as exc:
+        module.fail_json(msg=str(exc), daemons=daemon_facts(daemons))
+    raise AssertionError("fail_json returned")  # pragma: no cover
