@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""The cores' answers on fixed synthetic stores, to hold speed work to byte-for-byte the same results:
+
+    devtools/golden.py --write     record them in tests/unit/fixtures/golden/ (before changing a core)
+    devtools/golden.py             compare (tests/unit/test_golden.py does the same)
+
+Stores: the unit tests' sample store with one leftover of each kind (tests/smoke/store.py), and a generated
+build-server store of 300 layers (devtools/synthstore.generate). Answers: overlay2_facts (container sizes and
+orphans), layer_verify, the orphan classification and the prune's plan (check mode, no daemon), as JSON with
+the store's path and the times that vary by run taken out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Dict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
+
+make_importable()
+
+from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # noqa: E402  pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOLDEN = os.path.join(REPO, "tests", "unit", "fixtures", "golden")
+VARYING = {"seconds", "newest_mtime"}
+
+
+def build(name: str, root: str) -> None:
+    if name == "sample":
+        import importlib.util  # pylint: disable=import-outside-toplevel
+        spec = importlib.util.spec_from_file_location("smoke_store", os.path.join(REPO, "tests", "smoke", "store.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.make(root)
+    else:
+        from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+        generate(root, 300, seed="golden")
+
+
+def normalized(value: Any, root: str) -> Any:
+    if isinstance(value, dict):
+        return {key: normalized(item, root) for key, item in sorted(value.items()) if key not in VARYING}
+    if isinstance(value, list):
+        return [normalized(item, root) for item in value]
+    if isinstance(value, str):
+        return value.replace(root, "<root>")
+    return value
+
+
+def answers(root: str) -> Dict[str, Any]:
+    store = Store.load(root)
+    classification = classify(Store.load(root))
+    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+    plan = decide(classification.orphans, gates, check_mode=True, quarantine=False)
+    return normalized({"facts": gather(store, container_sizes=True), "verify": verify(Store.load(root)).as_dict(),
+                       "orphans": classification.facts(), "plan": [d.as_dict() for d in plan]}, root)
+
+
+def compare(name: str, write: bool) -> bool:
+    work = tempfile.mkdtemp(prefix="strata-golden-")
+    try:
+        root = os.path.join(work, "docker")
+        build(name, root)
+        current = answers(root)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    path = os.path.join(GOLDEN, name + ".json")
+    if write:
+        os.makedirs(GOLDEN, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(current, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        return True
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle) == current
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    results = {name: compare(name, args.write) for name in ("sample", "generated")}
+    print(json.dumps(results))
+    return 0 if all(results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
