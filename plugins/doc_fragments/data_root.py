@@ -18,8 +18,9 @@ options:
         its C(daemon.json), also in a chroot or another mount namespace), else the one configured in
         C(/etc/docker/daemon.json) and C(docker.service), else C(/var/lib/docker) when it holds a store. With
         C(userns-remap) that is the remapped root in use. Two dockerd running as root with different stores
-        make V(auto) fail with a message listing them; rootless daemons are never chosen by V(auto) (give their
-        data-root, which M(strata.overlay2.overlay2_facts) lists in RV(strata.overlay2.overlay2_facts#module:ansible_facts.overlay2.daemons)).
+        make V(auto) fail with a message listing them; rootless daemons and daemons in containers (another mount
+        namespace) are never chosen by V(auto) (give their store, which M(strata.overlay2.overlay2_facts) lists in
+        RV(strata.overlay2.overlay2_facts#module:ansible_facts.overlay2.daemons)).
       - A symlink is resolved once, as the engine does; files below it are never read through symlinks.
       - The store must use the C(overlay2) graph driver. A data-root of another driver, or of an engine
         that keeps images in the containerd image store, fails with a message naming what was found.

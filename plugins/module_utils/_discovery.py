@@ -78,6 +78,7 @@ class Daemon:
     containerd_root: Optional[str] = None
     userns_remap: Optional[str] = None
     rootless: bool = False
+    own_namespace: bool = False  # runs in another mount namespace (a container): not the system daemon
     warnings: List[str] = field(default_factory=list)
 
     @property
@@ -90,7 +91,8 @@ class Daemon:
                 "store_exists": os.path.isdir(self.store_root),
                 "exec_root": self.exec_root, "config_file": self.config_file, "storage": self.storage,
                 "containerd": self.containerd, "containerd_root": self.containerd_root,
-                "userns_remap": self.userns_remap, "rootless": self.rootless, "warnings": list(self.warnings)}
+                "userns_remap": self.userns_remap, "rootless": self.rootless,
+                "other_mount_namespace": self.own_namespace, "warnings": list(self.warnings)}
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -260,6 +262,13 @@ def dockerd_pids() -> List[int]:
     return sorted(pids)
 
 
+def _mount_namespace(pid: Any) -> str:
+    try:
+        return os.readlink("/proc/%s/ns/mnt" % pid)
+    except OSError:
+        return ""
+
+
 def process_root(pid: int) -> str:
     """The daemon's root as this host sees it ("/" unless it runs in a chroot)."""
     try:
@@ -408,6 +417,9 @@ def running_dockerds() -> List[Daemon]:
             continue  # it ended while being read
         flags, warnings = parse_flags(args[1:])
         root = process_root(pid)
+        own_namespace = _mount_namespace(pid) != _mount_namespace("self")
+        if own_namespace and root == "/":  # a container's daemon: its files are reached through its root link
+            root = "/proc/%d/root" % pid
         environ = _environ(pid) if uid != 0 else {}
         home = _user(uid)[1]
         if "config-file" in flags:
@@ -420,7 +432,7 @@ def running_dockerds() -> List[Daemon]:
         config, config_warnings = read_config("/proc/%d/root%s" % (pid, config_file))
         daemon = describe("process", uid, flags, config, warnings + config_warnings, root, home, environ,
                           config_file)
-        daemon.pid, daemon.started_at = pid, started
+        daemon.pid, daemon.started_at, daemon.own_namespace = pid, started, own_namespace
         daemons.append(daemon)
     return daemons
 
@@ -477,7 +489,7 @@ def discover() -> List[Daemon]:
 def system_store(daemons: List[Daemon]) -> Daemon:
     """The system daemon's store: the running root daemon, else the configured one; DiscoveryError when
     there is none or several."""
-    running = [d for d in daemons if d.uid == 0 and d.running]
+    running = [d for d in daemons if d.uid == 0 and d.running and not d.own_namespace]
     stores = {}  # type: Dict[str, Daemon]
     for daemon in running:
         stores.setdefault(os.path.realpath(daemon.store_root), daemon)

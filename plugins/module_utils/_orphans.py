@@ -220,8 +220,11 @@ class _Classifier:
         usage = Usage()
         return BuildKitCache(ownership.state, "", chains, dirs, usage)
 
-    def kept_dirs(self, kept_chains: Set[str], extra: Set[str]) -> Set[str]:
-        names = set(extra)
+    def kept_dirs(self, kept_chains: Set[str], extra: Set[str], closed: Optional[Set[str]] = None) -> Set[str]:
+        """The directories the chains, mounts and damaged records name, closed over ``lower`` files; ``closed``
+        is a set already closed (its ``lower`` files are not read again)."""
+        closed = closed or set()
+        names = set(extra) | closed
         for chain_id in kept_chains:
             layer = self.store.layers.get(chain_id)
             if layer is not None and layer.cache_id:
@@ -233,7 +236,7 @@ class _Classifier:
         for record in self.store.damaged:
             names.update(record.dirs)
         # whatever a kept directory's lower file lists stays too, even where the layer database disagrees
-        frontier = [name for name in names if name in self.store.dirs]
+        frontier = [name for name in names - closed if name in self.store.dirs]
         while frontier:
             listed = set()  # type: Set[str]
             for name in frontier:
@@ -275,7 +278,7 @@ class _Classifier:
         buildkit = self.buildkit_owned(live_chains)
         kept_chains = live_chains | buildkit.chains
         live_dirs = self.kept_dirs(live_chains, set())
-        kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs)
+        kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs, closed=live_dirs)
         buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
         for name in sorted(buildkit.dirs):
             buildkit.usage.add(tree_usage(os.path.join(self.root, "overlay2", name)))

@@ -160,16 +160,16 @@ class Store:
     damaged: List[DamagedRecord] = field(default_factory=list)
     buildkit: Optional[Ownership] = None
 
-    # -- paths -------------------------------------------------------------
+    # -- paths (plain concatenation: the data-root is absolute with no trailing slash, names are validated ids) --
     @property
     def overlay_root(self) -> str:
-        return os.path.join(self.data_root, "overlay2")
+        return self.data_root + "/overlay2"
 
     def dir_path(self, name: str, *rest: str) -> str:
-        return os.path.join(self.overlay_root, name, *rest)
+        return "/".join((self.data_root, "overlay2", name) + rest)
 
     def diff_dir(self, name: str) -> str:
-        return self.dir_path(name, "diff")
+        return self.data_root + "/overlay2/" + name + "/diff"
 
     # -- joins -------------------------------------------------------------
     def chain(self, top_chain_id: Optional[str]) -> List[Layer]:
@@ -200,7 +200,7 @@ class Store:
         return layers
 
     def layer_path(self, chain_id: str) -> str:
-        return os.path.join(self.data_root, "image", "overlay2", "layerdb", "sha256", hex_of(chain_id))
+        return self.data_root + "/image/overlay2/layerdb/sha256/" + hex_of(chain_id)
 
     def children_of_images(self) -> Dict[str, List[str]]:
         children = {}  # type: Dict[str, List[str]]
@@ -465,13 +465,13 @@ class _Loader:
             os.close(fd)
         problems = []  # type: List[str]
         might_name = set()  # type: Set[str]
-        diff_id = self.parse(diff_text, parse_digest, os.path.join(path, "diff"), "diff", problems)
-        cache_id = self.parse(cache_text, parse_cache_id, os.path.join(path, "cache-id"), "cache-id", problems)
+        diff_id = self.parse(diff_text, parse_digest, path, "diff", problems)
+        cache_id = self.parse(cache_text, parse_cache_id, path, "cache-id", problems)
         if cache_id is None:
             might_name.add(MIGHT_NAME_DIRS)
         parent = None
         if parent_present:
-            parent = self.parse(parent_text, parse_digest, os.path.join(path, "parent"), "parent", problems)
+            parent = self.parse(parent_text, parse_digest, path, "parent", problems)
             if parent is None:
                 might_name.add(MIGHT_NAME_CHAINS)
         if problems:
@@ -490,15 +490,15 @@ class _Loader:
                 size = None
         return Layer(chain_id=chain_id, diff_id=diff_id, parent=parent, cache_id=cache_id, size=size)
 
-    def parse(self, text: Optional[str], parser, path: str, what: str, problems: List[str]) -> Optional[str]:
-        """``parser(text)``, or None with a finding (and the problem listed) when absent or invalid."""
+    def parse(self, text: Optional[str], parser, record: str, what: str, problems: List[str]) -> Optional[str]:
+        """``parser(text)`` of the record's file ``what``, or None with a finding (and the problem listed)."""
         if text is None:  # read_at has already noted why
             problems.append("%s cannot be read" % what)
             return None
         try:
             return parser(text, what)
         except InvalidId as exc:
-            self.store.note("invalid", path, str(exc))
+            self.store.note("invalid", os.path.join(record, what), str(exc))
             problems.append(str(exc))
             return None
 
@@ -556,16 +556,16 @@ class _Loader:
             parent_present = parent_text is not None or directory.exists("parent")
         problems = []  # type: List[str]
         might_name = set()  # type: Set[str]
-        mount_id = self.parse(mount_text, parse_mount_id, directory.join("mount-id"), "mount-id", problems)
+        mount_id = self.parse(mount_text, parse_mount_id, directory.path, "mount-id", problems)
         init_id = None
         if mount_id is not None and init_present and init_text != "":
             init_id = self.parse(init_text, lambda text, _what: parse_init_id(text, mount_id),
-                                 directory.join("init-id"), "init-id", problems)
+                                 directory.path, "init-id", problems)
         if mount_id is None or (init_present and init_text != "" and init_id is None):
             might_name.add(MIGHT_NAME_DIRS)
         parent = None
         if parent_present and parent_text != "":
-            parent = self.parse(parent_text, parse_digest, directory.join("parent"), "parent", problems)
+            parent = self.parse(parent_text, parse_digest, directory.path, "parent", problems)
             if parent is None:
                 might_name.add(MIGHT_NAME_CHAINS)
         if problems:

@@ -89,8 +89,10 @@ ansible_facts:
               host reads it: the data-root, in a chroot below its root, or the remapped C(<uid>.<gid>) directory),
               C(store_exists),
               C(exec_root), C(config_file), C(storage) (V(overlay2), V(containerd), V(unknown) or another graph
-              driver), C(containerd) (the C(--containerd) address), C(containerd_root), C(userns_remap), C(rootless)
-              and C(warnings) (what could not be read or does not fit, such as a C(daemon.json) that is not JSON)."
+              driver), C(containerd) (the C(--containerd) address), C(containerd_root), C(userns_remap), C(rootless),
+              C(other_mount_namespace) (a daemon in a container or a private mount namespace, whose store is read
+              through C(/proc/<pid>/root) while it runs and which V(auto) never picks) and C(warnings) (what could
+              not be read or does not fit, such as a C(daemon.json) that is not JSON)."
           type: list
           elements: dict
           returned: always

@@ -107,8 +107,15 @@ def test_userns_remap_reads_the_remapped_root_and_matches_the_engine(testing_roo
         assert mine["lower_dirs"] == [engine.root + path for path in data["LowerDir"].split(":")]
 
 
-def test_two_daemons_at_once_make_auto_name_them_both(testing_root, collections_path, tmp_path):
-    with ChrootEngine(testing_root) as first, ChrootEngine(testing_root) as second:
+def test_a_daemon_in_another_mount_namespace_is_listed_but_never_the_system_daemon(testing_root):
+    with ChrootEngine(testing_root) as engine:
+        daemon = found(engine)
+        assert daemon.own_namespace and daemon.as_dict()["other_mount_namespace"]
+        assert engine.process.pid not in {d.pid for d in discover() if d.uid == 0 and not d.own_namespace}
+
+
+def test_two_daemons_at_once_make_auto_name_them_both(collections_path, tmp_path):
+    with Engine() as first, Engine() as second:
         with pytest.raises(DiscoveryError) as caught:
             system_store(discover())
         for engine in (first, second):
