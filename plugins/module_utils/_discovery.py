@@ -79,6 +79,7 @@ class Daemon:
     userns_remap: Optional[str] = None
     rootless: bool = False
     own_namespace: bool = False  # runs in another mount namespace (a container): not the system daemon
+    data_root_known: bool = True  # false when its daemon.json cannot be read and no flag names the data-root
     warnings: List[str] = field(default_factory=list)
 
     @property
@@ -92,7 +93,8 @@ class Daemon:
                 "exec_root": self.exec_root, "config_file": self.config_file, "storage": self.storage,
                 "containerd": self.containerd, "containerd_root": self.containerd_root,
                 "userns_remap": self.userns_remap, "rootless": self.rootless,
-                "other_mount_namespace": self.own_namespace, "warnings": list(self.warnings)}
+                "other_mount_namespace": self.own_namespace, "data_root_known": self.data_root_known,
+                "warnings": list(self.warnings)}
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -280,8 +282,11 @@ def process_root(pid: int) -> str:
 # -- building a daemon -----------------------------------------------------------------------------
 def describe(source: str, uid: int, flags: Dict[str, str], config: Dict[str, Any], warnings: List[str],
              root: str = "/", home: str = "", environ: Optional[Dict[str, str]] = None,
-             config_file: Optional[str] = None) -> Daemon:
-    """A daemon from its flags and daemon.json; ``root`` is where its file system is on this host."""
+             config_file: Optional[str] = None, config_readable: bool = True) -> Daemon:
+    """A daemon from its flags and daemon.json; ``root`` is where its file system is on this host.
+
+    With a daemon.json that cannot be read and no ``--data-root``, the data-root is the default with
+    ``data_root_known`` false: ``auto`` then refuses to guess."""
     user, user_home = _user(uid)
     home = home or user_home
     rootless = uid != 0
@@ -299,7 +304,8 @@ def describe(source: str, uid: int, flags: Dict[str, str], config: Dict[str, Any
                         % (data_root, os.path.realpath(_under(root, data_root))))
     daemon = Daemon(source=source, uid=uid, user=user, data_root=data_root, store_root=_under(root, data_root),
                     exec_root=flags.get("exec-root") or _text(config.get("exec-root")) or None,
-                    config_file=config_file, rootless=rootless, warnings=warnings)
+                    config_file=config_file, rootless=rootless, warnings=warnings,
+                    data_root_known=config_readable or "data-root" in flags)
     remap = flags.get("userns-remap") or _text(config.get("userns-remap"))
     if remap:
         daemon.userns_remap = remap
@@ -431,7 +437,7 @@ def running_dockerds() -> List[Daemon]:
             config_file = DEFAULT_CONFIG
         config, config_warnings = read_config("/proc/%d/root%s" % (pid, config_file))
         daemon = describe("process", uid, flags, config, warnings + config_warnings, root, home, environ,
-                          config_file)
+                          config_file, config_readable=not config_warnings)
         daemon.pid, daemon.started_at, daemon.own_namespace = pid, started, own_namespace
         daemons.append(daemon)
     return daemons
@@ -452,7 +458,7 @@ def configured_daemon(root: str = "/") -> Optional[Daemon]:
     else:
         source = "config" if os.path.exists(_under(root, config_file)) else "default"
     return describe(source, 0, flags, config, warnings + flag_warnings + config_warnings, root,
-                    config_file=config_file)
+                    config_file=config_file, config_readable=not config_warnings)
 
 
 def rootless_layouts(known: Iterable[str], users: Optional[Iterable[Any]] = None) -> List[Daemon]:
@@ -498,8 +504,12 @@ def system_store(daemons: List[Daemon]) -> Daemon:
                              "data_root to the one to read" % (len(stores), "; ".join(
                                  "pid %s: %s" % (d.pid, d.store_root) for d in stores.values())), daemons)
     if stores:
-        return next(iter(stores.values()))
-    configured = [d for d in daemons if d.uid == 0 and not d.running]
+        chosen = next(iter(stores.values()))
+        if not chosen.data_root_known:
+            raise DiscoveryError("data_root: auto cannot tell the store of dockerd pid %s: %s; set data_root"
+                                 % (chosen.pid, "; ".join(chosen.warnings)), daemons)
+        return chosen
+    configured = [d for d in daemons if d.uid == 0 and not d.running and d.data_root_known]
     for daemon in configured:
         if os.path.isdir(daemon.store_root):
             return daemon

@@ -91,8 +91,9 @@ ansible_facts:
               C(exec_root), C(config_file), C(storage) (V(overlay2), V(containerd), V(unknown) or another graph
               driver), C(containerd) (the C(--containerd) address), C(containerd_root), C(userns_remap), C(rootless),
               C(other_mount_namespace) (a daemon in a container or a private mount namespace, whose store is read
-              through C(/proc/<pid>/root) while it runs and which V(auto) never picks) and C(warnings) (what could
-              not be read or does not fit, such as a C(daemon.json) that is not JSON)."
+              through C(/proc/<pid>/root) while it runs and which V(auto) never picks), C(data_root_known) (false
+              when its C(daemon.json) cannot be read and no flag names the data-root; V(auto) then refuses to guess)
+              and C(warnings) (what could not be read or does not fit, such as a C(daemon.json) that is not JSON)."
           type: list
           elements: dict
           returned: always

@@ -136,3 +136,25 @@ def test_two_daemons_at_once_make_auto_name_them_both(collections_path, tmp_path
         assert {first.data_root, second.data_root} <= stores and {row["host"] for row in rows} == {"localhost"}
         assert os.path.exists(os.path.join(report, "hosts", "localhost.json"))
         assert len(os.listdir(os.path.join(report, "hosts"))) == len(rows)
+
+
+def test_a_daemon_json_spoiled_under_a_running_daemon_is_a_warning_and_an_explicit_data_root_still_works(
+        testing_root, collections_path, tmp_path):
+    engine = ChrootEngine(testing_root, data_root_flag=False)
+    config = os.path.join(engine.base, "daemon.json")
+    with open(config, "w", encoding="utf-8") as handle:
+        json.dump({"data-root": engine.inside(engine.data_root)}, handle)
+    engine.extra_args = ["--config-file", engine.inside(config)]
+    with engine:
+        import_base(engine, "strata/spoiled:1")
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write('{"data-root": ')  # torn by an editor or a full disk after the daemon started
+        daemon = found(engine)
+        assert any("is not valid JSON" in warning for warning in daemon.warnings) and not daemon.data_root_known
+        result = run_module(collections_path, "strata.overlay2.overlay2_facts", {"data_root": engine.data_root},
+                            str(tmp_path))
+        facts = result["ansible_facts"]["overlay2"]
+        assert facts["summary"]["images"] == 1 and not result.get("failed")
+        mine = [d for d in facts["daemons"] if d["pid"] == engine.process.pid]
+        assert mine and any("is not valid JSON" in warning for warning in mine[0]["warnings"])
+        assert any("is not valid JSON" in warning for warning in result.get("warnings", []))

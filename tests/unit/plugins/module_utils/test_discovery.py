@@ -177,3 +177,11 @@ def test_a_rootless_layout_is_found_from_a_planted_user_config_and_store(tmp_pat
         (1001, str(home / "docker-data")), (1002, str(bob / ".local" / "share" / "docker"))]
     assert all(d.rootless and d.source == "rootless" and not d.running for d in found)
     assert rootless_layouts([str(home / "docker-data")], users)[0].store_root == str(bob / ".local/share/docker")
+
+
+def test_a_running_daemon_whose_data_root_cannot_be_told_stops_auto_instead_of_a_guess(tmp_path):
+    daemon = running(11, str(tmp_path))
+    daemon.data_root_known = False
+    daemon.warnings.append("/etc/docker/daemon.json is not valid JSON")
+    with pytest.raises(DiscoveryError, match="cannot tell the store of dockerd pid 11: .*not valid JSON"):
+        system_store([daemon])
