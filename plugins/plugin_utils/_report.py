@@ -15,7 +15,7 @@ charts are inline SVG.
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 VERIFIED = "verified"
 CORRUPT = "corrupt"
@@ -115,7 +115,7 @@ def fleet_report(hosts: Iterable[Any], missing: Sequence[str] = (), generated: s
                  largest: int = 10) -> Dict[str, Any]:
     """The fleet's data: one summary per host, hosts with no data, totals and the largest images."""
     rows = [dict(_mapping(row, "a host summary")) for row in hosts]
-    rows.sort(key=lambda row: str(row.get("host")))
+    rows.sort(key=lambda row: (str(row.get("host")), str(row.get("data_root"))))  # a host's stores together
     ranked = sorted(
         ({"host": row["host"], "name": image["name"], "id": image["id"], "unique_size": image["unique_size"],
           "size": image["size"]} for row in rows for image in row.get("image_list") or []),
@@ -123,8 +123,9 @@ def fleet_report(hosts: Iterable[Any], missing: Sequence[str] = (), generated: s
     totals = {key: sum(int(row.get(key) or 0) for row in rows)
               for key in ("images", "layers", "containers", "layers_size", "shared_size", "unique_size",
                           "orphan_bytes")}
-    totals["hosts"] = len(rows) + len(missing)
-    totals["corrupt_hosts"] = sum(1 for row in rows if row.get("verdict") == CORRUPT)
+    totals["hosts"] = len({row.get("host") for row in rows}) + len(missing)
+    totals["stores"] = len(rows)  # more than hosts when the audit reads every daemon's store of a host
+    totals["corrupt_hosts"] = len({row.get("host") for row in rows if row.get("verdict") == CORRUPT})
     return {
         "generated": generated,
         "hosts": rows,
@@ -208,21 +209,36 @@ def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Se
     return "".join(parts)
 
 
+def _labels(rows: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str]]:
+    """(label, anchor) of each row: the host, and with several stores on one host, the store too."""
+    per_host = {}  # type: Dict[str, int]
+    for row in rows:
+        per_host[str(row["host"])] = per_host.get(str(row["host"]), 0) + 1
+    seen = {}  # type: Dict[str, int]
+    result = []
+    for row in rows:
+        host = str(row["host"])
+        number = seen[host] = seen.get(host, 0) + 1
+        label = host if per_host[host] == 1 else "%s %s" % (host, row.get("data_root"))
+        result.append((label, "host-%s" % host if number == 1 else "host-%s-%d" % (host, number)))
+    return result
+
+
 def _host_table(report: Mapping[str, Any]) -> str:
     head = ("<tr><th>Host</th><th>Data-root</th><th class=num>Images</th><th class=num>Layers</th>"
             "<th class=num>Shared</th><th class=num>Unique</th><th class=num>Reclaimable orphans</th>"
             "<th>Verification</th></tr>")
     body = []
-    for row in report["hosts"]:
+    for row, (_label, anchor) in zip(report["hosts"], _labels(report["hosts"])):
         verdict = row.get("verdict") or NOT_VERIFIED
         if verdict == CORRUPT:
             verdict_text = "%s (%d)" % (_badge(verdict), len(row.get("corrupt") or []))
         else:
             verdict_text = _badge(verdict)
-        body.append('<tr class="host-row" data-host="%s"><td><a href="#host-%s">%s</a></td><td><code>%s</code></td>'
+        body.append('<tr class="host-row" data-host="%s"><td><a href="#%s">%s</a></td><td><code>%s</code></td>'
                     "<td class=num>%d</td><td class=num>%d</td><td class=num>%s</td><td class=num>%s</td>"
                     "<td class=num>%s</td><td>%s</td></tr>"
-                    % (_e(row["host"]), _e(row["host"]), _e(row["host"]), _e(row.get("data_root")),
+                    % (_e(row["host"]), _e(anchor), _e(row["host"]), _e(row.get("data_root")),
                        int(row.get("images") or 0), int(row.get("layers") or 0), human_bytes(row.get("shared_size")),
                        human_bytes(row.get("unique_size")), human_bytes(row.get("orphan_bytes")), verdict_text))
     for host in report.get("missing_hosts") or []:
@@ -239,7 +255,7 @@ def _list(items: Sequence[Any], empty: str) -> str:
     return "<ul>%s%s</ul>" % (shown, more)
 
 
-def _host_detail(row: Mapping[str, Any]) -> str:
+def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
     images = "".join(
         "<tr><td>%s</td><td><code>%s</code></td><td class=num>%d</td><td class=num>%s</td><td class=num>%s</td>"
         "<td class=num>%d</td></tr>" % (_e(image["name"]), _e(_short(str(image["id"]))), image["layers"],
@@ -254,7 +270,7 @@ def _host_detail(row: Mapping[str, Any]) -> str:
     kinds = ", ".join("%s: %s" % (kind, count) for kind, count in sorted((row.get("orphans_by_kind") or {}).items())
                       if count)
     return (
-        '<details class="host-detail" id="host-%s"%s><summary>%s %s</summary>'
+        '<details class="host-detail" id="%s"%s><summary>%s %s</summary>'
         "<p>Data-root <code>%s</code>; %d images, %d layers, %d containers; verified %s layers, %s read.</p>"
         "<h3>Images by unique bytes</h3><table><thead><tr><th>Image</th><th>Id</th><th class=num>Layers</th>"
         "<th class=num>Size</th><th class=num>Unique</th><th class=num>Containers</th></tr></thead>"
@@ -262,7 +278,7 @@ def _host_detail(row: Mapping[str, Any]) -> str:
         "<h3>Corrupt layers</h3>%s"
         "<h3>Orphans (%s%s)</h3>%s"
         "<h3>Store warnings</h3>%s</details>"
-        % (_e(row["host"]), " open" if row.get("verdict") == CORRUPT else "", _e(row["host"]),
+        % (_e(anchor), " open" if row.get("verdict") == CORRUPT else "", _e(row["host"]),
            _badge(row.get("verdict") or NOT_VERIFIED), _e(row.get("data_root")), int(row.get("images") or 0),
            int(row.get("layers") or 0), int(row.get("containers") or 0),
            _e(row.get("checked_layers") if row.get("checked_layers") is not None else "no"),
@@ -276,9 +292,10 @@ def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str
     """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts)."""
     report = _mapping(report, "the fleet report")
     totals = report.get("totals") or {}
-    host_rows = [{"label": row["host"], "values": {"shared": row.get("shared_size"), "unique": row.get("unique_size"),
-                                                   "orphans": row.get("orphan_bytes")}}
-                 for row in report["hosts"]]
+    labels = _labels(report["hosts"])
+    host_rows = [{"label": label, "values": {"shared": row.get("shared_size"), "unique": row.get("unique_size"),
+                                             "orphans": row.get("orphan_bytes")}}
+                 for row, (label, _anchor) in zip(report["hosts"], labels)]
     image_rows = [{"label": "%s: %s" % (item["host"], item["name"]), "values": {"image": item["unique_size"]}}
                   for item in report.get("largest_images") or []]
     cards = [("Hosts", totals.get("hosts", 0)), ("Images", totals.get("images", 0)),
@@ -296,5 +313,5 @@ def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str
                                               ("shared", "unique", "orphans")),
         "<h2>Largest images by unique bytes</h2>",
         _bar_chart("chart-images", "Largest images by unique bytes", image_rows, ("image",)),
-        "<h2>Per host</h2>", "".join(_host_detail(row) for row in report["hosts"]),
+        "<h2>Per host</h2>", "".join(_host_detail(row, anchor) for row, (_label, anchor) in zip(report["hosts"], labels)),
         "</body></html>\n"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import subprocess
 from xml.etree import ElementTree
 
 import pytest
@@ -102,6 +104,21 @@ def test_the_page_is_self_contained_with_a_row_and_a_section_per_host(sample):
     assert page.count("<svg") == 2 and 'id="chart-hosts"' in page and 'id="chart-images"' in page
     assert chain_id in page and "opt/data.bin" in page
     ElementTree.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])  # the chart is well-formed XML
+
+
+def test_two_stores_of_one_host_are_two_rows_under_it_with_their_own_anchors(sample, tmp_path):
+    other = os.path.join(str(tmp_path), "other")
+    subprocess.run(["cp", "-a", sample.root, other], check=True)  # whiteouts are devices: cp copies them
+    rows = [host_summary(*results_of(root), "web1") for root in (sample.root, other)]
+    report = fleet_report(rows + [host_summary(*results_of(sample.root), "web2")])
+    assert [(row["host"], row["data_root"]) for row in report["hosts"]] == sorted(
+        [("web1", sample.root), ("web1", other), ("web2", sample.root)])
+    assert report["totals"]["hosts"] == 2 and report["totals"]["stores"] == 3
+    page = render_html(report)
+    anchors = re.findall(r'<details class="host-detail" id="([^"]+)"', page)
+    assert sorted(anchors) == ["host-web1", "host-web1-2", "host-web2"]
+    assert all('href="#%s"' % anchor in page for anchor in anchors)
+    assert "web1 %s" % other in page  # the chart tells the two stores of web1 apart
 
 
 def test_bad_input_is_a_clear_filter_error():
