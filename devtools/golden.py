@@ -32,6 +32,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans import OR
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.results import normalized  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(REPO, "tests", "unit", "fixtures", "golden")
@@ -50,23 +51,13 @@ def build(name: str, root: str) -> None:
         generate(root, 300, seed="golden")
 
 
-def normalized(value: Any, root: str) -> Any:
-    if isinstance(value, dict):
-        return {key: normalized(item, root) for key, item in sorted(value.items()) if key not in VARYING}
-    if isinstance(value, list):
-        return [normalized(item, root) for item in value]
-    if isinstance(value, str):
-        return value.replace(root, "<root>")
-    return value
-
-
 def answers(root: str) -> Dict[str, Any]:
     store = Store.load(root)
     classification = classify(Store.load(root))
     gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
     plan = decide(classification.orphans, gates, check_mode=True, quarantine=False)
     return normalized({"facts": gather(store, container_sizes=True), "verify": verify(Store.load(root)).as_dict(),
-                       "orphans": classification.facts(), "plan": [d.as_dict() for d in plan]}, root)
+                       "orphans": classification.facts(), "plan": [d.as_dict() for d in plan]}, root, VARYING)
 
 
 def compare(name: str, write: bool) -> bool:

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from devtools.pythons import find  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.results import normalized  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENVS = os.path.join(REPO, ".venvs")
@@ -101,17 +102,6 @@ VOLATILE = {"seconds", "newest_mtime", "invocation", "started_at", "_ansible_no_
             "deprecations", "quarantine"}
 
 
-def normalized(value: Any, root: str) -> Any:
-    """A result with the store's location and what varies by run (times) taken out."""
-    if isinstance(value, dict):
-        return {key: normalized(item, root) for key, item in sorted(value.items()) if key not in VOLATILE}
-    if isinstance(value, list):
-        return [normalized(item, root) for item in value]
-    if isinstance(value, str):
-        return value.replace(root, "<root>")
-    return value
-
-
 def smoke_once(core: str, target: str, store: str, workdir: str) -> Dict[str, Any]:
     """The smoke playbook with CORE's controller against a copy of ``store``, modules on Python ``target``."""
     venv = venv_of(core)
@@ -130,7 +120,7 @@ def smoke_once(core: str, target: str, store: str, workdir: str) -> Dict[str, An
     if result.returncode != 0:
         raise SystemExit("smoke %s/%s failed:\n%s\n%s" % (core, target, result.stdout[-3000:], result.stderr[-2000:]))
     with open(output, encoding="utf-8") as handle:
-        return normalized(json.load(handle), root)
+        return normalized(json.load(handle), root, VOLATILE)
 
 
 def make_smoke_store(path: str) -> str:

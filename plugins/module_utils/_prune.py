@@ -26,7 +26,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._discovery import owners, running_dockerds
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
@@ -70,11 +70,13 @@ class Daemon:
     started_at: float  # epoch seconds
 
 
-def running_daemons(data_root: str) -> List[Daemon]:
+def running_daemons(data_root: str, found: Optional[Sequence[Any]] = None) -> List[Daemon]:
     """The running dockerds whose store is this data-root (matched by inode, so also across mount namespaces;
-    a userns-remapped or rootless daemon by its own store), see ``_discovery``."""
-    return [Daemon(found.pid, found.started_at) for found in owners(data_root, running_dockerds())
-            if found.pid is not None and found.started_at is not None]
+    a userns-remapped or rootless daemon by its own store), among ``found`` (``_discovery`` daemons already
+    discovered) or the running ones now."""
+    return [Daemon(owner.pid, owner.started_at)
+            for owner in owners(data_root, running_dockerds() if found is None else list(found))
+            if owner.pid is not None and owner.started_at is not None]
 
 
 # -- decisions -----------------------------------------------------------------

@@ -215,7 +215,6 @@ from typing import Any, Dict, List
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import owners
 from ansible_collections.strata.overlay2.plugins.module_utils._open import open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, Classification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
@@ -223,11 +222,11 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     REMOVED,
     SKIPPED,
     WOULD_REMOVE,
-    Daemon,
     Decision,
     Gates,
     decide,
     execute,
+    running_daemons,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
@@ -274,8 +273,7 @@ def main() -> None:
     if params["quarantine_dir"] and (params["quarantine_dir"] + "/").startswith(store.data_root + "/"):
         module.fail_json(msg="quarantine_dir must be outside the data-root %s" % store.data_root)
     classification = classify(store)
-    owning = [Daemon(d.pid, d.started_at) for d in owners(store.data_root, location.daemons)
-              if d.pid is not None and d.started_at is not None]
+    owning = running_daemons(store.data_root, location.daemons)
     daemon = max(owning, key=lambda d: d.started_at) if owning else None
     gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
                   overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)

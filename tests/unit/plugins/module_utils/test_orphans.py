@@ -337,3 +337,16 @@ def test_quarantine_moves_with_a_manifest_so_it_can_be_undone(leftovers, tmp_pat
     assert manifest["moved"][0]["parts"][-1] == "image/overlay2/layerdb/sha256/" + layer.chain_id[7:]
     assert os.path.isfile(os.path.join(outcome.quarantine, "overlay2", layer.cache_id, "diff", "loaded", "0"))
     assert kinds_of(leftovers.sample.root) == [] and verify(Store.load(leftovers.sample.root)).ok
+
+
+def test_every_reason_code_is_documented_where_playbooks_read_it():
+    import re  # pylint: disable=import-outside-toplevel
+
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.strata.overlay2.plugins.module_utils._prune import REASON_CODES
+    from ansible_collections.strata.overlay2.plugins.modules import orphan_layer_prune
+
+    returned = yaml.safe_load(orphan_layer_prune.RETURN)["orphans"]["contains"]["reason_code"]["description"]
+    assert set(re.findall(r"V\((\w+)\)", " ".join(returned))) == set(REASON_CODES)
+    assert all("V(%s)" % code in orphan_layer_prune.DOCUMENTATION for code in REASON_CODES)
