@@ -52,10 +52,11 @@ class Engine:
     """One dockerd on a private data-root under ``base``."""
 
     def __init__(self, base: Optional[str] = None, extra_args: Optional[List[str]] = None,
-                 data_root_flag: bool = True) -> None:
+                 data_root_flag: bool = True, containerd_store: bool = False) -> None:
         self.base = base or tempfile.mkdtemp(prefix="strata-", dir="/tmp")
         self.extra_args = list(extra_args or [])
         self.data_root_flag = data_root_flag  # False: the data-root comes from the daemon's daemon.json
+        self.containerd_store = containerd_store  # True: the containerd image store (overlayfs snapshotter)
         self.data_root = os.path.join(self.base, "root")
         self.exec_root = os.path.join(self.base, "exec")
         self.pidfile = os.path.join(self.base, "dockerd.pid")
@@ -101,7 +102,21 @@ class Engine:
         return [DOCKERD] + data_root + [
             "--exec-root", self.inside(self.exec_root), "--pidfile", self.inside(self.pidfile),
             "-H", "unix://" + self.inside(self.socket), "--bridge=none", "--iptables=false", "--ip-masq=false",
-            "--storage-driver", "overlay2", "--log-level", "warn", "--shutdown-timeout", "2"] + self.extra_args
+            "--log-level", "warn", "--shutdown-timeout", "2"] + self.storage_args() + self.extra_args
+
+    def storage_args(self) -> List[str]:
+        if not self.containerd_store:
+            return ["--storage-driver", "overlay2"]
+        # the feature flag lives in a config file of this engine's own, never in the root's /etc/docker
+        config = os.path.join(self.base, "daemon.json")
+        with open(config, "w", encoding="ascii") as handle:
+            json.dump({"features": {"containerd-snapshotter": True}}, handle)
+        return ["--config-file", self.inside(config)]
+
+    @property
+    def containerd_root(self) -> str:
+        """Where the managed containerd of a containerd-store engine keeps its state (host path)."""
+        return os.path.join(self.data_root, "containerd", "daemon")
 
     def docker_command(self) -> List[str]:
         return [DOCKER]
@@ -268,10 +283,11 @@ class ChrootEngine(Engine):
     at ``root`` + the daemon's path.
     """
 
-    def __init__(self, root: str, extra_args: Optional[List[str]] = None, data_root_flag: bool = True) -> None:
+    def __init__(self, root: str, extra_args: Optional[List[str]] = None, data_root_flag: bool = True,
+                 containerd_store: bool = False) -> None:
         self.root = os.path.realpath(root)
         super().__init__(tempfile.mkdtemp(prefix="strata-", dir=os.path.join(self.root, "tmp")), extra_args,
-                         data_root_flag)
+                         data_root_flag, containerd_store)
 
     def inside(self, path: str) -> str:
         return "/" + os.path.relpath(path, self.root)

@@ -22,12 +22,35 @@ options:
         namespace) are never chosen by V(auto) (give their store, which M(strata.overlay2.overlay2_facts) lists in
         RV(strata.overlay2.overlay2_facts#module:ansible_facts.overlay2.daemons)).
       - A symlink is resolved once, as the engine does; files below it are never read through symlinks.
-      - The store must use the C(overlay2) graph driver. A data-root of another driver, or of an engine
-        that keeps images in the containerd image store, fails with a message naming what was found.
+      - The store is either the C(overlay2) graph driver's or the containerd image store (see O(store)). A
+        data-root of another graph driver fails with a message naming what was found.
       - Set it once for all modules of this collection with C(module_defaults) and the
         C(group/strata.overlay2.storage) action group.
     type: path
     default: auto
+  store:
+    description:
+      - Which image store the data-root uses. V(auto) tells them apart on disk, with the daemon up or down;
+        C(image/overlay2/) means V(overlay2); containers whose C(config.v2.json) names the C(overlayfs)
+        snapshotter, or dockerd's own containerd below the data-root, mean V(containerd).
+      - V(containerd) is the containerd image store (the default of Docker Engine 29, C(containerd-snapshotter)
+        on earlier engines): images in containerd's metadata database, layers as snapshots of its overlayfs
+        snapshotter, compressed layers in its content store. It is read from those files, never written.
+    type: str
+    default: auto
+    choices: [auto, overlay2, containerd]
+  containerd_root:
+    description:
+      - The root directory of the containerd that holds the images of a containerd image store.
+      - Unset, it is found: dockerd's own containerd (C(<data_root>/containerd/daemon)), the C(root) of
+        C(/etc/containerd/config.toml), or C(/var/lib/containerd), whichever holds a snapshot for each of the
+        data-root's containers.
+      - Setting it implies O(store=containerd) unless the data-root holds an C(image/) directory.
+    type: path
+  namespace:
+    description: The containerd namespace of the engine's images (C(dockerd --containerd-namespace)).
+    type: str
+    default: moby
 notes:
   - Reads the store directly from disk; the Docker daemon may be running or stopped.
   - The daemons are found from C(/proc) (every C(dockerd) process, its command line, user and config file),

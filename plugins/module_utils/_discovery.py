@@ -560,3 +560,65 @@ def locate(data_root: Optional[str]) -> Location:
         return Location(data_root, found[0] if found else None, daemons)
     chosen = system_store(daemons)
     return Location(chosen.store_root, chosen, daemons)
+
+
+# -- containerd ------------------------------------------------------------------------------------
+def _comm_pids(command: str) -> List[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % name, encoding="utf-8", errors="replace") as handle:
+                if handle.read().strip() == command:
+                    pids.append(int(name))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def containerd_root_of_process(pid: int) -> Optional[str]:
+    """The root directory a running containerd uses, as this host sees it (``--root``, else its config's
+    ``root``, else the default), or None when its command line cannot be read."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            args = [a.decode("utf-8", "replace") for a in handle.read(CONFIG_LIMIT).split(b"\0") if a]
+    except OSError:
+        return None
+    root = process_root(pid)
+    flags = {}  # type: Dict[str, str]
+    for index, arg in enumerate(args[1:], 1):
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not has_value and index + 1 < len(args):
+            value = args[index + 1]
+        if name in ("root", "config", "c") and value:
+            flags.setdefault("config" if name == "c" else name, value)
+    if "root" in flags:
+        return _under(root, flags["root"])
+    try:
+        with open(_under(root, flags.get("config", "/etc/containerd/config.toml")), encoding="utf-8",
+                  errors="replace") as handle:
+            match = re.search(r'^\s*root\s*=\s*["\']([^"\']+)["\']', handle.read(CONFIG_LIMIT), re.M)
+            if match:
+                return _under(root, match.group(1))
+    except OSError:
+        pass
+    return _under(root, "/var/lib/containerd")
+
+
+def running_containerds(containerd_root: str) -> List[Tuple[int, float]]:
+    """(pid, start time) of every running containerd whose root is ``containerd_root`` (by inode)."""
+    try:
+        wanted = os.stat(containerd_root)
+    except OSError:
+        return []
+    found = []
+    for pid in _comm_pids("containerd"):
+        path = containerd_root_of_process(pid)
+        try:
+            info = os.stat(path) if path else None
+            if info is not None and (info.st_dev, info.st_ino) == (wanted.st_dev, wanted.st_ino):
+                found.append((pid, start_time(pid)))
+        except OSError:
+            continue
+    return found

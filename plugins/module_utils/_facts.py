@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
@@ -56,6 +57,8 @@ class _Joins:
 
 
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
+    if store.kind == "containerd":
+        return _containerd_facts.gather(store, container_sizes, orphans)
     joins = _Joins(store)
     images = [image_facts(store, joins, image) for image in sorted(store.images.values(), key=lambda i: i.id)]
     layers = [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
@@ -69,6 +72,7 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
     return {
         "data_root": store.data_root,
         "driver": "overlay2",
+        "store": "overlay2",
         "images": images,
         "layers": layers,
         "containers": containers,

@@ -4,7 +4,8 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""How every module opens its store: find it (``data_root``: a path, or ``auto``), then read it."""
+"""How every module opens its store: find it (``data_root``: a path, or ``auto``), then read it with the source
+its layout names (``_source``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from ansible_collections.strata.overlay2.plugins.module_utils._discovery import 
     Location,
     locate,
 )
+from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+
+# the options every module has beside data_root (documented once in the data_root doc fragment)
+STORE_OPTIONS = {
+    "data_root": {"type": "path", "default": "auto"},
+    "store": {"type": "str", "default": "auto", "choices": ["auto", "overlay2", "containerd"]},
+    "containerd_root": {"type": "path"},
+    "namespace": {"type": "str", "default": "moby"},
+}
 
 
 def daemon_facts(daemons: List[Daemon]) -> List[Dict[str, Any]]:
@@ -30,7 +40,10 @@ def open_store(module: Any) -> Tuple[Store, Location]:
     try:
         location = locate(module.params["data_root"])
         daemons = location.daemons
-        return Store.load(location.data_root), location
+        params = module.params
+        store = load_store(location.data_root, params.get("store") or "auto", params.get("containerd_root"),
+                           params.get("namespace") or "moby")
+        return store, location
     except DiscoveryError as exc:
         module.fail_json(msg=str(exc), daemons=daemon_facts(exc.daemons))
     except (StoreError, OSError) as exc:

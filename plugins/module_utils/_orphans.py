@@ -79,13 +79,19 @@ class Orphan:
     parent_chain: Optional[str] = None  # for chains: the parent chain, which must stay if this one stays
     mounted: bool = False
     blocked_by: List[str] = field(default_factory=list)  # damaged records that might own it (their paths)
+    command: Optional[str] = None  # containerd store: how containerd itself reclaims a record-held orphan
+    containerd: bool = False  # an orphan of the containerd image store (its entries carry ``command``)
 
     def as_dict(self) -> Dict[str, object]:
         root = self.path[:-len(self.parts[-1]) - 1]
         return {"kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
                 "newest_mtime": self.usage.newest_mtime,
                 "paths": [os.path.join(root, part) for part in self.parts],
-                "blocked_by": list(self.blocked_by)}
+                "blocked_by": list(self.blocked_by)} if not self.containerd else {
+                    "kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
+                    "newest_mtime": self.usage.newest_mtime,
+                    "paths": [os.path.join(root, part) for part in self.parts],
+                    "blocked_by": list(self.blocked_by), "command": self.command}
 
 
 @dataclass

@@ -54,8 +54,9 @@ OVER_BUDGET = "over_budget"
 LAST_LAYER_DIR = "last_layer_dir"
 REMOVAL_FAILED = "removal_failed"
 QUARANTINE_FAILED = "quarantine_failed"
+CONTAINERD_RECLAIMS = "containerd_reclaims"
 REASON_CODES = (UNREFERENCED, KIND_NOT_SELECTED, UNKNOWN_OWNER, TOO_YOUNG, IN_FLIGHT, DAEMON_HOLDS, MOUNTED,
-                PARENT_STAYS, OVER_BUDGET, LAST_LAYER_DIR, REMOVAL_FAILED, QUARANTINE_FAILED)
+                PARENT_STAYS, OVER_BUDGET, LAST_LAYER_DIR, REMOVAL_FAILED, QUARANTINE_FAILED, CONTAINERD_RECLAIMS)
 
 # a process start time is known to a clock tick past the boot time, which /proc/stat gives in whole seconds
 START_TIME_MARGIN = 2.0
@@ -68,6 +69,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 class Daemon:
     pid: int
     started_at: float  # epoch seconds
+    name: str = "dockerd"
 
 
 def running_daemons(data_root: str, found: Optional[Sequence[Any]] = None) -> List[Daemon]:
@@ -139,6 +141,9 @@ def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Option
     """(reason code, message) of the first gate that keeps the orphan, or None when it may go."""
     if orphan.kind not in gates.kinds:
         return KIND_NOT_SELECTED, "kind %s not selected" % orphan.kind
+    if orphan.command is not None:  # a record in containerd's databases: never written here
+        return CONTAINERD_RECLAIMS, "a record in containerd's database holds it; let containerd reclaim it: " + \
+            orphan.command
     if orphan.blocked_by:
         return UNKNOWN_OWNER, ("a damaged record might still own it; repair or remove %s first"
                                % ", ".join(orphan.blocked_by[:3]) + (" (and %d more)" % (len(orphan.blocked_by) - 3)
@@ -148,7 +153,8 @@ def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Option
         return TOO_YOUNG, "newest change %.0f s ago, younger than min_age (%.0f s)" % (max(age, 0), gates.min_age)
     if gates.daemon is not None:
         if orphan.usage.newest_mtime >= gates.daemon.started_at - START_TIME_MARGIN:
-            return IN_FLIGHT, "changed since the running dockerd (pid %d) started: may be in flight" % gates.daemon.pid
+            return IN_FLIGHT, "changed since the running %s (pid %d) started: may be in flight" % (
+                gates.daemon.name, gates.daemon.pid)
         if orphan.kind in HELD_BY_RUNNING_DAEMON:
             return DAEMON_HOLDS, ("the running dockerd (pid %d) holds it in memory; prune it with the daemon stopped"
                                   % gates.daemon.pid)

@@ -14,6 +14,7 @@ instead of followed, and no name read from disk can climb out with ``..``.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 from typing import Iterator, List, Optional
@@ -249,4 +250,21 @@ def tree_size(path: str) -> int:
         if key not in seen:
             seen.add(key)
             total += info.st_size
+    return total
+
+
+def disk_usage(path: str) -> int:
+    """Allocated bytes of a tree as containerd's snapshotter counts them: st_blocks * 512 of every unique
+    inode, the top directory included; symlinks not followed. A path that is not a directory counts nothing."""
+    total = 0
+    seen = set()
+    stats = walk_stats(path)
+    top = next(stats, None)
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        return 0
+    for info in itertools.chain((top,), stats):
+        key = (info.st_dev, info.st_ino)
+        if key not in seen:
+            seen.add(key)
+            total += info.st_blocks * 512
     return total

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import Ownership, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -104,6 +104,11 @@ class Image:
     parent: Optional[str] = None
     created: Optional[str] = None
     config_digest: Optional[str] = None  # sha256 of the config file's bytes; equals id when intact
+    # the containerd image store only: the id is the target (an index or a manifest)
+    manifest_digest: Optional[str] = None  # the manifest of this host's platform
+    manifests: List[str] = field(default_factory=list)  # every manifest of the target, attestations included
+    layer_blobs: List[str] = field(default_factory=list)  # the compressed layers, bottom first
+    names: List[str] = field(default_factory=list)  # containerd's image records naming this target
 
     @property
     def top_chain_id(self) -> Optional[str]:
@@ -117,6 +122,11 @@ class Layer:
     parent: Optional[str]
     cache_id: Optional[str]
     size: Optional[int]
+    # the containerd image store only
+    snapshot_key: Optional[str] = None  # the snapshot's key in the namespace (``sha256:<chainID>``)
+    snapshot_id: Optional[str] = None  # its directory under snapshots/
+    blob: Optional[str] = None  # the compressed layer blob of the first image that names this layer
+    compressed_size: Optional[int] = None
 
 
 @dataclass
@@ -159,6 +169,8 @@ class Store:
     findings: List[Finding] = field(default_factory=list)
     damaged: List[DamagedRecord] = field(default_factory=list)
     buildkit: Optional[Ownership] = None
+    kind: str = "overlay2"  # overlay2 | containerd: which source filled the model
+    containerd: Optional[Any] = None  # ``_containerd.ContainerdParts`` when kind is containerd
 
     # -- paths (plain concatenation: the data-root is absolute with no trailing slash, names are validated ids) --
     @property
@@ -262,6 +274,11 @@ def check_layout(root: SafeDir) -> None:
             "in the containerd image store (containerd's overlayfs snapshotter), which this collection "
             "does not read" % root.path)
     raise StoreError("%s is not a Docker data-root: image/overlay2 not found" % root.path)
+
+
+def read_containers(store: Store, root: SafeDir) -> None:
+    """The engine's ``containers/`` (the same in both stores) into ``store``."""
+    _Loader(store, root).load_containers()
 
 
 class _Loader:

@@ -15,6 +15,12 @@ description:
     diff directory, as C(docker save) does, and compares its sha256 with the layer's DiffID. On a mismatch the
     changed files are named. Files added to a diff directory, which the stream digest cannot see, are found by
     comparing the directory with the tar-split.
+  - On the containerd image store (see O(store)), there is no tar-split: every content blob an image reaches
+    (index, manifests, config, layers) must hash to its digest; each layer blob, decompressed, must hash to
+    the DiffID; and each tar member is compared with the layer's own snapshot directory (type, mode, owner,
+    size, content, link target, hard links, whiteouts and opaque directories in their on-disk form); files in
+    the snapshot the layer does not name are V(file_added). A layer that cannot be checked is listed in
+    RV(unverifiable), never as corrupt and never as verified.
   - A layer shared by several images is verified once. Independent layers are verified in parallel.
   - Read-only; the Docker daemon may be running or stopped.
 author:
@@ -137,6 +143,19 @@ corrupt:
         detail:
           description: What differs.
           type: str
+unverifiable:
+  description:
+    - Containerd image store only. Layers that could not be checked, with C(chain_id), a C(code) and a
+      C(reason). Codes - V(compression_unsupported) (zstd or another compression the managed node's Python
+      standard library cannot read), V(blob_missing) (the engine dropped the compressed layer, so its snapshot
+      can be checked by metadata only), V(not_unpacked) (the layer has no snapshot).
+  type: list
+  elements: dict
+  returned: when the store is a containerd image store
+checked_blobs:
+  description: Containerd image store only. Content blobs whose sha256 was checked against their digest.
+  type: int
+  returned: when the store is a containerd image store
 store_warnings:
   description:
     - Entries of the store that could not be read at all, with C(kind), C(path) and C(message), as
@@ -148,8 +167,9 @@ store_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.strata.overlay2.plugins.module_utils._open import open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import SelectionError, verify
 
 
@@ -170,7 +190,7 @@ def describe(report_dict: dict, store: Store) -> str:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "auto"},
+            **STORE_OPTIONS,
             "images": {"type": "list", "elements": "str"},
             "layers": {"type": "list", "elements": "str"},
             "content": {"type": "bool", "default": True},
@@ -184,7 +204,8 @@ def main() -> None:
         module.fail_json(msg="workers must be at least 1, got %d" % params["workers"])
     store, _location = open_store(module)
     try:
-        report = verify(store, images=params["images"], layers=params["layers"], content=params["content"],
+        check = verify_containerd if store.kind == "containerd" else verify
+        report = check(store, images=params["images"], layers=params["layers"], content=params["content"],
                         workers=params["workers"])
     except (SelectionError, OSError) as exc:
         module.fail_json(msg=str(exc))

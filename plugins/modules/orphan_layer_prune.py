@@ -33,8 +33,17 @@ description:
     RV(orphans[].reason_code=unknown_owner). Dangling links, write-sets and C(-removing) records still go."
   - "Every orphan carries a stable RV(orphans[].reason_code) beside its human RV(orphans[].reason): V(unreferenced)
     (it goes), V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
-    V(parent_stays), V(over_budget), V(last_layer_dir), V(removal_failed), V(quarantine_failed). Decide on the
-    codes; the messages may change."
+    V(parent_stays), V(over_budget), V(last_layer_dir), V(removal_failed), V(quarantine_failed),
+    V(containerd_reclaims). Decide on the codes; the messages may change."
+  - "On the containerd image store (see O(store)), containerd's own references decide (its garbage collector's
+    roots and labels, plus the engine's containers and BuildKit's records). Only files no database knows are
+    removed: V(unknown_snapshot_dir) (a directory under the snapshotter's C(snapshots/) whose id its metadata
+    does not hold: C(new-*), C(rm-*), a crash between mkdir and commit) and V(stale_ingest) (a content C(ingest/)
+    entry with no record), under the same gates, a running containerd on that root counting like a running
+    dockerd. Records in containerd's databases that nothing references (V(unreferenced_snapshot),
+    V(unpack_leftover), V(unreferenced_blob), V(unrecorded_blob_file)) are reported with
+    RV(orphans[].reason_code=containerd_reclaims) and the command that lets containerd reclaim them
+    (RV(orphans[].command)); the collection never writes a containerd database."
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:
@@ -51,8 +60,12 @@ options:
     description: The orphan kinds to act on; the others are reported only.
     type: list
     elements: str
-    choices: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount]
-    default: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount]
+    choices: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount,
+              unknown_snapshot_dir, stale_ingest, unreferenced_snapshot, unpack_leftover, unreferenced_blob,
+              unrecorded_blob_file]
+    default: [unreferenced_dir, unreferenced_chain, removing, write_set, dangling_link, stale_mount,
+              unknown_snapshot_dir, stale_ingest, unreferenced_snapshot, unpack_leftover, unreferenced_blob,
+              unrecorded_blob_file]
   quarantine_dir:
     description:
       - Move orphans into a new time-stamped directory below this one, keeping their paths relative to the
@@ -120,8 +133,13 @@ orphans:
       description:
         - Why, as a stable code. V(unreferenced) when it goes; otherwise the gate that keeps it
           (V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
-          V(parent_stays), V(over_budget), V(last_layer_dir)) or the failure (V(removal_failed),
-          V(quarantine_failed)).
+          V(parent_stays), V(over_budget), V(last_layer_dir), V(containerd_reclaims)) or the failure
+          (V(removal_failed), V(quarantine_failed)).
+      type: str
+    command:
+      description:
+        - Containerd image store only. For an orphan held by a record in containerd's databases, the command
+          that lets containerd reclaim it; null for the others.
       type: str
     reason:
       description: Why, for people.
@@ -215,13 +233,17 @@ from typing import Any, Dict, List
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.strata.overlay2.plugins.module_utils._open import open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import CONTAINERD_ORPHAN_KINDS
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._discovery import running_containerds
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, Classification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
     WOULD_REMOVE,
+    Daemon,
     Decision,
     Gates,
     decide,
@@ -230,6 +252,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
+ALL_KINDS = ORPHAN_KINDS + CONTAINERD_ORPHAN_KINDS
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -255,9 +278,9 @@ def report(store: Store, classification: Classification, decisions: List[Decisio
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "auto"},
+            **STORE_OPTIONS,
             "min_age": {"type": "str", "default": "1h"},
-            "kinds": {"type": "list", "elements": "str", "choices": list(ORPHAN_KINDS), "default": list(ORPHAN_KINDS)},
+            "kinds": {"type": "list", "elements": "str", "choices": list(ALL_KINDS), "default": list(ALL_KINDS)},
             "quarantine_dir": {"type": "path"},
             "max_remove_bytes": {"type": "str"},
         },
@@ -272,14 +295,20 @@ def main() -> None:
     store, location = open_store(module)
     if params["quarantine_dir"] and (params["quarantine_dir"] + "/").startswith(store.data_root + "/"):
         module.fail_json(msg="quarantine_dir must be outside the data-root %s" % store.data_root)
-    classification = classify(store)
     owning = running_daemons(store.data_root, location.daemons)
+    base = store.data_root
+    if store.kind == "containerd":
+        classification = classify_containerd(store)
+        base = store.containerd.root
+        owning.extend(Daemon(pid, started, "containerd") for pid, started in running_containerds(base))
+    else:
+        classification = classify(store)
     daemon = max(owning, key=lambda d: d.started_at) if owning else None
     gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
                   overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)
     decisions = decide(classification.orphans, gates, module.check_mode, bool(params["quarantine_dir"]))
     try:
-        outcome = execute(store.data_root, decisions, params["quarantine_dir"]) if not module.check_mode else None
+        outcome = execute(base, decisions, params["quarantine_dir"]) if not module.check_mode else None
     except OSError as exc:
         module.fail_json(msg="cannot prune %s: %s" % (store.data_root, exc), changed=False, reclaimed_bytes=0,
                          **report(store, classification, decisions))
@@ -292,13 +321,13 @@ def main() -> None:
         "changed": bool(going),
         "reclaimed_bytes": outcome.reclaimed_bytes if outcome else 0,
         "would_reclaim_bytes": sum(d.orphan.usage.bytes for d in going),
-        "daemon": {"pid": daemon.pid, "started_at": daemon.started_at} if daemon else None,
+        "daemon": {"pid": daemon.pid, "started_at": daemon.started_at, "name": daemon.name} if daemon else None,
     }
     result.update(report(store, classification, decisions))
     if outcome and outcome.quarantine:
         result["quarantine"] = outcome.quarantine
     if module._diff:  # pylint: disable=protected-access
-        paths = sorted("%s/%s\n" % (store.data_root, part) for d in going for part in d.orphan.parts)
+        paths = sorted("%s/%s\n" % (base, part) for d in going for part in d.orphan.parts)
         result["diff"] = {"before": "".join(paths), "after": "",
                           "before_header": "orphans", "after_header": "orphans after the prune"}
     module.exit_json(**result)

@@ -329,13 +329,13 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._open import daemon_facts, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, daemon_facts, open_store
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "data_root": {"type": "path", "default": "auto"},
+            **STORE_OPTIONS,
             "container_sizes": {"type": "bool", "default": False},
             "orphans": {"type": "bool", "default": True},
         },

@@ -1,0 +1,659 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""The second source of the store model: Docker's containerd image store (containerd-snapshotter mode).
+
+Reads, never writes: containerd's metadata database (``io.containerd.metadata.v1.bolt/meta.db``), the overlayfs
+snapshotter's database (``io.containerd.snapshotter.v1.overlayfs/metadata.db``), the content store's blobs
+and ingests, and the engine's ``containers/<id>/config.v2.json``. The result fills the same ``Store`` as the
+overlay2 reader (images, layers, containers, findings, damaged records) plus ``Store.containerd``, the parts
+only this store has (snapshots, blobs, leases, ingests). Every id read from a database is validated before
+it becomes a path: snapshot ids are decimal, digests are ``sha256:<64 hex>``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import platform
+import struct
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, Bucket
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+    InvalidId,
+    chain_ids,
+    hex_of,
+    is_hex64,
+    parse_digest,
+    shorten,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, disk_usage
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, read_containers
+
+NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
+SNAPSHOTTER = "overlayfs"
+META_DB = ("io.containerd.metadata.v1.bolt", "meta.db")
+SNAPSHOTTER_DIR = "io.containerd.snapshotter.v1.overlayfs"
+CONTENT_DIR = "io.containerd.content.v1.content"
+MANAGED_ROOT = ("containerd", "daemon")  # layout (a): dockerd's own containerd, below the data-root
+SYSTEM_ROOT = "/var/lib/containerd"  # layout (b): a system containerd's default root
+BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is refused
+
+VIEW, ACTIVE, COMMITTED = "view", "active", "committed"
+_KINDS = {1: VIEW, 2: ACTIVE, 3: COMMITTED}
+GO_EPOCH_OFFSET = 62135596800  # seconds from 0001-01-01 to 1970-01-01
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+ATTESTATION = "attestation-manifest"
+DANGLING_PREFIX = "moby-dangling@"
+PARENT_LABEL = "org.mobyproject.image.parent"
+EXPIRE_LABEL = "containerd.io/gc.expire"
+UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
+SNAPSHOT_REF_LABEL = "containerd.io/gc.ref.snapshot." + SNAPSHOTTER
+CONTENT_REF_PREFIX = "containerd.io/gc.ref.content"
+GC_ROOT_LABEL = "containerd.io/gc.root"
+
+
+class ShapeError(ValueError):
+    """A database does not have the shape this reader knows."""
+
+
+# -- encodings -----------------------------------------------------------------------------------------------
+def varint(data: bytes) -> int:
+    """Go's ``binary.PutVarint`` (zig-zag)."""
+    value = uvarint(data)
+    return (value >> 1) ^ -(value & 1)
+
+
+def uvarint(data: bytes) -> int:
+    """Go's ``binary.PutUvarint``."""
+    result = shift = 0
+    for index, byte in enumerate(data):
+        if index >= 10:
+            break
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result
+        shift += 7
+    raise ShapeError("not a varint: %s" % shorten(data.hex()))
+
+
+def go_time(data: Optional[bytes]) -> Optional[float]:
+    """Go's ``time.MarshalBinary`` as Unix seconds, or None when absent or of another shape."""
+    if not data or data[0] not in (1, 2) or len(data) < 15:
+        return None
+    seconds, nanos = struct.unpack(">qi", data[1:13])
+    return seconds - GO_EPOCH_OFFSET + nanos / 1e9
+
+
+def go_time_text(text: Optional[str]) -> Optional[float]:
+    """An RFC 3339 time as containerd writes it (``expireat`` labels, ingest ``startedat``), or None."""
+    if not text:
+        return None
+    import datetime  # pylint: disable=import-outside-toplevel
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    if "." in value:  # Python < 3.11 takes at most 6 fractional digits
+        head, _, tail = value.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits):]
+        value = head + "." + (digits[:6] or "0") + zone
+    try:
+        return datetime.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def is_snapshot_id(value: str) -> bool:
+    return value.isdigit() and value.isascii() and len(value) <= 19 and not value.startswith("0")
+
+
+def host_architecture() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+            "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+
+
+def familiar(name: str) -> str:
+    """``docker.io/library/base:1`` -> ``base:1``; ``docker.io/org/app:1`` -> ``org/app:1`` (the CLI's form)."""
+    if name.startswith("docker.io/"):
+        name = name[len("docker.io/"):]
+        if name.startswith("library/") and "/" not in name[len("library/"):]:
+            name = name[len("library/"):]
+    return name
+
+
+# -- the parts of the store only containerd has ---------------------------------------------------------------
+@dataclass
+class Snapshot:
+    """A snapshot of namespace ``moby``: its key there, and what the snapshotter knows of it."""
+
+    key: str
+    backend_key: Optional[str]
+    parent: Optional[str]  # the parent's key in the namespace
+    created: Optional[float]
+    labels: Dict[str, str] = field(default_factory=dict)
+    id: Optional[str] = None  # the directory name under snapshots/ (decimal)
+    kind: Optional[str] = None  # view | active | committed
+    size: Optional[int] = None  # stored usage of a committed snapshot
+    inodes: Optional[int] = None
+
+
+@dataclass
+class Blob:
+    digest: str
+    size: int
+    labels: Dict[str, str] = field(default_factory=dict)
+    created: Optional[float] = None
+
+
+@dataclass
+class Lease:
+    id: str
+    namespace: str
+    created: Optional[float]
+    labels: Dict[str, str]
+    snapshots: Set[str] = field(default_factory=set)  # keys of snapshotter overlayfs
+    content: Set[str] = field(default_factory=set)
+    ingests: Set[str] = field(default_factory=set)
+
+    @property
+    def expires(self) -> Optional[float]:
+        return go_time_text(self.labels.get(EXPIRE_LABEL))
+
+
+@dataclass
+class ImageRecord:
+    name: str
+    target: str
+    media_type: str
+    size: int
+    created: Optional[float]
+    updated: Optional[float]
+    labels: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BackendSnapshot:
+    backend_key: str
+    id: str
+    kind: Optional[str]
+    parent: Optional[str]
+    size: Optional[int]
+    inodes: Optional[int]
+    created: Optional[float]
+
+
+@dataclass
+class ContainerdParts:
+    """What the containerd image store holds besides images, layers and containers."""
+
+    root: str  # containerd's root directory
+    namespace: str
+    layout: str  # managed | system | explicit
+    snapshots: Dict[str, Snapshot] = field(default_factory=dict)  # by key in the namespace
+    backend: Dict[str, BackendSnapshot] = field(default_factory=dict)  # by the snapshotter's key
+    blobs: Dict[str, Blob] = field(default_factory=dict)  # the namespace's content records
+    records_any_namespace: Set[str] = field(default_factory=set)  # digests with a record in some namespace
+    blob_files: Set[str] = field(default_factory=set)  # digests with a file under blobs/sha256
+    leases: Dict[Tuple[str, str], Lease] = field(default_factory=dict)  # (namespace, id)
+    ingest_records: Dict[str, Optional[float]] = field(default_factory=dict)  # backend ref -> expires
+    ingest_dirs: List[str] = field(default_factory=list)
+    snapshot_dirs: List[str] = field(default_factory=list)
+    image_records: Dict[str, ImageRecord] = field(default_factory=dict)
+    task_containers: Set[str] = field(default_factory=set)  # containers with a task (meta.db containers/)
+    blob_json: Dict[str, dict] = field(default_factory=dict)  # parsed index/manifest/config blobs
+
+    # -- paths (the root is absolute, names are validated) --
+    @property
+    def snapshots_root(self) -> str:
+        return self.root + "/" + SNAPSHOTTER_DIR + "/snapshots"
+
+    def snapshot_dir(self, snapshot_id: str, *rest: str) -> str:
+        return "/".join((self.snapshots_root, snapshot_id) + rest)
+
+    def blob_path(self, digest: str) -> str:
+        return self.root + "/" + CONTENT_DIR + "/blobs/sha256/" + hex_of(digest)
+
+    @property
+    def ingest_root(self) -> str:
+        return self.root + "/" + CONTENT_DIR + "/ingest"
+
+    def fs_dir(self, key: Optional[str]) -> Optional[str]:
+        snapshot = self.snapshots.get(key) if key else None
+        if snapshot is None or snapshot.id is None:
+            return None
+        return self.snapshot_dir(snapshot.id, "fs")
+
+    def stack(self, key: Optional[str]) -> List[Snapshot]:
+        """A snapshot and its parents, nearest first; stops at a gap or a loop."""
+        found = []  # type: List[Snapshot]
+        seen = set()  # type: Set[str]
+        while key and key not in seen:
+            seen.add(key)
+            snapshot = self.snapshots.get(key)
+            if snapshot is None:
+                break
+            found.append(snapshot)
+            key = snapshot.parent
+        return found
+
+
+class SnapshotUsage:
+    """A snapshot's usage as the snapshotter reports it, each active snapshot measured once: committed as
+    stored at commit, active measured now (``fs/``), views 0."""
+
+    def __init__(self, parts: ContainerdParts) -> None:
+        self.parts = parts
+        self.live = {}  # type: Dict[str, int]
+
+    def __call__(self, snapshot: Snapshot) -> int:
+        if snapshot.kind == COMMITTED:
+            return snapshot.size or 0
+        if snapshot.kind == ACTIVE and snapshot.id is not None:
+            if snapshot.key not in self.live:
+                self.live[snapshot.key] = disk_usage(self.parts.snapshot_dir(snapshot.id, "fs"))
+            return self.live[snapshot.key]
+        return 0
+
+
+# -- reading the databases ------------------------------------------------------------------------------------
+def _text(value: Optional[bytes], what: str) -> str:
+    if value is None:
+        raise ShapeError("%s is missing" % what)
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ShapeError("%s is not UTF-8" % what) from exc
+
+
+def _labels(bucket: Bucket, name: bytes = b"labels") -> Dict[str, str]:
+    labels = bucket.bucket(name)
+    result = {}  # type: Dict[str, str]
+    if labels is None:
+        return result
+    for key, value in labels.items():
+        if isinstance(value, bytes):
+            result[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return result
+
+
+def _keys(bucket: Optional[Bucket]) -> Set[str]:
+    if bucket is None:
+        return set()
+    return {key.decode("utf-8", "replace") for key, _value in bucket.items()}
+
+
+def open_bolt(directory: SafeDir, *names: str) -> BoltFile:
+    *parents, file_name = names
+    if parents:
+        with directory.subdir(*parents) as parent:
+            return BoltFile.open_at(parent.fd, file_name, parent.join(file_name))
+    return BoltFile.open_at(directory.fd, file_name, directory.join(file_name))
+
+
+def namespace_names(root: SafeDir) -> Optional[List[str]]:
+    """The namespaces of the meta.db below ``root``; None when it cannot be read."""
+    try:
+        with open_bolt(root, *META_DB) as db:
+            v1 = db.root().bucket(b"v1")
+            if v1 is None:
+                return None
+            return [key.decode("utf-8", "replace") for key, _ in v1.buckets()]
+    except (OSError, BoltError):
+        return None
+
+
+def snapshot_keys(root: SafeDir, namespace: str) -> Optional[Set[str]]:
+    try:
+        with open_bolt(root, *META_DB) as db:
+            return _keys(db.root().bucket(b"v1", namespace.encode(), b"snapshots", SNAPSHOTTER.encode()))
+    except (OSError, BoltError):
+        return None
+
+
+class ContainerdReader:
+    """Fills a ``Store`` from a containerd root; every bad entry becomes a finding, the rest is still read."""
+
+    def __init__(self, store: Store, data_root: SafeDir, ctd_root: SafeDir, namespace: str, layout: str) -> None:
+        self.store = store
+        self.data_root = data_root
+        self.ctd = ctd_root
+        self.parts = ContainerdParts(root=ctd_root.path, namespace=namespace, layout=layout)
+        store.containerd = self.parts
+        self.namespace = namespace.encode()
+
+    def load(self) -> None:
+        meta_path = self.ctd.join(*META_DB)
+        try:
+            with open_bolt(self.ctd, *META_DB) as meta:
+                self.read_meta(meta)
+        except (OSError, BoltError, ShapeError) as exc:
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            self.store.note("unreadable", meta_path, message)
+            self.store.damage("containerd_meta", meta_path, "containerd's metadata cannot be read: " + message,
+                              ("dirs", "chains", "mounts", "content"))
+        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
+        try:
+            with open_bolt(self.ctd, SNAPSHOTTER_DIR, "metadata.db") as backend:
+                self.read_backend(backend)
+        except (OSError, BoltError, ShapeError) as exc:
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            self.store.note("unreadable", backend_path, message)
+            self.store.damage("snapshotter_meta", backend_path, "the snapshotter's metadata cannot be read: "
+                              + message, ("dirs",))
+        self.join_snapshots()
+        self.list_files()
+        self.load_images()
+        self.load_containers()
+
+    # -- meta.db ------------------------------------------------------------------------------------------
+    def read_meta(self, meta: BoltFile) -> None:
+        v1 = meta.root().bucket(b"v1")
+        if v1 is None:
+            raise ShapeError("meta.db has no v1 bucket")
+        for name, bucket in v1.buckets():
+            namespace = name.decode("utf-8", "replace")
+            content = bucket.bucket(b"content", b"blob")
+            for digest, _ in (content.items() if content else ()):
+                self.parts.records_any_namespace.add(digest.decode("utf-8", "replace"))
+            ingests = bucket.bucket(b"content", b"ingests")
+            for ref, record in (ingests.items() if ingests else ()):
+                if isinstance(record, Bucket):
+                    backend_ref = record.value(b"ref")
+                    expires = go_time(record.value(b"expireat"))
+                    self.parts.ingest_records[(backend_ref or ref).decode("utf-8", "replace")] = expires
+            leases = bucket.bucket(b"leases")
+            for lease_id, record in (leases.items() if leases else ()):
+                if isinstance(record, Bucket):
+                    self.read_lease(namespace, lease_id.decode("utf-8", "replace"), record)
+        ns = v1.bucket(self.namespace)
+        if ns is None:
+            self.store.note("missing", self.ctd.join(*META_DB), "namespace %s is not in containerd's metadata"
+                            % self.parts.namespace)
+            return
+        self.read_images(ns)
+        self.read_blobs(ns)
+        self.read_snapshots(ns)
+        self.parts.task_containers = {key.decode("utf-8", "replace") for key, _ in
+                                      (ns.bucket(b"containers").items() if ns.bucket(b"containers") else ())}
+
+    def read_lease(self, namespace: str, lease_id: str, record: Bucket) -> None:
+        lease = Lease(id=lease_id, namespace=namespace, created=go_time(record.value(b"createdat")),
+                      labels=_labels(record))
+        lease.snapshots = _keys(record.bucket(b"snapshots", SNAPSHOTTER.encode()))
+        lease.content = _keys(record.bucket(b"content"))
+        lease.ingests = _keys(record.bucket(b"ingests"))
+        self.parts.leases[(namespace, lease_id)] = lease
+
+    def read_images(self, ns: Bucket) -> None:
+        images = ns.bucket(b"images")
+        for name_raw, record in (images.items() if images else ()):
+            name = name_raw.decode("utf-8", "replace")
+            where = "%s: image %s" % (self.ctd.join(*META_DB), shorten(name))
+            if not isinstance(record, Bucket):
+                self.store.note("invalid", where, "is not a bucket")
+                continue
+            target = record.bucket(b"target")
+            try:
+                if target is None:
+                    raise ShapeError("has no target")
+                digest = parse_digest(_text(target.value(b"digest"), "target digest"), "image target")
+                media_type = _text(target.value(b"mediatype"), "target media type")
+                size = varint(target.value(b"size") or b"\x00")
+            except (ShapeError, InvalidId, BoltError) as exc:
+                self.store.note("invalid", where, str(exc))
+                self.store.damage("image_record", where, str(exc), ("content", "chains"))
+                continue
+            self.parts.image_records[name] = ImageRecord(
+                name=name, target=digest, media_type=media_type, size=size,
+                created=go_time(record.value(b"createdat")), updated=go_time(record.value(b"updatedat")),
+                labels=_labels(record))
+
+    def read_blobs(self, ns: Bucket) -> None:
+        blobs = ns.bucket(b"content", b"blob")
+        for digest_raw, record in (blobs.items() if blobs else ()):
+            text = digest_raw.decode("utf-8", "replace")
+            try:
+                digest = parse_digest(text, "content digest")
+            except InvalidId as exc:
+                self.store.note("invalid", self.ctd.join(*META_DB), str(exc))
+                continue
+            if not isinstance(record, Bucket):
+                continue
+            try:
+                size = varint(record.value(b"size") or b"\x00")
+            except ShapeError as exc:
+                self.store.note("invalid", self.ctd.join(*META_DB), "blob %s: %s" % (digest, exc))
+                size = 0
+            self.parts.blobs[digest] = Blob(digest, size, _labels(record), go_time(record.value(b"createdat")))
+
+    def read_snapshots(self, ns: Bucket) -> None:
+        snapshots = ns.bucket(b"snapshots", SNAPSHOTTER.encode())
+        for key_raw, record in (snapshots.items() if snapshots else ()):
+            if not isinstance(record, Bucket):
+                continue
+            key = key_raw.decode("utf-8", "replace")
+            name = record.value(b"name")
+            parent = record.value(b"parent")
+            self.parts.snapshots[key] = Snapshot(
+                key=key,
+                backend_key=name.decode("utf-8", "replace") if name else None,
+                parent=parent.decode("utf-8", "replace") if parent else None,
+                created=go_time(record.value(b"createdat")),
+                labels=_labels(record))
+
+    # -- the snapshotter's metadata.db --------------------------------------------------------------------
+    def read_backend(self, backend: BoltFile) -> None:
+        snapshots = backend.root().bucket(b"v1", b"snapshots")
+        if snapshots is None:
+            if backend.root().bucket(b"v1") is None:
+                raise ShapeError("metadata.db has no v1 bucket")
+            return
+        for key_raw, record in snapshots.items():
+            if not isinstance(record, Bucket):
+                continue
+            key = key_raw.decode("utf-8", "replace")
+            where = "%s: snapshot %s" % (self.ctd.join(SNAPSHOTTER_DIR, "metadata.db"), shorten(key))
+            try:
+                snapshot_id = str(uvarint(record.value(b"id") or b""))
+            except ShapeError as exc:
+                self.store.note("invalid", where, str(exc))
+                self.store.damage("snapshot_record", where, str(exc), ("dirs",))
+                continue
+            kind_raw = record.value(b"kind")
+            size = record.value(b"size")
+            inodes = record.value(b"inodes")
+            parent = record.value(b"parent")
+            try:
+                self.parts.backend[key] = BackendSnapshot(
+                    backend_key=key, id=snapshot_id, kind=_KINDS.get(kind_raw[0]) if kind_raw else None,
+                    parent=parent.decode("utf-8", "replace") if parent else None,
+                    size=varint(size) if size else None, inodes=varint(inodes) if inodes else None,
+                    created=go_time(record.value(b"createdat")))
+            except ShapeError as exc:
+                self.store.note("invalid", where, str(exc))
+
+    def join_snapshots(self) -> None:
+        for snapshot in self.parts.snapshots.values():
+            backend = self.parts.backend.get(snapshot.backend_key or "")
+            if backend is None:
+                if self.parts.backend or snapshot.backend_key:
+                    self.store.note("missing", self.ctd.join(SNAPSHOTTER_DIR, "metadata.db"),
+                                    "snapshot %s (%s) is not in the snapshotter's metadata"
+                                    % (shorten(snapshot.key), shorten(snapshot.backend_key)))
+                continue
+            snapshot.id, snapshot.kind = backend.id, backend.kind
+            snapshot.size, snapshot.inodes = backend.size, backend.inodes
+
+    # -- files ----------------------------------------------------------------------------------------------
+    def list_files(self) -> None:
+        self.parts.blob_files = set()
+        for name in self.list_dir(CONTENT_DIR, "blobs", "sha256"):
+            if is_hex64(name):
+                self.parts.blob_files.add("sha256:" + name)
+        self.parts.ingest_dirs = sorted(self.list_dir(CONTENT_DIR, "ingest"))
+        self.parts.snapshot_dirs = sorted(self.list_dir(SNAPSHOTTER_DIR, "snapshots"))
+
+    def list_dir(self, *names: str) -> List[str]:
+        try:
+            with self.ctd.subdir(*names) as directory:
+                return directory.names()
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.store.note("unreadable", self.ctd.join(*names), describe_os_error(exc))
+                self.store.damage("store_part", self.ctd.join(*names), describe_os_error(exc), ("dirs", "content"))
+            return []
+
+    def read_blob_json(self, digest: str) -> Optional[dict]:
+        cached = self.parts.blob_json.get(digest)
+        if cached is not None:
+            return cached
+        path = self.parts.blob_path(digest)
+        try:
+            with self.ctd.subdir(CONTENT_DIR, "blobs", "sha256") as blobs:
+                raw = blobs.read_bytes(hex_of(digest), BLOB_LIMIT)
+            value = json.loads(raw.decode("utf-8"))
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+        except OSError as exc:
+            self.store.note("missing" if exc.errno == errno.ENOENT else "unreadable", path, describe_os_error(exc))
+            return None
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.store.note("invalid", path, "not a JSON document: %s" % shorten(str(exc)))
+            return None
+        self.parts.blob_json[digest] = value
+        return value
+
+    # -- images ---------------------------------------------------------------------------------------------
+    def load_images(self) -> None:
+        by_target = {}  # type: Dict[str, List[ImageRecord]]
+        for record in self.parts.image_records.values():
+            by_target.setdefault(record.target, []).append(record)
+        for target, records in sorted(by_target.items()):
+            image = self.load_image(target, records)
+            if image is not None:
+                self.store.images[image.id] = image
+                self.add_layers(image)
+
+    def platform_manifest(self, target: str, media_type: str) -> Tuple[Optional[str], List[str]]:
+        """The manifest the engine uses for this host, and every manifest of the target (for sizes)."""
+        if media_type not in INDEX_TYPES:
+            return target, [target]
+        index = self.read_blob_json(target)
+        if index is None:
+            return None, []
+        manifests = []  # type: List[str]
+        chosen = None  # type: Optional[str]
+        arch = host_architecture()
+        for entry in index.get("manifests") or []:
+            if not isinstance(entry, dict):
+                continue
+            try:
+                digest = parse_digest(str(entry.get("digest")), "manifest digest")
+            except InvalidId:
+                continue
+            manifests.append(digest)
+            annotations = entry.get("annotations") or {}
+            wanted = entry.get("platform") or {}
+            if annotations.get("vnd.docker.reference.type") == ATTESTATION:
+                continue
+            if chosen is None and wanted.get("os", "linux") == "linux" and wanted.get("architecture", arch) == arch:
+                chosen = digest
+        return chosen, manifests
+
+    def load_image(self, target: str, records: List[ImageRecord]) -> Optional[Image]:
+        names = sorted(record.name for record in records)
+        where = "%s: image %s" % (self.ctd.join(*META_DB), shorten(names[0]))
+        manifest_digest, manifests = self.platform_manifest(target, records[0].media_type)
+        manifest = self.read_blob_json(manifest_digest) if manifest_digest else None
+        if manifest is None:
+            self.store.note("missing", where, "no manifest for this platform can be read")
+            return None
+        try:
+            config_digest = parse_digest(str((manifest.get("config") or {}).get("digest")), "config digest")
+            layer_blobs = [parse_digest(str(layer.get("digest")), "layer digest")
+                           for layer in manifest.get("layers") or []]
+        except (InvalidId, AttributeError) as exc:
+            self.store.note("invalid", self.parts.blob_path(manifest_digest), str(exc))
+            return None
+        for other in manifests:
+            if other != manifest_digest and other in self.parts.blob_files:
+                self.read_blob_json(other)  # sized with the image; attestation manifests may be absent
+        config = self.read_blob_json(config_digest)
+        if config is None:
+            self.store.damage("image_config", self.parts.blob_path(config_digest), "the config cannot be read",
+                              ("chains",))
+            return None
+        try:
+            diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in config["rootfs"]["diff_ids"] or []]
+        except (KeyError, TypeError, InvalidId) as exc:
+            message = "not a valid image config: %s" % shorten(str(exc))
+            self.store.note("invalid", self.parts.blob_path(config_digest), message)
+            self.store.damage("image_config", self.parts.blob_path(config_digest), message, ("chains",))
+            return None
+        tags, digests = [], []  # type: List[str], List[str]
+        parent = None
+        for record in records:
+            if record.name.startswith(DANGLING_PREFIX):
+                continue
+            tags.append(familiar(record.name))
+            repository = record.name.rsplit(":", 1)[0] if ":" in record.name.split("/")[-1] else record.name
+            digests.append(familiar(repository) + "@" + target)
+        for record in records:
+            if PARENT_LABEL in record.labels:
+                try:
+                    parent = parse_digest(record.labels[PARENT_LABEL], "image parent")
+                except InvalidId as exc:
+                    self.store.note("invalid", where, str(exc))
+        created = config.get("created")
+        image = Image(id=target, diff_ids=diff_ids, chain_ids=chain_ids(diff_ids), tags=sorted(set(tags)),
+                      digests=sorted(set(digests)), parent=parent,
+                      created=created if isinstance(created, str) else None, config_digest=config_digest,
+                      manifest_digest=manifest_digest, manifests=manifests, layer_blobs=layer_blobs, names=names)
+        if parent:
+            self.store.image_parents[target] = parent
+        return image
+
+    def add_layers(self, image: Image) -> None:
+        parent = None
+        for index, (chain_id, diff_id) in enumerate(zip(image.chain_ids, image.diff_ids)):
+            layer = self.store.layers.get(chain_id)
+            if layer is None:
+                key = chain_id
+                snapshot = self.parts.snapshots.get(key)
+                blob = image.layer_blobs[index] if index < len(image.layer_blobs) else None
+                record = self.parts.blobs.get(blob) if blob else None
+                layer = Layer(chain_id=chain_id, diff_id=diff_id, parent=parent, cache_id=None,
+                              size=snapshot.size if snapshot else None, snapshot_key=key if snapshot else None,
+                              snapshot_id=snapshot.id if snapshot else None, blob=blob,
+                              compressed_size=record.size if record else None)
+                self.store.layers[chain_id] = layer
+            parent = chain_id
+
+    # -- containers -----------------------------------------------------------------------------------------
+    def load_containers(self) -> None:
+        read_containers(self.store, self.data_root)
+
+
+def candidate_roots(data_root: str, extra: Iterable[str] = ()) -> List[Tuple[str, str]]:
+    """Where a containerd root for this data-root may be: (path, layout), most likely first."""
+    found = [(os.path.join(data_root, *MANAGED_ROOT), "managed")]
+    for path in extra:
+        found.append((path, "system"))
+    found.append((SYSTEM_ROOT, "system"))
+    seen = set()  # type: Set[str]
+    unique = []
+    for path, layout in found:
+        if path not in seen:
+            seen.add(path)
+            unique.append((path, layout))
+    return unique

@@ -1,0 +1,231 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""The facts of a containerd image store: the same keys as the overlay2 facts, sized as the engine sizes them.
+
+- An image's ``size`` is ``/images/json``'s ``Size``: for every manifest of its target (attestations
+  included) the manifest, its config and its present layer blobs, plus the stored usage of every snapshot of
+  the image's snapshot stack (the parent links from its top snapshot, ``-init`` snapshots of the classic
+  builder included). ``shared_size`` is the stored usage of its layer chains that another image uses too.
+- ``summary.layers_size`` is ``/system/df``'s ``LayersSize``: the usage of every snapshot of the namespace
+  (committed: as stored at commit; active: measured now; view: 0) plus the unique blobs that any image's
+  target reaches. The two parts are also given alone: ``snapshots_size`` and ``content_size``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Dict, List, Optional, Set
+
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, parse_digest
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
+
+Facts = Dict[str, Any]
+
+
+class _Sizes:
+    """Blob sizes and snapshot usage, each measured once."""
+
+    def __init__(self, store: Store, parts: ContainerdParts) -> None:
+        self.store = store
+        self.parts = parts
+        self.usage = SnapshotUsage(parts)
+
+    def blob(self, digest: Optional[str]) -> int:
+        record = self.parts.blobs.get(digest) if digest else None
+        return record.size if record else 0
+
+    def manifest_blobs(self, manifest_digest: str) -> List[str]:
+        """A manifest, its config and its layers, as digests (the parts that parse)."""
+        found = [manifest_digest]
+        manifest = self.parts.blob_json.get(manifest_digest)
+        if manifest is None:
+            return found
+        entries = [manifest.get("config")] + list(manifest.get("layers") or [])
+        for entry in entries:
+            if isinstance(entry, dict):
+                try:
+                    found.append(parse_digest(str(entry.get("digest")), "digest"))
+                except InvalidId:
+                    continue
+        return found
+
+    def reachable(self, image: Image) -> List[str]:
+        """Every blob the image's target reaches: the index, each manifest, configs and layers."""
+        found = [image.id] if image.id not in image.manifests else []
+        for manifest in image.manifests:
+            found.extend(self.manifest_blobs(manifest))
+        return found
+
+
+def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
+    parts = store.containerd
+    sizes = _Sizes(store, parts)
+    children = store.children_of_images()
+    intermediate = {image.id for image in store.images.values()
+                    if not image.tags and image.id in children}
+    refs = Counter()  # type: Counter[str]
+    for image in store.images.values():
+        refs.update(set(image.chain_ids))
+    images_by_layer = {}  # type: Dict[str, List[str]]
+    for image in store.images.values():
+        for chain_id in image.chain_ids:
+            images_by_layer.setdefault(chain_id, []).append(image.id)
+    containers_by_image = {}  # type: Dict[str, List[str]]
+    containers_by_snapshot = {}  # type: Dict[str, List[str]]
+    for container in store.containers.values():
+        if container.image_id:
+            containers_by_image.setdefault(container.image_id, []).append(container.id)
+        for snapshot in parts.stack(container.id)[1:]:
+            containers_by_snapshot.setdefault(snapshot.key, []).append(container.id)
+
+    images = [image_facts(store, sizes, refs, intermediate, containers_by_image, image)
+              for image in sorted(store.images.values(), key=lambda i: i.id)]
+    layers = [layer_facts(store, refs, images_by_layer, containers_by_snapshot, layer)
+              for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
+    containers = [container_facts(store, sizes, container, container_sizes)
+                  for container in sorted(store.containers.values(), key=lambda c: c.id)]
+    orphan_facts = classify(store, sizes.usage).facts() if orphans else None
+    totals = summary(store, sizes, refs, intermediate, images, containers)
+    totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
+    return {
+        "data_root": store.data_root,
+        "driver": "overlayfs",
+        "store": "containerd",
+        "containerd": {"root": parts.root, "namespace": parts.namespace, "layout": parts.layout},
+        "images": images,
+        "layers": layers,
+        "containers": containers,
+        "orphans": orphan_facts,
+        "summary": totals,
+        "warnings": [finding.as_dict() for finding in store.findings],
+    }
+
+
+def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[str],
+                containers_by_image: Dict[str, List[str]], image: Image) -> Facts:
+    parts = store.containerd
+    stack = parts.stack(image.top_chain_id)
+    dirs = [parts.fs_dir(snapshot.key) for snapshot in stack]
+    complete = bool(image.chain_ids) and len(stack) >= len(image.chain_ids) and all(dirs)
+    if image.chain_ids and not complete:
+        store.note("missing", parts.snapshots_root, "image %s is not unpacked completely: its top snapshot %s "
+                   "has %d of %d layers" % (image.id, image.top_chain_id, len(stack), len(image.chain_ids)))
+    compressed = sum(sizes.blob(digest) for manifest in image.manifests for digest in sizes.manifest_blobs(manifest))
+    unpacked = sum(sizes.usage(snapshot) for snapshot in stack)
+    shared = sum(sizes.usage(parts.snapshots[chain]) for chain in set(image.chain_ids)
+                 if refs[chain] > 1 and chain in parts.snapshots)
+    size = compressed + unpacked
+    return {
+        "id": image.id,
+        "tags": list(image.tags),
+        "digests": list(image.digests),
+        "created": image.created,
+        "parent": store.image_parents.get(image.id),
+        "intermediate": image.id in intermediate,
+        "dangling": not image.tags,
+        "diff_ids": list(image.diff_ids),
+        "chain_ids": list(image.chain_ids),
+        "top_chain_id": image.top_chain_id,
+        "manifest_digest": image.manifest_digest,
+        "config_digest": image.config_digest,
+        "upper_dir": dirs[0] if complete else None,
+        "lower_dirs": [d for d in dirs[1:] if d] if complete else [],
+        "size": size,
+        "shared_size": shared,
+        "unique_size": size - shared,
+        "compressed_size": compressed,
+        "unpacked_size": unpacked,
+        "containers": sorted(containers_by_image.get(image.id, [])),
+    }
+
+
+def layer_facts(store: Store, refs: Counter, images_by_layer: Dict[str, List[str]],
+                containers_by_snapshot: Dict[str, List[str]], layer: Layer) -> Facts:
+    parts = store.containerd
+    return {
+        "chain_id": layer.chain_id,
+        "diff_id": layer.diff_id,
+        "parent": layer.parent,
+        "cache_id": None,
+        "size": layer.size,
+        "diff_dir": parts.fs_dir(layer.snapshot_key),
+        "link": None,
+        "snapshot_key": layer.snapshot_key,
+        "snapshot_id": layer.snapshot_id,
+        "blob": layer.blob,
+        "compressed_size": layer.compressed_size,
+        "images": sorted(images_by_layer.get(layer.chain_id, [])),
+        "containers": sorted(containers_by_snapshot.get(layer.chain_id, [])),
+        "shared": refs[layer.chain_id] > 1,
+    }
+
+
+def container_facts(store: Store, sizes: _Sizes, container: Container, with_size: bool) -> Facts:
+    parts = store.containerd
+    facts = {
+        "id": container.id,
+        "name": container.name,
+        "image_id": container.image_id,
+        "running": container.running,
+        "mount_id": None,
+        "init_id": None,
+        "upper_dir": None,
+        "lower_dirs": [],
+        "work_dir": None,
+        "merged_dir": None,
+        "snapshot_id": None,
+    }  # type: Facts
+    stack = parts.stack(container.id)
+    if not stack or stack[0].id is None:
+        store.note("missing", parts.snapshots_root, "container %s has no snapshot" % container.id)
+    else:
+        rw = stack[0]
+        init = stack[1] if len(stack) > 1 and stack[1].key == container.id + "-init" else None
+        facts.update(
+            mount_id=rw.key,
+            init_id=init.key if init else None,
+            snapshot_id=rw.id,
+            upper_dir=parts.snapshot_dir(rw.id, "fs"),
+            work_dir=parts.snapshot_dir(rw.id, "work"),
+            lower_dirs=[parts.fs_dir(snapshot.key) for snapshot in stack[1:] if snapshot.id],
+            merged_dir=store.data_root + "/rootfs/overlayfs/" + container.id,
+        )
+        if with_size:
+            facts["rw_size"] = sizes.usage(rw)
+    if with_size and "rw_size" not in facts:
+        facts["rw_size"] = None
+    return facts
+
+
+def summary(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[str], images: List[Facts],
+            containers: List[Facts]) -> Facts:
+    parts = store.containerd
+    snapshots_size = sum(sizes.usage(snapshot) for snapshot in parts.snapshots.values())
+    reachable = set()  # type: Set[str]
+    for image in store.images.values():
+        reachable.update(sizes.reachable(image))
+    content_size = sum(sizes.blob(digest) for digest in reachable)
+    shared_size = sum(sizes.usage(parts.snapshots[chain]) for chain, count in refs.items()
+                      if count > 1 and chain in parts.snapshots)
+    listed = [image for image in images if not image["intermediate"]]
+    in_use = sum(image["unique_size"] or 0 for image in listed if image["containers"])
+    layers_size = snapshots_size + content_size
+    return {
+        "images": len(listed),
+        "layers": len(store.layers),
+        "containers": len(containers),
+        "layers_size": layers_size,
+        "shared_size": shared_size,
+        "reclaimable_size": max(layers_size - in_use, 0),
+        "snapshots_size": snapshots_size,
+        "content_size": content_size,
+        "snapshots": len(parts.snapshots),
+        "blobs": len(parts.blobs),
+    }
+

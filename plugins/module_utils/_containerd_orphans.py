@@ -1,0 +1,297 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Classification of a containerd image store: what containerd's own references keep, and what they do not.
+
+The references are containerd's garbage-collection roots, followed the way its collector follows them, and
+then some more (unknown is not unowned): image records (targets), unexpired leases, containers with a task,
+``containerd.io/gc.root`` labels, the engine's containers (their RW and ``-init`` snapshots) and BuildKit's
+records (``buildkit/containerd-overlayfs/metadata_v2.db``); from there ``gc.ref.content*`` and
+``gc.ref.snapshot.overlayfs`` labels, the digests inside the index, manifest and config JSON, and snapshot
+parents. Orphans come in two families:
+
+- **files** no database knows: ``unknown_snapshot_dir`` (a directory under ``snapshots/`` whose id the
+  snapshotter's metadata does not hold: a crash between mkdir and commit, ``new-*``, ``rm-*``) and
+  ``stale_ingest`` (an ``ingest/`` entry with no record); removing them needs no database write;
+- **records** in containerd's databases nothing references: ``unreferenced_snapshot``, ``unpack_leftover``
+  (``extract-*`` snapshots of an unpack cut short), ``unreferenced_blob`` and ``unrecorded_blob_file`` (a blob
+  file with no record in any namespace). These are reported with the command that lets containerd reclaim
+  them; the collection never writes a bolt file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Set
+
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile
+from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+    CONTENT_DIR,
+    CONTENT_REF_PREFIX,
+    GC_ROOT_LABEL,
+    SNAPSHOT_REF_LABEL,
+    SNAPSHOTTER_DIR,
+    ContainerdParts,
+    Snapshot,
+    SnapshotUsage,
+    is_snapshot_id,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, is_hex64, parse_digest, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import BuildKitCache, Orphan, Usage, tree_usage
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._store import DamagedRecord, Store
+
+UNKNOWN_SNAPSHOT_DIR = "unknown_snapshot_dir"
+STALE_INGEST = "stale_ingest"
+UNREFERENCED_SNAPSHOT = "unreferenced_snapshot"
+UNPACK_LEFTOVER = "unpack_leftover"
+UNREFERENCED_BLOB = "unreferenced_blob"
+UNRECORDED_BLOB_FILE = "unrecorded_blob_file"
+FILE_KINDS = (UNKNOWN_SNAPSHOT_DIR, STALE_INGEST)  # removable without a database write
+RECORD_KINDS = (UNREFERENCED_SNAPSHOT, UNPACK_LEFTOVER, UNREFERENCED_BLOB, UNRECORDED_BLOB_FILE)
+CONTAINERD_ORPHAN_KINDS = FILE_KINDS + RECORD_KINDS
+
+BUILDKIT_DB = ("buildkit", "containerd-overlayfs", "metadata_v2.db")
+
+
+@dataclass
+class ContainerdClassification:
+    orphans: List[Orphan]
+    buildkit: BuildKitCache
+    blocking: List[DamagedRecord]
+    kept_snapshots: Set[str] = field(default_factory=set)
+    kept_blobs: Set[str] = field(default_factory=set)
+
+    @property
+    def orphan_bytes(self) -> int:
+        return sum(orphan.usage.bytes for orphan in self.orphans)
+
+    def facts(self) -> Dict[str, object]:
+        return {
+            "entries": [orphan.as_dict() for orphan in self.orphans],
+            "bytes": self.orphan_bytes,
+            "by_kind": {kind: sum(1 for o in self.orphans if o.kind == kind) for kind in CONTAINERD_ORPHAN_KINDS},
+            "buildkit_dirs": len(self.buildkit.dirs),
+            "buildkit_chains": len(self.buildkit.chains),
+            "buildkit_bytes": self.buildkit.usage.bytes,
+            "buildkit_state": self.buildkit.state,
+            "blocking": [record.as_dict() for record in self.blocking],
+        }
+
+
+def buildkit_snapshots(store: Store) -> BuildKitCache:
+    """BuildKit's records in this mode: ``_main/<record>/cache.snapshot`` (else the record id) are snapshot keys."""
+    usage = Usage()
+    path = store.data_root + "/" + "/".join(BUILDKIT_DB)
+    try:
+        root = SafeDir.open(store.data_root + "/buildkit/containerd-overlayfs")
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return BuildKitCache(ABSENT, "", set(), set(), usage)
+        return BuildKitCache(UNKNOWN, "%s: %s" % (path, describe_os_error(exc)), set(), set(), usage)
+    keys = set()  # type: Set[str]
+    with root:
+        if not root.exists(BUILDKIT_DB[-1]):
+            return BuildKitCache(ABSENT, "", set(), set(), usage)
+        try:
+            with BoltFile.open_at(root.fd, BUILDKIT_DB[-1], path) as db:
+                main = db.root().bucket(b"_main")
+                for record_id, record in (main.items() if main else ()):
+                    if isinstance(record, bytes):
+                        continue
+                    raw = record.value(b"cache.snapshot")
+                    key = record_id.decode("utf-8", "replace")
+                    if raw:
+                        value = json.loads(raw.decode("utf-8")).get("value")
+                        if isinstance(value, str) and value:
+                            key = value
+                    keys.add(key)
+        except (OSError, BoltError, ValueError, AttributeError) as exc:
+            return BuildKitCache(UNKNOWN, "%s: %s" % (path, shorten(str(exc))), set(), set(), usage)
+    return BuildKitCache(READ, "", set(), keys, usage)
+
+
+class _Classifier:
+    def __init__(self, store: Store, usage_of: Callable[[Snapshot], int], now: float) -> None:
+        self.store = store
+        self.parts = store.containerd  # type: ContainerdParts
+        self.usage_of = usage_of
+        self.now = now
+        self.blocking = list(store.damaged)
+        self.snapshots = set()  # type: Set[str]
+        self.blobs = set()  # type: Set[str]
+        self.pending_blobs = []  # type: List[str]
+        self.pending_snapshots = []  # type: List[str]
+
+    # -- the references --------------------------------------------------------------------------------------
+    def keep_blob(self, digest: Optional[str]) -> None:
+        if digest and digest not in self.blobs:
+            self.blobs.add(digest)
+            self.pending_blobs.append(digest)
+
+    def keep_snapshot(self, key: Optional[str]) -> None:
+        if key and key not in self.snapshots:
+            self.snapshots.add(key)
+            self.pending_snapshots.append(key)
+
+    def follow_labels(self, labels: Dict[str, str]) -> None:
+        for name, value in labels.items():
+            if name.startswith(CONTENT_REF_PREFIX):
+                try:
+                    self.keep_blob(parse_digest(value, "content reference"))
+                except InvalidId:
+                    continue
+            elif name == SNAPSHOT_REF_LABEL:
+                self.keep_snapshot(value)
+
+    def follow_json(self, digest: str) -> None:
+        document = self.parts.blob_json.get(digest)
+        if not document:
+            return
+        entries = list(document.get("manifests") or []) + [document.get("config")] + list(document.get("layers") or [])
+        for item in entries:
+            if isinstance(item, dict):
+                try:
+                    self.keep_blob(parse_digest(str(item.get("digest")), "digest"))
+                except InvalidId:
+                    continue
+
+    def close(self) -> None:
+        while self.pending_blobs or self.pending_snapshots:
+            while self.pending_blobs:
+                digest = self.pending_blobs.pop()
+                record = self.parts.blobs.get(digest)
+                if record is not None:
+                    self.follow_labels(record.labels)
+                self.follow_json(digest)
+            while self.pending_snapshots:
+                snapshot = self.parts.snapshots.get(self.pending_snapshots.pop())
+                if snapshot is not None:
+                    self.keep_snapshot(snapshot.parent)
+                    self.follow_labels(snapshot.labels)
+
+    def roots(self, buildkit: BuildKitCache) -> None:
+        for record in self.parts.image_records.values():
+            self.keep_blob(record.target)
+            self.follow_labels(record.labels)
+        for image in self.store.images.values():
+            self.keep_snapshot(image.top_chain_id)
+        for lease in self.parts.leases.values():
+            expires = lease.expires
+            if lease.namespace != self.parts.namespace or (expires is not None and expires < self.now):
+                continue
+            for key in lease.snapshots:
+                self.keep_snapshot(key)
+            for digest in lease.content:
+                self.keep_blob(digest)
+        for container_id in list(self.store.containers) + sorted(self.parts.task_containers):
+            self.keep_snapshot(container_id)
+            self.keep_snapshot(container_id + "-init")
+        for blob in self.parts.blobs.values():
+            if GC_ROOT_LABEL in blob.labels:
+                self.keep_blob(blob.digest)
+        for snapshot in self.parts.snapshots.values():
+            if GC_ROOT_LABEL in snapshot.labels:
+                self.keep_snapshot(snapshot.key)
+        for key in buildkit.dirs:
+            self.keep_snapshot(key)
+            self.keep_snapshot(key + "-view")
+        self.close()
+
+    # -- the orphans -----------------------------------------------------------------------------------------
+    def orphan(self, kind: str, relative: str, usage: Usage, command: Optional[str] = None,
+               blocked: Optional[List[str]] = None) -> Orphan:
+        return Orphan(kind=kind, path=self.parts.root + "/" + relative, parts=[relative], usage=usage,
+                      blocked_by=list(blocked or []), command=command, containerd=True)
+
+    def classify(self) -> ContainerdClassification:
+        buildkit = buildkit_snapshots(self.store)
+        meta_unknown = [r.path for r in self.blocking if r.code in ("containerd_meta", "store_part", "image_record",
+                                                                     "image_config")]
+        backend_unknown = [r.path for r in self.blocking if r.code in ("snapshotter_meta", "snapshot_record",
+                                                                        "store_part")]
+        self.roots(buildkit)
+        orphans = []  # type: List[Orphan]
+        orphans.extend(self.unknown_snapshot_dirs(backend_unknown))
+        orphans.extend(self.stale_ingests(meta_unknown))
+        if buildkit.state == UNKNOWN:
+            self.blocking.append(DamagedRecord("buildkit", self.store.data_root + "/" + "/".join(BUILDKIT_DB),
+                                               buildkit.reason, might_name=frozenset(("snapshots",))))
+        if not meta_unknown and buildkit.state != UNKNOWN:
+            orphans.extend(self.record_orphans())
+        return ContainerdClassification(orphans, buildkit, self.blocking, set(self.snapshots), set(self.blobs))
+
+    def unknown_snapshot_dirs(self, blocked: List[str]) -> List[Orphan]:
+        known = {backend.id for backend in self.parts.backend.values()}
+        found = []
+        for name in self.parts.snapshot_dirs:
+            if name in known:
+                continue
+            if not (is_snapshot_id(name) or name.startswith(("new-", "rm-"))) or "/" in name:
+                self.store.note("unexpected", self.parts.snapshot_dir(shorten(name)), "not a snapshot directory")
+                continue
+            relative = SNAPSHOTTER_DIR + "/snapshots/" + name
+            found.append(self.orphan(UNKNOWN_SNAPSHOT_DIR, relative, tree_usage(self.parts.root + "/" + relative),
+                                     blocked=blocked))
+        return found
+
+    def stale_ingests(self, blocked: List[str]) -> List[Orphan]:
+        recorded = set(self.parts.ingest_records)
+        for lease in self.parts.leases.values():
+            recorded.update(lease.ingests)
+        found = []
+        for name in self.parts.ingest_dirs:
+            if not is_hex64(name):
+                self.store.note("unexpected", self.parts.ingest_root + "/" + shorten(name), "not an ingest")
+                continue
+            relative = CONTENT_DIR + "/ingest/" + name
+            ref = self.ingest_ref(name)
+            if ref is not None and ref in recorded:
+                continue
+            found.append(self.orphan(STALE_INGEST, relative, tree_usage(self.parts.root + "/" + relative),
+                                     blocked=blocked))
+        return found
+
+    def ingest_ref(self, name: str) -> Optional[str]:
+        try:
+            with open(self.parts.ingest_root + "/" + name + "/ref", "rb") as handle:
+                return handle.read(4096).decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+
+    def record_orphans(self) -> List[Orphan]:
+        found = []
+        ns = self.parts.namespace
+        for key, snapshot in sorted(self.parts.snapshots.items()):
+            if key in self.snapshots:
+                continue
+            kind = UNPACK_LEFTOVER if key.startswith("extract-") else UNREFERENCED_SNAPSHOT
+            relative = SNAPSHOTTER_DIR + "/snapshots/" + (snapshot.id or "?")
+            usage = Usage(self.usage_of(snapshot), snapshot.created or 0.0)
+            command = "ctr --namespace %s snapshots --snapshotter overlayfs rm '%s'" % (ns, key)
+            found.append(self.orphan(kind, relative, usage, command))
+        for digest, blob in sorted(self.parts.blobs.items()):
+            if digest in self.blobs:
+                continue
+            relative = CONTENT_DIR + "/blobs/sha256/" + digest.split(":", 1)[1]
+            found.append(self.orphan(UNREFERENCED_BLOB, relative, Usage(blob.size, blob.created or 0.0),
+                                     "ctr --namespace %s content rm %s" % (ns, digest)))
+        for digest in sorted(self.parts.blob_files - self.parts.records_any_namespace):
+            relative = CONTENT_DIR + "/blobs/sha256/" + digest.split(":", 1)[1]
+            found.append(self.orphan(UNRECORDED_BLOB_FILE, relative, tree_usage(self.parts.root + "/" + relative),
+                                     "containerd's content garbage collection removes it at its next run "
+                                     "(after any content removal, e.g. docker image rm)"))
+        return found
+
+
+def classify(store: Store, usage_of: Optional[Callable[[Snapshot], int]] = None,
+             now: Optional[float] = None) -> ContainerdClassification:
+    usage = usage_of or SnapshotUsage(store.containerd)
+    return _Classifier(store, usage, time.time() if now is None else now).classify()
