@@ -211,6 +211,7 @@ class ContainerdParts:
     image_records: Dict[str, ImageRecord] = field(default_factory=dict)
     task_containers: Set[str] = field(default_factory=set)  # containers with a task (meta.db containers/)
     blob_json: Dict[str, dict] = field(default_factory=dict)  # parsed index/manifest/config blobs
+    unreadable_images: Dict[str, List[str]] = field(default_factory=dict)  # target -> the blobs read for it
 
     # -- paths (the root is absolute, names are validated) --
     @property
@@ -574,6 +575,7 @@ class ContainerdReader:
         names = sorted(record.name for record in records)
         where = "%s: image %s" % (self.ctd.join(*META_DB), shorten(names[0]))
         manifest_digest, manifests = self.platform_manifest(target, records[0].media_type)
+        self.parts.unreadable_images[target] = [target] + [m for m in [manifest_digest] if m]
         manifest = self.read_blob_json(manifest_digest) if manifest_digest else None
         if manifest is None:
             self.store.note("missing", where, "no manifest for this platform can be read")
@@ -588,6 +590,7 @@ class ContainerdReader:
         for other in manifests:
             if other != manifest_digest and other in self.parts.blob_files:
                 self.read_blob_json(other)  # sized with the image; attestation manifests may be absent
+        self.parts.unreadable_images[target].append(config_digest)
         config = self.read_blob_json(config_digest)
         if config is None:
             self.store.damage("image_config", self.parts.blob_path(config_digest), "the config cannot be read",
@@ -615,6 +618,7 @@ class ContainerdReader:
                 except InvalidId as exc:
                     self.store.note("invalid", where, str(exc))
         created = config.get("created")
+        del self.parts.unreadable_images[target]
         image = Image(id=target, diff_ids=diff_ids, chain_ids=chain_ids(diff_ids), tags=sorted(set(tags)),
                       digests=sorted(set(digests)), parent=parent,
                       created=created if isinstance(created, str) else None, config_digest=config_digest,

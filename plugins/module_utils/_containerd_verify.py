@@ -274,32 +274,46 @@ class _LayerCheck:
             self.problems.append(Problem(FILE_MODIFIED, path, "; ".join(differences)))
 
 
-def check_blobs(store: Store, images: Sequence[Image]) -> Tuple[List[Verdict], int]:
-    """Every index, manifest and config blob of the images hashes to its digest (layer blobs: per layer)."""
+def check_blobs(store: Store, images: Sequence[Image], whole_store: bool) -> Tuple[List[Verdict], int]:
+    """Every index, manifest and config blob of the images hashes to its digest (layer blobs: per layer); an
+    image whose blobs could not be read is one verdict with what was found about them."""
     parts = store.containerd  # type: ContainerdParts
-    digests = {}  # type: Dict[str, List[str]]
+    users = {}  # type: Dict[str, List[str]]
     for image in images:
         wanted = ([image.id] if image.id not in image.manifests else []) + list(image.manifests)
-        if image.config_digest:
-            wanted.append(image.config_digest)
-        for digest in wanted:
-            digests.setdefault(digest, []).append(image.id)
-    verdicts = []
-    for digest, users in sorted(digests.items()):
+        for digest in wanted + ([image.config_digest] if image.config_digest else []):
+            users.setdefault(digest, []).append(image.id)
+    if whole_store:
+        for target, digests in parts.unreadable_images.items():
+            for digest in digests:
+                users.setdefault(digest, []).append(target)
+    verdicts = {}  # type: Dict[Tuple[str, ...], Verdict]
+
+    def report(digest: str, problem: Problem) -> None:
+        key = tuple(sorted(set(users[digest])))
+        verdicts.setdefault(key, Verdict(None, None, None, images=list(key))).problems.append(problem)
+
+    for digest in sorted(users):
+        path = parts.blob_path(digest)
         if digest not in parts.blob_files:
-            if digest in (image.manifest_digest for image in images) or any(
-                    digest == image.config_digest or digest == image.id for image in images):
-                verdicts.append(Verdict(None, None, None, images=users, problems=[
-                    Problem(FILE_MISSING, parts.blob_path(digest), "the blob is not in the content store")]))
+            if not any(digest in image.manifests and digest != image.manifest_digest for image in images):
+                report(digest, Problem(FILE_MISSING, path, "the blob is not in the content store"))
             continue
         actual, _count, error = blob_digest(parts, digest)
         if error is not None:
-            verdicts.append(Verdict(None, None, None, images=users,
-                                    problems=[Problem(METADATA, parts.blob_path(digest), error)]))
+            report(digest, Problem(METADATA, path, error))
         elif actual != digest:
-            verdicts.append(Verdict(None, None, None, images=users, problems=[
-                Problem(DIGEST_MISMATCH, parts.blob_path(digest), "the blob hashes to %s" % actual)]))
-    return verdicts, len(digests)
+            report(digest, Problem(DIGEST_MISMATCH, path, "the blob hashes to %s" % actual))
+    if whole_store:
+        by_path = {parts.blob_path(digest): digest for digest in users}
+        for record in store.damaged:
+            digest = by_path.get(record.path)
+            if digest is not None:
+                report(digest, Problem(METADATA, record.path, record.message))
+            else:
+                verdicts.setdefault((record.path,), Verdict(None, None, None)).problems.append(
+                    Problem(METADATA, record.path, record.message))
+    return list(verdicts.values()), len(users)
 
 
 def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
@@ -320,7 +334,9 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
                                   containers=list(containers_by_layer.get(chain_id, [])))
                 for chain_id in chains}
     unverifiable = []  # type: List[Unverifiable]
-    blob_verdicts, checked_blobs = check_blobs(store, chosen_images if images else list(store.images.values()))
+    whole_store = not images and not layers
+    blob_verdicts, checked_blobs = check_blobs(store, chosen_images if images else list(store.images.values()),
+                                               whole_store)
     if content:
         with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
             for check in pool.map(lambda chain: _LayerCheck(store, store.layers[chain]).run(), chains):

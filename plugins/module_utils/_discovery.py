@@ -251,17 +251,7 @@ def _environ(pid: int) -> Dict[str, str]:
 
 
 def dockerd_pids() -> List[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/comm" % name, encoding="utf-8", errors="replace") as handle:
-                if handle.read().strip() == "dockerd":
-                    pids.append(int(name))
-        except OSError:
-            continue
-    return sorted(pids)
+    return _comm_pids("dockerd")
 
 
 def _mount_namespace(pid: Any) -> str:

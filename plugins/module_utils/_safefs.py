@@ -231,40 +231,31 @@ def walk_stats(path: str) -> Iterator[os.stat_result]:
                     pending.append(entry.path)
 
 
+def _unique_inodes(path: str, with_top: bool) -> Iterator[os.stat_result]:
+    """lstat results of a directory tree, each inode once (the top directory itself only ``with_top``); nothing
+    when ``path`` is not a directory."""
+    seen = set()
+    stats = walk_stats(path)
+    top = next(stats, None)
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        return
+    for info in itertools.chain((top,), stats) if with_top else stats:
+        key = (info.st_dev, info.st_ino)
+        if key not in seen:
+            seen.add(key)
+            yield info
+
+
 def tree_size(path: str) -> int:
     """Bytes of a tree as the engine counts them: st_size of every non-directory, hard links once.
 
     Symlinks are counted as links (their own size), never followed; a path that is not a directory (a diff dir
     swapped for a symlink) counts nothing.
     """
-    total = 0
-    seen = set()
-    stats = walk_stats(path)
-    top = next(stats, None)
-    if top is None or not stat.S_ISDIR(top.st_mode):
-        return 0
-    for info in stats:
-        if stat.S_ISDIR(info.st_mode):
-            continue
-        key = (info.st_dev, info.st_ino)
-        if key not in seen:
-            seen.add(key)
-            total += info.st_size
-    return total
+    return sum(info.st_size for info in _unique_inodes(path, False) if not stat.S_ISDIR(info.st_mode))
 
 
 def disk_usage(path: str) -> int:
     """Allocated bytes of a tree as containerd's snapshotter counts them: st_blocks * 512 of every unique
     inode, the top directory included; symlinks not followed. A path that is not a directory counts nothing."""
-    total = 0
-    seen = set()
-    stats = walk_stats(path)
-    top = next(stats, None)
-    if top is None or not stat.S_ISDIR(top.st_mode):
-        return 0
-    for info in itertools.chain((top,), stats):
-        key = (info.st_dev, info.st_ino)
-        if key not in seen:
-            seen.add(key)
-            total += info.st_blocks * 512
-    return total
+    return sum(info.st_blocks * 512 for info in _unique_inodes(path, True))

@@ -1,0 +1,268 @@
+"""The containerd image store on a real engine: Debian testing's dockerd 28.5 with containerd 2.1 and the
+``containerd-snapshotter`` feature, run from its debootstrap'd root (never installed on the machine).
+
+The sample store (``docker import``, the classic builder and BuildKit, shared bases, a whiteout and an opaque
+directory, tagged and dangling images, running, exited and created containers) is read by the modules, run as
+a user runs them, and compared with what the engine says: ``docker image inspect``, ``docker inspect -s``,
+``/images/json?all=1&shared-size=1``, ``/system/df`` and the running containers' mountinfo; then with the
+daemon stopped. Tampering is reported with the right kind, layer, image and path and nothing else. The prune
+removes planted leftovers that no database knows, and nothing the engine uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from devtools.collection import run_module, target_pythons
+from devtools.sandbox import ChrootEngine, build_samples
+
+FACTS = "strata.overlay2.overlay2_facts"
+VERIFY = "strata.overlay2.layer_verify"
+PRUNE = "strata.overlay2.orphan_layer_prune"
+OLD = time.time() - 7 * 86400
+
+
+@pytest.fixture(scope="module")
+def ctd():
+    if os.geteuid() != 0:
+        pytest.fail("the engine tests start a dockerd and need root")
+    from devtools.fleet import suite_root  # pylint: disable=import-outside-toplevel
+    engine = ChrootEngine(suite_root("testing"), containerd_store=True)
+    with engine:
+        engine.samples = build_samples(engine)
+        yield engine
+
+
+def workdir(path):
+    os.makedirs(str(path), exist_ok=True)
+    return str(path)
+
+
+def facts_of(engine, collections_path, tmp_path, python="/usr/bin/python3", **extra):
+    result = run_module(collections_path, FACTS, dict({"data_root": engine.data_root, "container_sizes": True},
+                                                      **extra), workdir(tmp_path), python=python)
+    assert not result.get("failed"), result.get("msg")
+    return result["ansible_facts"]["overlay2"]
+
+
+def by_id(items, key="id"):
+    return {item[key]: item for item in items}
+
+
+def host_path(engine, path):
+    return engine.root + path
+
+
+def overlay_options(pid):
+    """lowerdir, upperdir and workdir of the root mount of a process, as the kernel shows them."""
+    with open("/proc/%d/mountinfo" % pid, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if fields[4] == "/" and " - overlay " in line:
+                options = dict(item.split("=", 1) for item in line.split(" - ", 1)[1].split()[2].split(",")
+                               if "=" in item)
+                return options["lowerdir"].split(":"), options["upperdir"], options["workdir"]
+    raise AssertionError("no overlay root mount for pid %d" % pid)
+
+
+def test_facts_equal_what_the_engine_says(ctd, collections_path, tmp_path):
+    facts = facts_of(ctd, collections_path, tmp_path)
+    assert facts["store"] == "containerd" and facts["driver"] == "overlayfs" and facts["warnings"] == []
+    assert facts["containerd"]["layout"] == "managed"
+    assert facts["containerd"]["root"] == os.path.join(ctd.data_root, "containerd", "daemon")
+    listed = {image["Id"]: image for image in ctd.api("/images/json?all=1&shared-size=1")}
+    mine = by_id(facts["images"])
+    assert sorted(mine) == sorted(listed) and len(mine) >= 8
+    for image in ctd.inspect(*listed):
+        entry = mine[image["Id"]]
+        assert entry["diff_ids"] == image["RootFS"]["Layers"]
+        assert entry["chain_ids"] == chain_ids(image["RootFS"]["Layers"])
+        assert entry["tags"] == sorted(image["RepoTags"])
+        assert entry["digests"] == sorted(image["RepoDigests"])
+        assert (entry["parent"] or "") == image["Parent"]
+        assert entry["size"] == listed[image["Id"]]["Size"]
+        assert entry["shared_size"] == listed[image["Id"]]["SharedSize"]
+        assert entry["manifest_digest"] == image["Descriptor"]["digest"] or image["Descriptor"]["mediaType"].endswith(
+            "index.v1+json")
+        assert entry["upper_dir"] and all(os.path.isdir(path) for path in [entry["upper_dir"]] + entry["lower_dirs"])
+    df = ctd.api("/system/df")
+    assert facts["summary"]["layers_size"] == df["LayersSize"]
+    assert facts["summary"]["images"] == len(df["Images"])
+    assert facts["summary"]["containers"] == len(df["Containers"])
+    assert facts["summary"]["content_size"] > 0 and facts["summary"]["snapshots_size"] > 0
+    assert facts["orphans"]["entries"] == []
+
+
+def test_containers_equal_docker_inspect_and_their_mounts(ctd, collections_path, tmp_path):
+    facts = facts_of(ctd, collections_path, tmp_path)
+    containers = by_id(facts["containers"])
+    inspected = ctd.inspect(*ctd.container_ids())
+    assert sorted(containers) == sorted(c["Id"] for c in inspected)
+    running = 0
+    for container in inspected:
+        entry = containers[container["Id"]]
+        sized = ctd.api("/containers/%s/json?size=1" % container["Id"])
+        assert entry["image_id"] == container["Image"]
+        assert entry["running"] == container["State"]["Running"]
+        assert entry["name"] == container["Name"].lstrip("/")
+        assert entry["rw_size"] == sized["SizeRw"]
+        assert entry["init_id"] == container["Id"] + "-init"
+        if container["State"]["Running"]:
+            running += 1
+            lower, upper, work = overlay_options(container["State"]["Pid"])
+            assert [host_path(ctd, path) for path in lower] == entry["lower_dirs"]
+            assert host_path(ctd, upper) == entry["upper_dir"]
+            assert host_path(ctd, work) == entry["work_dir"]
+    assert running == 2
+
+
+def test_the_same_facts_on_every_target_python_and_with_the_daemon_stopped(ctd, collections_path, tmp_path):
+    before = facts_of(ctd, collections_path, tmp_path / "up")
+    for version, python in target_pythons().items():
+        other = facts_of(ctd, collections_path, tmp_path / version, python=python)
+        assert (other["images"], other["layers"]) == (before["images"], before["layers"]), version
+    ctd.stop()
+    try:
+        after = facts_of(ctd, collections_path, tmp_path / "down")
+    finally:
+        ctd.start()
+    assert after["images"] == before["images"]
+    assert after["layers"] == before["layers"]
+    assert [c["id"] for c in after["containers"]] == [c["id"] for c in before["containers"]]
+
+
+def find_layer_file(facts, image_tag, relative):
+    """(layer chain id, path) of the snapshot that holds ``relative`` for the image tagged ``image_tag``."""
+    image = next(image for image in facts["images"] if image_tag in image["tags"])
+    layers = by_id(facts["layers"], "chain_id")
+    for chain_id in reversed(image["chain_ids"]):
+        path = os.path.join(layers[chain_id]["diff_dir"], relative)
+        if os.path.lexists(path):
+            return chain_id, path, image["id"]
+    raise AssertionError("%s not in %s" % (relative, image_tag))
+
+
+def verify(engine, collections_path, tmp_path, **extra):
+    return run_module(collections_path, VERIFY, dict({"data_root": engine.data_root, "fail_on_corrupt": False},
+                                                     **extra), workdir(tmp_path))
+
+
+def test_a_clean_store_verifies_without_a_false_positive(ctd, collections_path, tmp_path):
+    result = verify(ctd, collections_path, tmp_path)
+    assert result["ok"] and result["corrupt"] == [] and result["unverifiable"] == []
+    assert result["checked_layers"] >= 10 and result["checked_blobs"] > result["checked_layers"]
+
+
+@pytest.mark.parametrize("damage", ["edit", "add", "remove"])
+def test_tampered_snapshot_files_are_named(ctd, collections_path, tmp_path, damage):
+    facts = facts_of(ctd, collections_path, tmp_path / "facts")
+    chain_id, path, image_id = find_layer_file(facts, "strata/app-a:1.0", "etc/app/b.txt")
+    saved = tmp_path / "saved"
+    shutil.copy2(path, saved)
+    added = os.path.join(os.path.dirname(path), "planted.txt")
+    try:
+        if damage == "edit":
+            with open(path, "r+b") as handle:
+                handle.write(b"X")
+            expected = ("file_modified", path)
+        elif damage == "add":
+            with open(added, "w", encoding="ascii") as handle:
+                handle.write("planted\n")
+            expected = ("file_added", added)
+        else:
+            os.unlink(path)
+            expected = ("file_missing", path)
+        result = verify(ctd, collections_path, tmp_path / "verify")
+    finally:
+        if os.path.exists(added):
+            os.unlink(added)
+        shutil.copy2(saved, path)
+    assert not result["ok"]
+    assert [verdict["chain_id"] for verdict in result["corrupt"]] == [chain_id]
+    verdict = result["corrupt"][0]
+    assert image_id in verdict["images"]
+    assert [(p["kind"], p["path"]) for p in verdict["problems"]] == [expected]
+
+
+@pytest.mark.parametrize("blob", ["layer", "config"])
+def test_a_corrupted_blob_is_a_digest_mismatch(ctd, collections_path, tmp_path, blob):
+    facts = facts_of(ctd, collections_path, tmp_path / "facts")
+    image = next(image for image in facts["images"] if "strata/app-b:1.0" in image["tags"])
+    layers = by_id(facts["layers"], "chain_id")
+    digest = layers[image["chain_ids"][-1]]["blob"] if blob == "layer" else image["config_digest"]
+    path = os.path.join(facts["containerd"]["root"], "io.containerd.content.v1.content", "blobs", "sha256",
+                        digest.split(":")[1])
+    with open(path, "rb") as handle:
+        original = handle.read()
+    try:
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as handle:
+            handle.seek(len(original) // 2)
+            handle.write(bytes([original[len(original) // 2] ^ 0xFF]))
+        result = verify(ctd, collections_path, tmp_path / "verify")
+    finally:
+        with open(path, "wb") as handle:
+            handle.write(original)
+        os.chmod(path, 0o444)
+    assert not result["ok"]
+    kinds = {(p["kind"], p["path"]) for verdict in result["corrupt"] for p in verdict["problems"]}
+    assert ("digest_mismatch", path) in kinds
+    assert all(image["id"] in verdict["images"] for verdict in result["corrupt"])
+    if blob == "config":
+        assert [verdict["chain_id"] for verdict in result["corrupt"]] == [None]
+
+
+def plant(root, relative, content=b"leftover\n"):
+    path = os.path.join(root, relative)
+    os.makedirs(path)
+    with open(os.path.join(path, "data"), "wb") as handle:
+        handle.write(content)
+    for name in (os.path.join(path, "data"), path):
+        os.utime(name, (OLD, OLD))
+    return path
+
+
+def test_the_prune_removes_planted_leftovers_and_nothing_the_engine_uses(ctd, collections_path, tmp_path):
+    root = os.path.join(ctd.data_root, "containerd", "daemon")
+    snapshots = os.path.join(root, "io.containerd.snapshotter.v1.overlayfs", "snapshots")
+    before = sorted(os.listdir(snapshots))
+    planted = [plant(snapshots, "9999"), plant(snapshots, "new-123456"),
+               plant(os.path.join(root, "io.containerd.content.v1.content", "ingest"), "ab" * 32)]
+    plan = run_module(collections_path, PRUNE, {"data_root": ctd.data_root}, workdir(tmp_path / "plan"), check_mode=True)
+    going = sorted(o["path"] for o in plan["orphans"] if o["action"] == "would_remove")
+    assert plan["changed"] and going == sorted(planted)
+    assert all(o["reason_code"] == "unreferenced" for o in plan["orphans"])
+    ctd.stop()
+    try:
+        result = run_module(collections_path, PRUNE, {"data_root": ctd.data_root}, workdir(tmp_path / "run"))
+    finally:
+        ctd.start()
+    assert result["changed"] and sorted(o["path"] for o in result["orphans"] if o["action"] == "removed") == \
+        sorted(planted)
+    assert not any(os.path.exists(path) for path in planted)
+    assert sorted(os.listdir(snapshots)) == before
+    for image in ctd.api("/images/json"):
+        ctd.docker("run", "--rm", "--network", "none", image["Id"], "true")
+    again = run_module(collections_path, PRUNE, {"data_root": ctd.data_root}, workdir(tmp_path / "again"),
+                       check_mode=True)
+    assert not again["changed"] and again["orphans"] == []
+
+
+def test_records_nothing_references_are_left_to_containerd_with_the_command(ctd, collections_path, tmp_path):
+    """``docker rmi`` of a BuildKit image leaves blobs that BuildKit's leases hold: not orphans. A snapshot with
+    no reference at all is reported with the command, and stays."""
+    ctd.docker("tag", "strata/app-d:1.0", "strata/to-remove:1")
+    ctd.docker("rmi", "strata/to-remove:1")
+    facts = facts_of(ctd, collections_path, tmp_path)
+    assert facts["orphans"]["entries"] == []
+    result = run_module(collections_path, PRUNE, {"data_root": ctd.data_root}, workdir(tmp_path / "prune"),
+                        check_mode=True)
+    assert not result["changed"]
+    assert json.dumps(result["buildkit"])  # BuildKit's records were read
+    assert result["buildkit"]["state"] == "read"
