@@ -84,8 +84,11 @@ class Engine:
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise EngineError("dockerd exited with %s; log:\n%s" % (self.process.returncode, self.log_tail()))
+            code = self.process.poll()
+            if code is not None:
+                self.process = None
+                self._clear_stale_containerd()  # what it started (or was started beside it) goes too
+                raise EngineError("dockerd exited with %s; log:\n%s" % (code, self.log_tail()))
             try:
                 self.api("/_ping", raw=True)
                 return self
@@ -284,10 +287,19 @@ class ChrootEngine(Engine):
     """
 
     def __init__(self, root: str, extra_args: Optional[List[str]] = None, data_root_flag: bool = True,
-                 containerd_store: bool = False) -> None:
+                 containerd_store: bool = False, system_containerd: bool = False) -> None:
         self.root = os.path.realpath(root)
         super().__init__(tempfile.mkdtemp(prefix="strata-", dir=os.path.join(self.root, "tmp")), extra_args,
                          data_root_flag, containerd_store)
+        # layout (b) of the containerd image store: dockerd uses a containerd started beside it (``--containerd``)
+        self.system_containerd = system_containerd
+        self.containerd_pidfile = os.path.join(self.base, "containerd.pid")
+
+    @property
+    def containerd_root(self) -> str:
+        if self.system_containerd:
+            return os.path.join(self.base, "containerd-root")
+        return super().containerd_root
 
     def inside(self, path: str) -> str:
         return "/" + os.path.relpath(path, self.root)
@@ -295,21 +307,48 @@ class ChrootEngine(Engine):
     def dockerd_command(self) -> List[str]:
         binds = " && ".join("mount --rbind /{0} {1}/{0}".format(name, shlex.quote(self.root))
                             for name in ("proc", "sys", "dev"))
-        script = 'mount --bind {0} {0} && {1} && exec chroot {0} "$@"'.format(shlex.quote(self.root), binds)
+        containerd = ""
+        extra = []  # type: List[str]
+        if self.system_containerd:
+            address = self.inside(os.path.join(self.base, "containerd.sock"))
+            containerd = "{{ chroot {0} /usr/bin/containerd --root {1} --state {2} --address {3} >>{4} 2>&1 & " \
+                "echo $! > {5}; }} && ".format(shlex.quote(self.root), shlex.quote(self.inside(self.containerd_root)),
+                                         shlex.quote(self.inside(os.path.join(self.base, "containerd-state"))),
+                                         shlex.quote(address), shlex.quote(os.path.join(self.base, "containerd.log")),
+                                         shlex.quote(self.containerd_pidfile))
+            extra = ["--containerd", address]
+        script = 'mount --bind {0} {0} && {1} && {2}exec chroot {0} "$@"'.format(shlex.quote(self.root), binds,
+                                                                                 containerd)
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", "/usr/sbin/dockerd"] + \
-            super().dockerd_command()[1:]
+            super().dockerd_command()[1:] + extra
 
     def docker_command(self) -> List[str]:
         return ["chroot", self.root, "/usr/bin/docker"]
 
     def _clear_stale_containerd(self) -> None:
         super()._clear_stale_containerd()
+        self._stop_system_containerd()
         # after a SIGKILL, shims can keep the namespace alive: they hold no host mounts, stop them by pid
         for pid in self._chrooted_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+    def _stop_system_containerd(self) -> None:
+        """Stop the containerd started beside dockerd (layout b) by its pid, gracefully."""
+        try:
+            with open(self.containerd_pidfile, encoding="ascii") as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError):
+            return
+        if pid in self._chrooted_pids():
+            os.kill(pid, signal.SIGTERM)
+            for _attempt in range(100):
+                if not os.path.exists("/proc/%d" % pid):
+                    break
+                time.sleep(0.1)
+        os.unlink(self.containerd_pidfile)
 
     def _chrooted_pids(self) -> List[int]:
         """Processes whose root is this engine's root and whose command line names its base directory."""

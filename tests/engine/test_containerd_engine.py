@@ -266,3 +266,40 @@ def test_records_nothing_references_are_left_to_containerd_with_the_command(ctd,
     assert not result["changed"]
     assert json.dumps(result["buildkit"])  # BuildKit's records were read
     assert result["buildkit"]["state"] == "read"
+
+
+@pytest.fixture(scope="module")
+def system_ctd():
+    """Layout (b): dockerd on a containerd started beside it, whose root is not below the data-root."""
+    if os.geteuid() != 0:
+        pytest.fail("the engine tests start a dockerd and need root")
+    from devtools.fleet import suite_root  # pylint: disable=import-outside-toplevel
+    from devtools.sandbox import SAMPLE_IMAGES, build, import_base  # pylint: disable=import-outside-toplevel
+    engine = ChrootEngine(suite_root("testing"), containerd_store=True, system_containerd=True)
+    with engine:
+        import_base(engine)
+        dockerfile, files, _buildkit = SAMPLE_IMAGES["strata/app-a:1.0"]
+        build(engine, "strata/app-a:1.0", dockerfile, files, buildkit=True)
+        engine.docker("run", "-d", "--network", "none", "--name", "sys-run", "strata/app-a:1.0", "sleep", "3600")
+        engine.docker("create", "--network", "none", "--name", "sys-created", "strata/base:1.0", "true")
+        yield engine
+
+
+def test_a_system_containerd_is_read_where_it_is_given(system_ctd, collections_path, tmp_path):
+    assert not os.path.exists(os.path.join(system_ctd.data_root, "containerd"))
+    guessed = run_module(collections_path, FACTS, {"data_root": system_ctd.data_root}, workdir(tmp_path / "auto"))
+    assert guessed.get("failed") and "containerd_root" in guessed["msg"]
+    facts = facts_of(system_ctd, collections_path, tmp_path / "given", containerd_root=system_ctd.containerd_root)
+    assert facts["store"] == "containerd" and facts["containerd"]["layout"] == "given" and facts["warnings"] == []
+    listed = {image["Id"]: image for image in system_ctd.api("/images/json?all=1&shared-size=1")}
+    assert sorted(by_id(facts["images"])) == sorted(listed)
+    for entry in facts["images"]:
+        assert (entry["size"], entry["shared_size"]) == (listed[entry["id"]]["Size"], listed[entry["id"]]["SharedSize"])
+    assert facts["summary"]["layers_size"] == system_ctd.api("/system/df")["LayersSize"]
+    running = next(c for c in facts["containers"] if c["name"] == "sys-run")
+    pid = system_ctd.inspect(running["id"])[0]["State"]["Pid"]
+    lower, upper, _work = overlay_options(pid)
+    assert [host_path(system_ctd, path) for path in lower] == running["lower_dirs"]
+    assert host_path(system_ctd, upper) == running["upper_dir"]
+    result = verify(system_ctd, collections_path, tmp_path / "verify", containerd_root=system_ctd.containerd_root)
+    assert result["ok"] and result["unverifiable"] == [] and result["checked_layers"] >= 2
