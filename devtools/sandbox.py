@@ -145,6 +145,19 @@ class Engine:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def crash(self) -> None:
+        """SIGKILL dockerd and its containerd at once, as a power cut leaves them; then clear their shims."""
+        pid_path = os.path.join(self.exec_root, "containerd", "containerd.pid")
+        for path in (pid_path, getattr(self, "containerd_pidfile", "")):
+            try:
+                with open(path, encoding="ascii") as handle:
+                    pid = int(handle.read().strip())
+                if self._is_our_containerd(pid) or path != pid_path:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+        self.stop(signal.SIGKILL)
+
     def _clear_stale_containerd(self) -> None:
         """A SIGKILLed dockerd leaves its containerd (and shims) behind: stop them by pid."""
         pid_path = os.path.join(self.exec_root, "containerd", "containerd.pid")

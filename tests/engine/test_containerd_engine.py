@@ -303,3 +303,90 @@ def test_a_system_containerd_is_read_where_it_is_given(system_ctd, collections_p
     assert host_path(system_ctd, upper) == running["upper_dir"]
     result = verify(system_ctd, collections_path, tmp_path / "verify", containerd_root=system_ctd.containerd_root)
     assert result["ok"] and result["unverifiable"] == [] and result["checked_layers"] >= 2
+
+
+BIG_IMAGE = """FROM strata/base:1.0
+RUN head -c 48000000 /dev/urandom > /big.bin
+"""
+
+
+def snapshot_keys_now(engine):
+    from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile  # pylint: disable=import-outside-toplevel
+    directory = os.path.join(engine.containerd_root, "io.containerd.metadata.v1.bolt")
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with BoltFile.open_at(fd, "meta.db", "meta.db") as db:
+            bucket = db.root().bucket(b"v1", b"moby", b"snapshots", b"overlayfs")
+            return [key.decode() for key, _ in bucket.items()] if bucket else []
+    except Exception:  # pylint: disable=broad-except  # a page being written: try again
+        return []
+    finally:
+        os.close(fd)
+
+
+def ingest_bytes(engine):
+    ingest = os.path.join(engine.containerd_root, "io.containerd.content.v1.content", "ingest")
+    total = 0
+    for name in os.listdir(ingest) if os.path.isdir(ingest) else []:
+        try:
+            total += os.path.getsize(os.path.join(ingest, name, "data"))
+        except OSError:
+            continue
+    return total
+
+
+def crash_during_load(engine, archive, moment):
+    """``docker load`` of ``archive``, and SIGKILL of dockerd and its containerd when ``moment()`` holds."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    loading = subprocess.Popen(engine.docker_command() + ["load", "-i", engine.inside(archive)], env=engine.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and loading.poll() is None and not moment():
+            time.sleep(0.005)
+        assert loading.poll() is None, "the load finished before the moment came"
+        engine.crash()
+    finally:
+        loading.kill()
+        loading.wait()
+
+
+@pytest.mark.parametrize("moment", ["ingest", "unpack"])
+def test_a_load_killed_midway_leaves_no_false_orphan_and_nothing_is_pruned_that_containerd_holds(
+        ctd, collections_path, tmp_path, moment):
+    from devtools.sandbox import build  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # pylint: disable=import-outside-toplevel
+    tag = "strata/big-%s:1" % moment
+    build(ctd, tag, BIG_IMAGE, buildkit=True)
+    archive = os.path.join(ctd.base, "big-%s.tar" % moment)
+    ctd.docker("save", "-o", ctd.inside(archive), tag)
+    ctd.docker("rmi", tag)
+    ctd.docker("builder", "prune", "-af")
+    if moment == "ingest":
+        crash_during_load(ctd, archive, lambda: ingest_bytes(ctd) > 4 << 20)
+    else:
+        crash_during_load(ctd, archive, lambda: any(k.startswith("extract-") for k in snapshot_keys_now(ctd)))
+    try:
+        facts = facts_of(ctd, collections_path, tmp_path / "down")
+        # what the load wrote is held by its leases, which have not expired; a complete ``docker load`` leaves the
+        # archive's own index blob without references until containerd's next collection: a record, left to it
+        assert {entry["kind"] for entry in facts["orphans"]["entries"]} <= {"unreferenced_blob"}
+        assert all(entry["command"] and entry["bytes"] < 4096 for entry in facts["orphans"]["entries"])
+        planned = run_module(collections_path, PRUNE, {"data_root": ctd.data_root, "min_age": "0"},
+                             workdir(tmp_path / "prune"), check_mode=True)
+        assert not planned["changed"]
+        store = load_store(ctd.data_root)
+        later = classify(store, now=time.time() + 2 * 86400).facts()  # once the leases (24 h) have expired
+        kinds = {entry["kind"] for entry in later["entries"]}
+        if moment == "unpack":
+            assert "unpack_leftover" in kinds
+        assert all(entry["command"] for entry in later["entries"])  # records only: left to containerd
+    finally:
+        ctd.start()
+    ctd.docker("load", "-i", ctd.inside(archive))
+    ctd.docker("run", "--rm", "--network", "none", tag, "true")
+    facts = facts_of(ctd, collections_path, tmp_path / "up")
+    listed = {image["Id"]: image for image in ctd.api("/images/json?all=1&shared-size=1")}
+    assert {image["id"]: image["size"] for image in facts["images"]} == {i: listed[i]["Size"] for i in listed}
+    assert facts["summary"]["layers_size"] == ctd.api("/system/df")["LayersSize"]
