@@ -33,16 +33,17 @@ options:
       - Which image store the data-root uses. V(auto) tells them apart on disk, with the daemon up or down;
         C(image/overlay2/) means V(overlay2); containers whose C(config.v2.json) names the C(overlayfs)
         snapshotter, or dockerd's own containerd below the data-root, mean V(containerd).
-      - V(containerd) is the containerd image store (the default of Docker Engine 29, C(containerd-snapshotter)
-        on earlier engines): images in containerd's metadata database, layers as snapshots of its overlayfs
-        snapshotter, compressed layers in its content store. It is read from those files, never written.
+      - V(containerd) is the containerd image store, the default of Docker Engine 29 and C(containerd-snapshotter)
+        on earlier engines. Images are records in containerd's metadata database, layers are snapshots of its
+        overlayfs snapshotter, compressed layers stay in its content store. It is read from those files, never
+        written.
     type: str
     default: auto
     choices: [auto, overlay2, containerd]
   containerd_root:
     description:
       - The root directory of the containerd that holds the images of a containerd image store.
-      - Unset, it is found: dockerd's own containerd (C(<data_root>/containerd/daemon)), the C(root) of
+      - Unset, it is found among dockerd's own containerd (C(<data_root>/containerd/daemon)), the C(root) of
         C(/etc/containerd/config.toml), or C(/var/lib/containerd), whichever holds a snapshot for each of the
         data-root's containers.
       - Setting it implies O(store=containerd) unless the data-root holds an C(image/) directory.

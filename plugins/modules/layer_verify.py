@@ -15,7 +15,7 @@ description:
     diff directory, as C(docker save) does, and compares its sha256 with the layer's DiffID. On a mismatch the
     changed files are named. Files added to a diff directory, which the stream digest cannot see, are found by
     comparing the directory with the tar-split.
-  - On the containerd image store (see O(store)), there is no tar-split: every content blob an image reaches
+  - On the containerd image store (see O(store)), there is no tar-split. Every content blob an image reaches
     (index, manifests, config, layers) must hash to its digest; each layer blob, decompressed, must hash to
     the DiffID; and each tar member is compared with the layer's own snapshot directory (type, mode, owner,
     size, content, link target, hard links, whiteouts and opaque directories in their on-disk form); files in

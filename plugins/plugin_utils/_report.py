@@ -76,6 +76,7 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, A
     result: Dict[str, Any] = {
         "host": host,
         "data_root": facts.get("data_root"),
+        "store": str(facts.get("store") or "overlay2"),
         "images": int(summary.get("images") or 0),
         "layers": int(summary.get("layers") or 0),
         "containers": int(summary.get("containers") or 0),
@@ -99,7 +100,10 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, A
         "checked_layers": None,
         "bytes_verified": None,
         "corrupt": [],
+        "unverifiable": [],
     }
+    if summary.get("content_size") is not None:
+        result["content_size"] = int(summary["content_size"])
     if verdict:
         verdict = _mapping(verdict, "the layer_verify result")
         if "ok" not in verdict:
@@ -108,6 +112,7 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, A
         result["checked_layers"] = verdict.get("checked_layers")
         result["bytes_verified"] = verdict.get("bytes_verified")
         result["corrupt"] = [corrupt_entry(entry, names) for entry in verdict.get("corrupt") or []]
+        result["unverifiable"] = [dict(entry) for entry in verdict.get("unverifiable") or []]
     return result
 
 
@@ -225,7 +230,7 @@ def _labels(rows: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str]]:
 
 
 def _host_table(report: Mapping[str, Any]) -> str:
-    head = ("<tr><th>Host</th><th>Data-root</th><th class=num>Images</th><th class=num>Layers</th>"
+    head = ("<tr><th>Host</th><th>Data-root</th><th>Store</th><th class=num>Images</th><th class=num>Layers</th>"
             "<th class=num>Shared</th><th class=num>Unique</th><th class=num>Reclaimable orphans</th>"
             "<th>Verification</th></tr>")
     body = []
@@ -236,13 +241,14 @@ def _host_table(report: Mapping[str, Any]) -> str:
         else:
             verdict_text = _badge(verdict)
         body.append('<tr class="host-row" data-host="%s"><td><a href="#%s">%s</a></td><td><code>%s</code></td>'
-                    "<td class=num>%d</td><td class=num>%d</td><td class=num>%s</td><td class=num>%s</td>"
-                    "<td class=num>%s</td><td>%s</td></tr>"
+                    "<td class=store>%s</td><td class=num>%d</td><td class=num>%d</td><td class=num>%s</td>"
+                    "<td class=num>%s</td><td class=num>%s</td><td>%s</td></tr>"
                     % (_e(row["host"]), _e(anchor), _e(row["host"]), _e(row.get("data_root")),
-                       int(row.get("images") or 0), int(row.get("layers") or 0), human_bytes(row.get("shared_size")),
+                       _e(row.get("store") or "overlay2"), int(row.get("images") or 0), int(row.get("layers") or 0),
+                       human_bytes(row.get("shared_size")),
                        human_bytes(row.get("unique_size")), human_bytes(row.get("orphan_bytes")), verdict_text))
     for host in report.get("missing_hosts") or []:
-        body.append('<tr class="host-row missing" data-host="%s"><td>%s</td><td colspan=6>failed or unreachable: '
+        body.append('<tr class="host-row missing" data-host="%s"><td>%s</td><td colspan=7>failed or unreachable: '
                     "no data</td><td>%s</td></tr>" % (_e(host), _e(host), _badge(NO_DATA)))
     return '<table id="hosts"><thead>%s</thead><tbody>%s</tbody></table>' % (head, "".join(body))
 
@@ -271,7 +277,7 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
                       if count)
     return (
         '<details class="host-detail" id="%s"%s><summary>%s %s</summary>'
-        "<p>Data-root <code>%s</code>; %d images, %d layers, %d containers; verified %s layers, %s read.</p>"
+        "<p>Data-root <code>%s</code> (%s store); %d images, %d layers, %d containers; verified %s layers, %s read.</p>"
         "<h3>Images by unique bytes</h3><table><thead><tr><th>Image</th><th>Id</th><th class=num>Layers</th>"
         "<th class=num>Size</th><th class=num>Unique</th><th class=num>Containers</th></tr></thead>"
         "<tbody>%s</tbody></table>"
@@ -279,7 +285,8 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
         "<h3>Orphans (%s%s)</h3>%s"
         "<h3>Store warnings</h3>%s</details>"
         % (_e(anchor), " open" if row.get("verdict") == CORRUPT else "", _e(row["host"]),
-           _badge(row.get("verdict") or NOT_VERIFIED), _e(row.get("data_root")), int(row.get("images") or 0),
+           _badge(row.get("verdict") or NOT_VERIFIED), _e(row.get("data_root")), _e(row.get("store") or "overlay2"),
+           int(row.get("images") or 0),
            int(row.get("layers") or 0), int(row.get("containers") or 0),
            _e(row.get("checked_layers") if row.get("checked_layers") is not None else "no"),
            human_bytes(row.get("bytes_verified")), images,
