@@ -177,12 +177,18 @@ class _Classifier:
                     self.keep_snapshot(snapshot.parent)
                     self.follow_labels(snapshot.labels)
 
-    def roots(self, buildkit: BuildKitCache) -> None:
+    def roots(self, buildkit: BuildKitCache) -> Set[str]:
+        """Mark everything referenced; returns the snapshots that images and containers alone reach."""
         for record in self.parts.image_records.values():
             self.keep_blob(record.target)
             self.follow_labels(record.labels)
         for image in self.store.images.values():
             self.keep_snapshot(image.top_chain_id)
+        for container_id in list(self.store.containers) + sorted(self.parts.task_containers):
+            self.keep_snapshot(container_id)
+            self.keep_snapshot(container_id + "-init")
+        self.close()
+        used = set(self.snapshots)
         for lease in self.parts.leases.values():
             expires = lease.expires
             if lease.namespace != self.parts.namespace or (expires is not None and expires < self.now):
@@ -191,9 +197,6 @@ class _Classifier:
                 self.keep_snapshot(key)
             for digest in lease.content:
                 self.keep_blob(digest)
-        for container_id in list(self.store.containers) + sorted(self.parts.task_containers):
-            self.keep_snapshot(container_id)
-            self.keep_snapshot(container_id + "-init")
         for blob in self.parts.blobs.values():
             if GC_ROOT_LABEL in blob.labels:
                 self.keep_blob(blob.digest)
@@ -204,6 +207,16 @@ class _Classifier:
             self.keep_snapshot(key)
             self.keep_snapshot(key + "-view")
         self.close()
+        return used
+
+    def buildkit_only(self, buildkit: BuildKitCache, used: Set[str]) -> BuildKitCache:
+        """BuildKit's snapshots (with their parents) that no image or container reaches, and their usage."""
+        held = set()  # type: Set[str]
+        for key in buildkit.dirs:
+            held.update(snapshot.key for snapshot in self.parts.stack(key))
+        held -= used
+        usage = Usage(sum(self.usage_of(self.parts.snapshots[key]) for key in held), 0.0)
+        return BuildKitCache(buildkit.state, buildkit.reason, set(), held, usage)
 
     # -- the orphans -----------------------------------------------------------------------------------------
     def orphan(self, kind: str, relative: str, usage: Usage, command: Optional[str] = None,
@@ -217,7 +230,8 @@ class _Classifier:
                                                                      "image_config")]
         backend_unknown = [r.path for r in self.blocking if r.code in ("snapshotter_meta", "snapshot_record",
                                                                         "store_part")]
-        self.roots(buildkit)
+        used = self.roots(buildkit)
+        buildkit = self.buildkit_only(buildkit, used)
         orphans = []  # type: List[Orphan]
         orphans.extend(self.unknown_snapshot_dirs(backend_unknown))
         orphans.extend(self.stale_ingests(meta_unknown))

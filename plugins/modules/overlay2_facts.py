@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: overlay2_facts
-short_description: Map Docker images to their overlay2 layers, directories and containers
+short_description: Map Docker images to their layers, directories and containers (overlay2 or containerd store)
 version_added: 0.1.0
 description:
   - Reads a Docker data-root in overlay2 graph-driver mode straight from disk and returns the map from
@@ -14,6 +14,12 @@ description:
     containers that use it, and from every container to its upper, lower, work and merged directories.
   - Sizes and sharing follow the engine's own disk-usage API (C(docker system df)), so that the numbers
     can be compared with it; the facts are also available while the daemon is stopped.
+  - On the containerd image store (Docker Engine 29's default, see O(store)) the same keys come back, read from
+    containerd's metadata, its overlayfs snapshotter and its content store. Images are then identified by the
+    engine's image id (the target digest, an index or a manifest); layers are snapshots
+    (C(snapshots/<id>/fs)); image sizes equal C(/images/json) and C(summary.layers_size) equals the engine's
+    C(LayersSize), which adds the compressed layers the content store keeps to the unpacked snapshots (both
+    given alone too). The engine's own inspect shows no directories in this mode.
   - Entries that cannot be read or do not fit the format are listed in RV(ansible_facts.overlay2.warnings);
     one bad entry never hides the rest.
 author:
@@ -97,6 +103,15 @@ ansible_facts:
           type: list
           elements: dict
           returned: always
+        store:
+          description: Which image store filled the map, V(overlay2) or V(containerd).
+          type: str
+          returned: always
+        containerd:
+          description: Containerd image store only. The containerd root read (C(root)), its C(namespace) and
+            C(layout) (V(managed), dockerd's own containerd; V(system), found elsewhere; V(given), O(containerd_root)).
+          type: dict
+          returned: when the store is a containerd image store
         driver:
           description: The graph driver of the store.
           type: str
@@ -125,6 +140,28 @@ ansible_facts:
             parent:
               description: The parent image id of a locally built image, or null.
               type: str
+            manifest_digest:
+              description: Containerd image store only. The manifest of this host's platform.
+              type: str
+              returned: when the store is a containerd image store
+            config_digest:
+              description: Containerd image store only. The digest of the image config.
+              type: str
+              returned: when the store is a containerd image store
+            compressed_size:
+              description: Containerd image store only. Bytes of the index, manifests, configs and compressed layers
+                counted in RV(ansible_facts.overlay2.images[].size).
+              type: int
+              returned: when the store is a containerd image store
+            unpacked_size:
+              description: Containerd image store only. Stored usage of the image's snapshots (its top snapshot and
+                every parent, the classic builder's C(-init) snapshots included).
+              type: int
+              returned: when the store is a containerd image store
+            dangling:
+              description: Containerd image store only. Whether the image has no tag (a C(moby-dangling@) record).
+              type: bool
+              returned: when the store is a containerd image store
             intermediate:
               description: An untagged image with children (a classic-builder step); the engine's disk usage does not count it.
               type: bool
@@ -187,6 +224,22 @@ ansible_facts:
             link:
               description: The layer's short link id in C(overlay2/l/).
               type: str
+            snapshot_key:
+              description: Containerd image store only. The snapshot's key in the namespace (C(sha256:<chainID>)).
+              type: str
+              returned: when the store is a containerd image store
+            snapshot_id:
+              description: Containerd image store only. The snapshot's id, the directory below C(snapshots/).
+              type: str
+              returned: when the store is a containerd image store
+            blob:
+              description: Containerd image store only. The digest of the compressed layer in the content store.
+              type: str
+              returned: when the store is a containerd image store
+            compressed_size:
+              description: Containerd image store only. Bytes of the compressed layer.
+              type: int
+              returned: when the store is a containerd image store
             images:
               description: Ids of the images that use the layer.
               type: list
@@ -239,6 +292,10 @@ ansible_facts:
               description: Bytes in the writable layer, as C(docker ps --size) counts them.
               type: int
               returned: when O(container_sizes=true)
+            snapshot_id:
+              description: Containerd image store only. The id of the container's writable snapshot.
+              type: str
+              returned: when the store is a containerd image store
         orphans:
           description:
             - What Docker leaked, from the same classifier as M(strata.overlay2.orphan_layer_prune), without its
@@ -251,6 +308,9 @@ ansible_facts:
                 - One entry per orphan, with C(kind), C(path), C(paths), C(bytes), C(newest_mtime) and C(blocked_by)
                   (the damaged records of RV(ansible_facts.overlay2.orphans.blocking) that might still own it;
                   M(strata.overlay2.orphan_layer_prune) keeps those).
+                - On the containerd image store, also C(command), for an orphan held by a record in containerd's
+                  databases the command that lets containerd reclaim it (else null); see
+                  M(strata.overlay2.orphan_layer_prune) for the kinds.
               type: list
               elements: dict
             bytes:
@@ -269,8 +329,8 @@ ansible_facts:
               description: Layer chains BuildKit's build cache holds that no image or container uses.
               type: int
             buildkit_dirs:
-              description: overlay2 directories BuildKit's build cache holds that no image or container uses (left to
-                C(docker builder prune)).
+              description: overlay2 directories (containerd image store, snapshots) BuildKit's build cache holds
+                that no image or container uses (left to C(docker builder prune)).
               type: int
             buildkit_bytes:
               description: Their allocated bytes.
@@ -298,6 +358,17 @@ ansible_facts:
             layers_size:
               description: Bytes of the distinct layers the listed images use (the engine's C(LayersSize)).
               type: int
+            snapshots_size:
+              description: Containerd image store only. Usage of every snapshot of the namespace (committed as
+                stored, active measured now), the part of RV(ansible_facts.overlay2.summary.layers_size) on disk
+                unpacked.
+              type: int
+              returned: when the store is a containerd image store
+            content_size:
+              description: Containerd image store only. Bytes of the distinct content blobs the images reach
+                (compressed layers, configs, manifests), which the engine adds into C(LayersSize).
+              type: int
+              returned: when the store is a containerd image store
             shared_size:
               description: Bytes of the distinct layers used by more than one image.
               type: int
