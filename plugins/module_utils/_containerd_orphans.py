@@ -274,10 +274,11 @@ class _Classifier:
         return found
 
     def ingest_ref(self, name: str) -> Optional[str]:
+        """The backend ref an ingest was written for (its ``ref`` file), or None when it cannot be read."""
         try:
-            with open(self.parts.ingest_root + "/" + name + "/ref", "rb") as handle:
-                return handle.read(4096).decode("utf-8", "replace").strip()
-        except OSError:
+            with SafeDir.open(self.parts.root) as root, root.subdir(CONTENT_DIR, "ingest", name) as ingest:
+                return ingest.read_text("ref", 4096).strip()
+        except (OSError, UnicodeDecodeError):
             return None
 
     def record_orphans(self) -> List[Orphan]:

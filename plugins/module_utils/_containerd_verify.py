@@ -32,7 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import (
@@ -103,9 +104,10 @@ class _Hashing:
 
 
 def open_blob(parts: ContainerdParts, digest: str):
-    """A blob file opened without following a symlink."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(parts.blob_path(digest), flags)
+    """A blob file opened one component at a time from the containerd root, never through a symlink."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    with SafeDir.open(parts.root) as root, root.subdir(CONTENT_DIR, "blobs", "sha256") as blobs:
+        fd = os.open(hex_of(digest), flags, dir_fd=blobs.fd)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
@@ -155,7 +157,8 @@ class _LayerCheck:
                     what = "zstd" if head.startswith(ZSTD_MAGIC) else "an unknown compression"
                     return self.skip(COMPRESSION_UNSUPPORTED, "the layer blob uses %s, which the Python standard "
                                      "library of this host cannot read" % what)
-                with SafeDir.open(self.fs_path) as root:
+                with SafeDir.open(self.parts.root) as ctd, \
+                        ctd.subdir(SNAPSHOTTER_DIR, "snapshots", layer.snapshot_id, "fs") as root:
                     self.compare(handle, head.startswith(GZIP_MAGIC), root)
         except OSError as exc:
             self.problems.append(Problem(METADATA, self.fs_path, "cannot read the layer: %s" % describe_os_error(exc)))

@@ -4,8 +4,10 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""One read-only model of a Docker data-root in overlay2 graph-driver mode.
+"""The store model every module reads through, and its first source: the overlay2 graph driver.
 
+The model (``Store``, ``Image``, ``Layer``, ``Container``, findings and damaged records) is shared by both
+sources; ``_containerd`` fills it from the containerd image store and ``_source`` picks the source.
 ``Store.load(data_root)`` reads image configs, tags, the layer database,
 container mounts and configs, and the overlay2 directories with their short
 links. Nothing is written. Every id read from disk is validated before it is
@@ -271,8 +273,8 @@ def check_layout(root: SafeDir) -> None:
     if any(root.exists(name) for name in ("containerd", "containers", "engine-id")):
         raise StoreError(
             "%s is a Docker data-root without an image/overlay2 layer store: the engine keeps its images "
-            "in the containerd image store (containerd's overlayfs snapshotter), which this collection "
-            "does not read" % root.path)
+            "in the containerd image store (containerd's overlayfs snapshotter); read it with store=containerd "
+            "or store=auto" % root.path)
     raise StoreError("%s is not a Docker data-root: image/overlay2 not found" % root.path)
 
 

@@ -1,0 +1,396 @@
+"""The containerd image store source: engine-made stores of both layouts, and synthetic ones of the same shape.
+
+The engine-made stores (``devtools/containerd_fixtures.py``) keep the databases, the JSON blobs, the snapshot
+directories (empty) and the container configs of a real dockerd 28.5 / containerd 2.1, beside what the engine
+answered. The synthetic stores (``devtools/ctdstore.py``) have every file, so verification and pruning can be
+pinned on them; that their shape is the engine's is the first test here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import json
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import SnapshotUsage, familiar, go_time, varint
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_facts import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import StoreError
+from devtools import ctdstore
+from devtools.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "containerd")
+LAYOUTS = ["managed", "system"]
+
+
+def unpack_fixture(layout, tmp_path):
+    with tarfile.open(os.path.join(FIXTURES, layout + ".tar.gz")) as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(str(tmp_path), filter="data")
+        else:  # pragma: no cover  (Pythons without extraction filters)
+            archive.extractall(str(tmp_path))
+    with open(os.path.join(str(tmp_path), "engine.json"), encoding="utf-8") as handle:
+        answers = json.load(handle)
+    data_root = os.path.join(str(tmp_path), "data-root")
+    ctd_root = os.path.join(str(tmp_path), "containerd-root")
+    if layout == "managed":  # dockerd's own containerd lives below the data-root
+        os.makedirs(os.path.join(data_root, "containerd"))
+        os.rename(ctd_root, os.path.join(data_root, "containerd", "daemon"))
+        return load_store(data_root), answers
+    return load_store(data_root, containerd_root=ctd_root), answers
+
+
+@pytest.fixture(params=LAYOUTS)
+def engine_store(request, tmp_path):
+    return unpack_fixture(request.param, tmp_path)
+
+
+# -- encodings ---------------------------------------------------------------------------------------------
+def test_the_encodings_are_gos():
+    assert varint(bytes.fromhex("bea98b01")) == 1141343 and varint(b"\x08") == 4
+    stamp = datetime.datetime(2026, 11, 29, 11, 39, 33, 718484, tzinfo=datetime.timezone.utc).timestamp()
+    assert go_time(bytes.fromhex("010000000ee29e05f52ad333c5ffff")) == pytest.approx(stamp, abs=1e-6)
+    assert familiar("docker.io/library/base:1") == "base:1" and familiar("docker.io/org/app:1") == "org/app:1"
+    assert familiar("registry.example:5000/a/b:1") == "registry.example:5000/a/b:1"
+
+
+# -- the engine's own stores -------------------------------------------------------------------------------
+def test_engine_made_stores_give_what_the_engine_answered(engine_store):
+    store, answers = engine_store
+    facts = gather(store, container_sizes=True)
+    assert facts["store"] == "containerd" and facts["warnings"] == []
+    listed = {image["Id"]: image for image in answers["images_json"]}
+    mine = {image["id"]: image for image in facts["images"]}
+    assert sorted(mine) == sorted(listed)
+    for inspected in answers["image_inspect"]:
+        entry = mine[inspected["Id"]]
+        assert entry["diff_ids"] == inspected["RootFS"]["Layers"]
+        assert entry["chain_ids"] == chain_ids(inspected["RootFS"]["Layers"])
+        assert entry["tags"] == sorted(inspected["RepoTags"]) and entry["digests"] == sorted(inspected["RepoDigests"])
+        assert (entry["parent"] or "") == inspected["Parent"]
+        assert (entry["size"], entry["shared_size"]) == (listed[entry["id"]]["Size"], listed[entry["id"]]["SharedSize"])
+    active = sum(SnapshotUsage(store.containerd)(s) for s in store.containerd.snapshots.values() if s.kind == "active")
+    assert facts["summary"]["layers_size"] - active == answers["system_df"]["LayersSize"] - answers["active_usage"]
+    assert facts["summary"]["images"] == answers["system_df"]["Images"]
+    assert [c["id"] for c in facts["containers"]] == sorted(c["Id"] for c in answers["containers"])
+    assert facts["orphans"]["entries"] == []
+
+
+def test_the_classic_builders_init_snapshots_are_in_the_image_stack_but_in_no_layer(engine_store):
+    store, _answers = engine_store
+    facts = gather(store)
+    classic = next(image for image in facts["images"] if "strata/classic:1" in image["tags"])
+    assert len(classic["lower_dirs"]) + 1 > len(classic["chain_ids"])  # -init snapshots under each RUN layer
+    inits = [s for s in store.containerd.stack(classic["top_chain_id"]) if s.key.endswith("-init")]
+    assert inits and not any(s.key in store.layers for s in inits)
+
+
+def test_without_its_layer_blobs_a_store_verifies_by_metadata_and_says_so(engine_store):
+    store, _answers = engine_store
+    report = verify(store).as_dict()
+    assert report["ok"] and report["corrupt"] == []
+    assert report["checked_layers"] == 0 and report["checked_blobs"] > 0
+    assert {item["code"] for item in report["unverifiable"]} == {"blob_missing"}
+    assert len(report["unverifiable"]) == len(store.layers)
+
+
+def test_the_synthetic_store_has_the_engines_shape(tmp_path):
+    """Every kind of bucket the synthetic writer makes holds the keys the engine's hold."""
+    engine_root = str(tmp_path / "engine")
+    os.makedirs(engine_root)
+    engine, _answers = unpack_fixture("managed", engine_root)
+    synthetic = small_store(str(tmp_path / "synthetic"))
+    def shapes(root):
+        found = {}
+        with open(os.path.join(root, "io.containerd.metadata.v1.bolt", "meta.db"), "rb") as handle:
+            meta = BoltFile(handle.read())
+        ns = meta.root().bucket(b"v1", b"moby")
+        kinds = {"image": ns.bucket(b"images"), "blob": ns.bucket(b"content", b"blob"),
+                 "snapshot": ns.bucket(b"snapshots", b"overlayfs")}
+        for kind, bucket in kinds.items():
+            keys = set()
+            for _name, record in bucket.items():
+                keys |= {key for key, _ in record.items()} - {b"labels", b"children"}
+            found[kind] = keys
+        target = next(record for _name, record in kinds["image"].items()).bucket(b"target")
+        found["target"] = {key for key, _ in target.items()}
+        with open(os.path.join(root, SNAPSHOTTER, "metadata.db"), "rb") as handle:
+            backend = BoltFile(handle.read())
+        found["backend"] = set()
+        for _name, record in backend.root().bucket(b"v1", b"snapshots").items():
+            found["backend"] |= {key for key, _ in record.items()} - {b"labels"}
+        return found
+    assert shapes(synthetic.ctd_root) == shapes(engine.containerd.root)
+
+
+# -- synthetic stores: verification ------------------------------------------------------------------------
+BASE = {"bin": None, "bin/sh": b"#!shell\n" * 64, "etc": None, "etc/a.conf": b"a=1\n", "etc/old": b"old\n"}
+TOP = {"etc": None, "etc/.wh.old": None, "etc/b.conf": b"b=2\n", "opt": None, "opt/.wh..wh..opq": None,
+       "opt/new": b"new\n"}
+
+
+def small_store(root, compress=True):
+    store = SynthStore(root)
+    base = store.image("docker.io/library/base:1", [BASE], compress=compress)
+    app = store.image("docker.io/library/app:1", [TOP], parent=base, compress=compress)
+    store.container(app, "c1")
+    store.write()
+    return store
+
+
+def snapshot_fs(store, chain_id):
+    return os.path.join(store.containerd.root, SNAPSHOTTER, "snapshots", store.containerd.snapshots[chain_id].id, "fs")
+
+
+def test_a_clean_store_verifies_with_whiteouts_and_opaque_directories(tmp_path):
+    small_store(str(tmp_path))
+    report = verify(load_store(str(tmp_path))).as_dict()
+    assert report["ok"] and report["unverifiable"] == [] and report["checked_layers"] == 2
+
+
+@pytest.mark.parametrize("damage, kind, name", [
+    ("edit", "file_modified", "etc/b.conf"),
+    ("chmod", "file_modified", "etc/b.conf"),
+    ("remove", "file_missing", "etc/b.conf"),
+    ("add", "file_added", "etc/planted"),
+    ("whiteout", "file_missing", "etc/.wh.old"),
+    ("opaque", "file_missing", "opt/.wh..wh..opq"),
+])
+def test_each_change_to_a_snapshot_is_named_with_its_layer(tmp_path, damage, kind, name):
+    small_store(str(tmp_path))
+    store = load_store(str(tmp_path))
+    app = next(image for image in store.images.values() if "app:1" in image.tags)
+    top = app.chain_ids[-1]
+    fs = snapshot_fs(store, top)
+    path = os.path.join(fs, name)
+    if damage == "edit":
+        with open(path, "r+b") as handle:
+            handle.write(b"B")
+    elif damage == "chmod":
+        os.chmod(path, 0o600)
+    elif damage == "remove":
+        os.unlink(path)
+    elif damage == "add":
+        with open(path, "wb") as handle:
+            handle.write(b"x")
+    elif damage == "whiteout":
+        os.unlink(os.path.join(fs, "etc", "old"))
+    else:
+        os.removexattr(os.path.join(fs, "opt"), "trusted.overlay.opaque")
+    report = verify(load_store(str(tmp_path))).as_dict()
+    assert [verdict["chain_id"] for verdict in report["corrupt"]] == [top]
+    assert app.id in report["corrupt"][0]["images"]
+    assert [(p["kind"], p["path"]) for p in report["corrupt"][0]["problems"]] == [(kind, path)]
+
+
+def test_a_changed_layer_blob_is_a_digest_mismatch_of_that_layer_only(tmp_path):
+    small_store(str(tmp_path))
+    store = load_store(str(tmp_path))
+    base = next(image for image in store.images.values() if "base:1" in image.tags)
+    layer = store.layers[base.chain_ids[0]]
+    path = store.containerd.blob_path(layer.blob)
+    raw = gzip.decompress(open(path, "rb").read())
+    with open(path, "wb") as handle:
+        handle.write(gzip.compress(raw.replace(b"a=1", b"a=2"), mtime=0))
+    report = verify(load_store(str(tmp_path))).as_dict()
+    assert [verdict["chain_id"] for verdict in report["corrupt"]] == [layer.chain_id]
+    kinds = [(p["kind"], p["path"]) for p in report["corrupt"][0]["problems"]]
+    assert ("digest_mismatch", path) in kinds
+    assert ("file_modified", os.path.join(snapshot_fs(store, layer.chain_id), "etc/a.conf")) in kinds
+
+
+def test_zstd_and_missing_blobs_are_unverifiable_never_corrupt_or_verified(tmp_path):
+    small_store(str(tmp_path))
+    store = load_store(str(tmp_path))
+    base_layer, top_layer = (store.layers[c] for c in next(
+        image for image in store.images.values() if "app:1" in image.tags).chain_ids)
+    os.unlink(store.containerd.blob_path(base_layer.blob))
+    zstd = b"\x28\xb5\x2f\xfd" + b"\0" * 64
+    top_path = store.containerd.blob_path(top_layer.blob)
+    with open(top_path, "wb") as handle:
+        handle.write(zstd)
+    report = verify(load_store(str(tmp_path))).as_dict()
+    codes = {item["chain_id"]: item["code"] for item in report["unverifiable"]}
+    assert codes == {base_layer.chain_id: "blob_missing", top_layer.chain_id: "compression_unsupported"}
+    assert report["checked_layers"] == 0 and report["corrupt"] == [] and report["ok"]
+
+
+def test_an_uncompressed_layer_verifies(tmp_path):
+    small_store(str(tmp_path), compress=False)
+    report = verify(load_store(str(tmp_path))).as_dict()
+    assert report["ok"] and report["unverifiable"] == [] and report["checked_layers"] == 2
+
+
+# -- synthetic stores: orphans -----------------------------------------------------------------------------
+def plant(path, old=True):
+    os.makedirs(path)
+    with open(os.path.join(path, "data"), "wb") as handle:
+        handle.write(b"x" * 5000)
+    return path
+
+
+def test_files_no_database_knows_are_orphans_and_records_are_left_to_containerd(tmp_path):
+    synthetic = small_store(str(tmp_path))
+    ctd = synthetic.ctd_root
+    planted = [plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9999")),
+               plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "new-42")),
+               plant(os.path.join(ctd, CONTENT, "ingest", "ab" * 32))]
+    stray = os.path.join(ctd, CONTENT, "blobs", "sha256", "cd" * 32)
+    with open(stray, "wb") as handle:
+        handle.write(b"no record")
+    facts = classify(load_store(str(tmp_path))).facts()
+    kinds = {entry["path"]: (entry["kind"], entry["command"]) for entry in facts["entries"]}
+    assert kinds == {planted[0]: ("unknown_snapshot_dir", None), planted[1]: ("unknown_snapshot_dir", None),
+                     planted[2]: ("stale_ingest", None),
+                     stray: ("unrecorded_blob_file", kinds[stray][1])}
+    assert "garbage collection" in kinds[stray][1]
+    assert facts["bytes"] >= 3 * 5000
+
+
+def test_an_image_removed_from_the_database_leaves_records_for_containerd(tmp_path):
+    """Images whose record is gone: their blobs and snapshots are records nothing references."""
+    synthetic = SynthStore(str(tmp_path))
+    synthetic.image("docker.io/library/base:1", [BASE])
+    gone = synthetic.image("docker.io/library/gone:1", [TOP])
+    synthetic.write()
+    meta = os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db")
+    tree_without = rewrite_without_image(synthetic, "docker.io/library/gone:1")
+    ctdstore.write_bolt(meta, tree_without)
+    facts = classify(load_store(str(tmp_path))).facts()
+    by_kind = {}
+    for entry in facts["entries"]:
+        by_kind.setdefault(entry["kind"], []).append(entry)
+    assert len(by_kind["unreferenced_snapshot"]) == 1 and len(by_kind["unreferenced_blob"]) == 3  # manifest, config, layer
+    assert all(entry["command"].startswith("ctr --namespace moby ") for entry in facts["entries"])
+    assert gone.target in {entry["path"].replace(synthetic.ctd_root + "/" + CONTENT + "/blobs/sha256/", "sha256:")
+                           for entry in by_kind["unreferenced_blob"]}
+
+
+def rewrite_without_image(synthetic, name):
+    """The synthetic store's meta.db tree, written again without one image record."""
+    images = [image for image in synthetic.images if name not in image.names]
+    synthetic.images = images
+    records = {}
+    for image in images:
+        for image_name in image.names:
+            records[image_name.encode()] = {
+                b"createdat": ctdstore.go_time(ctdstore.EPOCH), b"updatedat": ctdstore.go_time(ctdstore.EPOCH),
+                b"target": {b"digest": image.target.encode(), b"mediatype": ctdstore.MANIFEST_TYPE.encode(),
+                            b"size": ctdstore.varint(len(synthetic.blobs[image.target][0]))}}
+    return {b"v1": {b"version": ctdstore.varint(4), b"moby": {
+        b"images": records,
+        b"content": {b"blob": {d.encode(): synthetic.content_record(data, labels)
+                               for d, (data, labels) in synthetic.blobs.items()}},
+        b"snapshots": {b"overlayfs": {key.encode(): synthetic.snapshot_record(key) for key in synthetic.snapshots}},
+    }}}
+
+
+# -- hostile stores ----------------------------------------------------------------------------------------
+def test_an_unreadable_meta_db_is_reported_and_blocks_every_record_orphan(tmp_path):
+    synthetic = small_store(str(tmp_path))
+    meta = os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db")
+    with open(meta, "r+b") as handle:
+        handle.truncate(4096)
+    plant(os.path.join(synthetic.ctd_root, SNAPSHOTTER, "snapshots", "9999"))
+    store = load_store(str(tmp_path), "containerd")
+    facts = gather(store)
+    assert any("meta.db" in warning["path"] for warning in facts["warnings"])
+    entries = facts["orphans"]["entries"]
+    assert all(entry["kind"] in ("unknown_snapshot_dir", "stale_ingest") for entry in entries)
+    assert facts["orphans"]["blocking"]
+
+
+def test_an_unreadable_snapshotter_db_keeps_every_snapshot_directory(tmp_path):
+    synthetic = small_store(str(tmp_path))
+    with open(os.path.join(synthetic.ctd_root, SNAPSHOTTER, "metadata.db"), "wb") as handle:
+        handle.write(b"garbage" * 1000)
+    facts = gather(load_store(str(tmp_path)))
+    dirs = [entry for entry in facts["orphans"]["entries"] if entry["kind"] == "unknown_snapshot_dir"]
+    assert dirs and all(entry["blocked_by"] for entry in dirs)
+
+
+def test_a_symlinked_blob_or_snapshot_is_never_followed(tmp_path):
+    synthetic = small_store(str(tmp_path))
+    store = load_store(str(tmp_path))
+    base = next(image for image in store.images.values() if "base:1" in image.tags)
+    layer = store.layers[base.chain_ids[0]]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    blob = store.containerd.blob_path(layer.blob)
+    os.rename(blob, str(outside / "blob"))
+    os.symlink(str(outside / "blob"), blob)
+    fs = snapshot_fs(store, layer.chain_id)
+    os.rename(os.path.dirname(fs), str(outside / "snap"))
+    os.symlink(str(outside / "snap"), os.path.dirname(fs))
+    report = verify(load_store(str(tmp_path))).as_dict()
+    problems = [p for verdict in report["corrupt"] for p in verdict["problems"]]
+    assert problems and all(p["kind"] == "metadata" for p in problems)
+    assert synthetic  # the store itself is unchanged
+
+
+def test_a_data_root_with_containers_on_the_snapshotter_but_no_containerd_root_says_what_to_set(tmp_path):
+    synthetic = small_store(str(tmp_path / "root"), )
+    os.rename(synthetic.ctd_root, str(tmp_path / "elsewhere"))
+    with pytest.raises(StoreError, match="containerd_root"):
+        load_store(str(tmp_path / "root"))
+    store = load_store(str(tmp_path / "root"), containerd_root=str(tmp_path / "elsewhere"))
+    assert store.kind == "containerd" and len(store.images) == 2
+
+
+# -- the prune's gates on this store -----------------------------------------------------------------------
+def test_the_prune_removes_only_files_and_keeps_records_and_what_a_running_containerd_may_be_writing(tmp_path):
+    import time  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._prune import (  # pylint: disable=import-outside-toplevel
+        Daemon, Gates, decide, execute)
+    synthetic = small_store(str(tmp_path))
+    ctd = synthetic.ctd_root
+    old = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9999"))
+    young = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "new-7"))
+    for path in (old, os.path.join(old, "data")):
+        os.utime(path, (1000, 1000))
+    stray = os.path.join(ctd, CONTENT, "blobs", "sha256", "cd" * 32)
+    with open(stray, "wb") as handle:
+        handle.write(b"no record")
+    os.utime(stray, (1000, 1000))
+    store = load_store(str(tmp_path))
+    orphans = classify(store).orphans
+    daemon = Daemon(pid=1, started_at=time.time() - 60, name="containerd")
+    gates = Gates(kinds=[o.kind for o in orphans], min_age=0, now=time.time(), daemon=daemon, overlay_dirs=0)
+    decisions = {d.orphan.path: d for d in decide(orphans, gates, check_mode=False, quarantine=False)}
+    assert decisions[old].reason_code == "unreferenced"
+    assert decisions[young].reason_code == "in_flight" and "containerd" in decisions[young].reason
+    assert decisions[stray].reason_code == "containerd_reclaims" and decisions[stray].action == "skipped"
+    outcome = execute(store.containerd.root, list(decisions.values()))
+    assert not os.path.exists(old) and os.path.exists(young) and os.path.exists(stray) and not outcome.errors
+    assert verify(load_store(str(tmp_path))).ok
+
+
+def test_an_ingest_with_a_record_is_in_flight_work_not_an_orphan(tmp_path):
+    synthetic = SynthStore(str(tmp_path))
+    synthetic.image("docker.io/library/base:1", [BASE])
+    synthetic.write()
+    ref = "moby/1/tar-blobs/sha256/" + "ef" * 32
+    ingest = plant(os.path.join(synthetic.ctd_root, CONTENT, "ingest", "12" * 32))
+    with open(os.path.join(ingest, "ref"), "w", encoding="ascii") as handle:
+        handle.write(ref)
+    meta = os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db")
+    tree = rewrite_without_image(synthetic, "none")
+    tree[b"v1"][b"moby"][b"content"][b"ingests"] = {ref.encode(): {b"ref": ref.encode()}}
+    ctdstore.write_bolt(meta, tree)
+    assert classify(load_store(str(tmp_path))).orphans == []
+
+
+def test_the_store_option_is_checked_and_overlay2_refuses_a_containerd_data_root(tmp_path):
+    small_store(str(tmp_path))
+    with pytest.raises(StoreError, match="store must be one of"):
+        load_store(str(tmp_path), "zfs")
+    with pytest.raises(StoreError, match="containerd image store"):
+        load_store(str(tmp_path), "overlay2")
