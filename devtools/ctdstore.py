@@ -141,7 +141,8 @@ class SynthStore:
         self.containers = []  # type: List[Tuple[str, str, Image]]
         self.blobs = {}  # type: Dict[str, Tuple[bytes, Dict[bytes, bytes]]]
         self.snapshots = {}  # type: Dict[str, Dict[str, object]]  # key -> parent, kind, id, size
-        self.leases = {}  # type: Dict[str, Dict[str, object]]
+        self.leases = {}  # type: Dict[str, Dict[bytes, object]]
+        self.ingests = {}  # type: Dict[str, bytes]  # backend ref -> the bytes written so far
         self.next_id = 1
         self.seq = 1
 
@@ -174,6 +175,16 @@ class SynthStore:
         cid = hashlib.sha256(("container %d" % len(self.containers)).encode()).hexdigest()
         self.containers.append((cid, name or "c-" + cid[:6], image))
         return cid
+
+    def ingest(self, digest: str, data: bytes) -> str:
+        """A write in progress, as ``docker load`` leaves one: the ingest directory, its record and the lease
+        (24 h) that holds it."""
+        ref = "%s/1/tar-blobs/%s" % (self.namespace, digest.replace(":", "/"))
+        self.ingests[ref] = data
+        self.leases["123456789-abcd"] = {b"createdat": go_time(EPOCH),
+                                         b"labels": {b"containerd.io/gc.expire": b"2099-01-01T00:00:00Z"},
+                                         b"ingests": {ref.encode(): b""}}
+        return ref
 
     # -- writing -------------------------------------------------------------------------------------------
     def snapshot(self, key: str, parent: Optional[str], files: Optional[Files], kind: int) -> str:
@@ -225,6 +236,12 @@ class SynthStore:
             self.leases[cid] = {b"createdat": go_time(EPOCH),
                                 b"snapshots": {b"overlayfs": {cid.encode(): b"", (cid + "-init").encode(): b""}}}
             self.write_container(cid, name, image)
+        for ref, data in self.ingests.items():
+            directory = os.path.join(self.ctd_root, CONTENT, "ingest", hashlib.sha256(ref.encode()).hexdigest())
+            os.makedirs(directory)
+            for name, value in (("ref", ref.encode()), ("data", data), ("total", str(len(data) * 2).encode())):
+                with open(os.path.join(directory, name), "wb") as handle:
+                    handle.write(value)
         for digest, (data, _labels) in self.blobs.items():
             with open(os.path.join(self.ctd_root, CONTENT, "blobs", "sha256", digest[7:]), "wb") as handle:
                 handle.write(data)
@@ -232,7 +249,8 @@ class SynthStore:
         meta = {b"v1": {b"version": varint(4), ns: {
             b"images": image_records,
             b"content": {b"blob": {
-                digest.encode(): self.content_record(data, labels) for digest, (data, labels) in self.blobs.items()}},
+                digest.encode(): self.content_record(data, labels) for digest, (data, labels) in self.blobs.items()},
+                b"ingests": {ref.encode(): {b"ref": ref.encode()} for ref in self.ingests}},
             b"snapshots": {b"overlayfs": {key.encode(): self.snapshot_record(key) for key in self.snapshots}},
             b"leases": {cid.encode(): lease for cid, lease in self.leases.items()},
         }}}

@@ -9,8 +9,11 @@ import random
 import shutil
 from typing import Callable, Dict, List
 
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
 from devtools.samples import build_sample
@@ -27,6 +30,78 @@ def prepare_store(root: str) -> None:
     os.makedirs(os.path.join(root, "buildkit"))
     for name in ("containerdmeta.db", "metadata_v2.db", "snapshots.db"):
         shutil.copyfile(os.path.join(BUILDKIT_FIXTURE, name), os.path.join(root, "buildkit", name))
+
+
+# the containerd image store's file kinds (a synthetic store of the engine's shape, see devtools/ctdstore.py)
+CONTAINERD_FILE_KINDS = ("meta.db", "snapshotter metadata.db", "manifest or config blob", "layer blob",
+                         "container config.v2.json", "ingest ref", "buildkit metadata_v2.db")
+BOLT_KINDS = ("buildkit database", "meta.db", "snapshotter metadata.db", "buildkit metadata_v2.db")
+CONTAINERD_FIXTURE = os.path.join(REPO, "tests", "unit", "fixtures", "containerd", "managed.tar.gz")
+
+
+def prepare_containerd_store(root: str) -> None:
+    """A synthetic containerd store (two images, a whiteout, an opaque dir, a container, an ingest in flight),
+    with the BuildKit database a real 28.5 engine wrote in this mode."""
+    import tarfile  # pylint: disable=import-outside-toplevel
+    from devtools.ctdstore import SynthStore  # pylint: disable=import-outside-toplevel
+    store = SynthStore(root)
+    base = store.image("docker.io/library/base:1", [{"bin": None, "bin/sh": b"sh" * 300, "etc": None,
+                                                     "etc/old": b"old\n"}])
+    app = store.image("docker.io/library/app:1", [{"etc": None, "etc/.wh.old": None, "etc/new": b"new\n",
+                                                   "opt": None, "opt/.wh..wh..opq": None, "opt/x": b"x"}], parent=base)
+    store.container(app, "c1")
+    store.ingest("sha256:" + "cd" * 32, b"x" * 10)
+    store.write()
+    with tarfile.open(CONTAINERD_FIXTURE) as archive:
+        member = archive.extractfile("data-root/buildkit/containerd-overlayfs/metadata_v2.db")
+        os.makedirs(os.path.join(root, "buildkit", "containerd-overlayfs"))
+        with open(os.path.join(root, "buildkit", "containerd-overlayfs", "metadata_v2.db"), "wb") as handle:
+            handle.write(member.read() if member else b"")
+
+
+def containerd_files_of_kind(root: str) -> Dict[str, List[str]]:
+    found = {kind: [] for kind in CONTAINERD_FILE_KINDS}  # type: Dict[str, List[str]]
+    for parent, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(parent, name)
+            if name == "meta.db":
+                found["meta.db"].append(path)
+            elif name == "metadata.db" and parent.endswith("overlayfs"):
+                found["snapshotter metadata.db"].append(path)
+            elif name == "metadata_v2.db":
+                found["buildkit metadata_v2.db"].append(path)
+            elif parent.endswith("blobs/sha256"):
+                with open(path, "rb") as handle:
+                    head = handle.read(1)
+                found["manifest or config blob" if head == b"{" else "layer blob"].append(path)
+            elif name == "config.v2.json":
+                found["container config.v2.json"].append(path)
+            elif name == "ref" and "/ingest/" in path:
+                found["ingest ref"].append(path)
+    return found
+
+
+def exercise_containerd(root: str) -> Dict[str, object]:
+    """Everything the modules do with a containerd store; any exception here is a bug."""
+    facts = gather(load_store(root), container_sizes=True)
+    report = verify_containerd(load_store(root))
+    orphans = classify_containerd(load_store(root))
+    result = {"facts": facts, "verify": report.as_dict(), "orphans": orphans.facts()}
+    json.dumps(result)
+    return result
+
+
+def run_once_containerd(root: str, rng: random.Random, kind: str) -> Callable[[], None]:
+    paths = containerd_files_of_kind(root)[kind]
+    path = rng.choice(paths)
+    with open(path, "rb") as handle:
+        original = handle.read()
+    mutate_file(path, kind, rng)
+
+    def restore() -> None:
+        with open(path, "wb") as handle:
+            handle.write(original)
+    return restore
 
 
 METADATA_NAMES = ("diff", "size", "cache-id", "parent", "mount-id", "init-id", "link", "lower")
@@ -90,7 +165,12 @@ def mutate_file(path: str, kind: str, rng: random.Random) -> None:
         else:
             lines[index] = mutate(lines[index], rng)
         data = gzip.compress(b"".join(lines))
-    elif kind == "buildkit database" and rng.random() < 0.7:  # flips inside pages reach the page parsers
+    elif kind == "layer blob" and rng.random() < 0.5:  # a valid gzip stream of a changed tar
+        raw = bytearray(gzip.decompress(data))
+        if raw:
+            raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        data = gzip.compress(bytes(raw), mtime=0)
+    elif kind in BOLT_KINDS and rng.random() < 0.7:  # flips inside pages reach the page parsers
         flipped = bytearray(data)
         for _flip in range(rng.randrange(1, 9)):
             flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)

@@ -455,13 +455,11 @@ class ContainerdReader:
     # -- the snapshotter's metadata.db --------------------------------------------------------------------
     def read_backend(self, backend: BoltFile) -> None:
         snapshots = backend.root().bucket(b"v1", b"snapshots")
-        if snapshots is None:
-            if backend.root().bucket(b"v1") is None:
-                raise ShapeError("metadata.db has no v1 bucket")
-            return
+        if snapshots is None:  # the snapshotter always has it, even empty: this is not a shape we know
+            raise ShapeError("metadata.db has no v1/snapshots bucket")
         for key_raw, record in snapshots.items():
             if not isinstance(record, Bucket):
-                continue
+                raise ShapeError("metadata.db: snapshot %s is a value, not a bucket" % shorten(key_raw))
             key = key_raw.decode("utf-8", "replace")
             where = "%s: snapshot %s" % (self.ctd.join(SNAPSHOTTER_DIR, "metadata.db"), shorten(key))
             try:
@@ -484,13 +482,18 @@ class ContainerdReader:
                 self.store.note("invalid", where, str(exc))
 
     def join_snapshots(self) -> None:
+        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
+        unreadable = any(record.path == backend_path for record in self.store.damaged)
         for snapshot in self.parts.snapshots.values():
             backend = self.parts.backend.get(snapshot.backend_key or "")
             if backend is None:
-                if self.parts.backend or snapshot.backend_key:
-                    self.store.note("missing", self.ctd.join(SNAPSHOTTER_DIR, "metadata.db"),
-                                    "snapshot %s (%s) is not in the snapshotter's metadata"
-                                    % (shorten(snapshot.key), shorten(snapshot.backend_key)))
+                if unreadable:
+                    continue
+                message = "snapshot %s (%s) is not in the snapshotter's metadata" % (
+                    shorten(snapshot.key), shorten(snapshot.backend_key))
+                self.store.note("missing", backend_path, message)
+                # the two databases disagree: the directory of that snapshot is unknown, and any might be it
+                self.store.damage("snapshot_record", backend_path, message, ("dirs",))
                 continue
             snapshot.id, snapshot.kind = backend.id, backend.kind
             snapshot.size, snapshot.inodes = backend.size, backend.inodes

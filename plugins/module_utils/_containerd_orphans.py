@@ -25,6 +25,7 @@ parents. Orphans come in two families:
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -257,29 +258,23 @@ class _Classifier:
         return found
 
     def stale_ingests(self, blocked: List[str]) -> List[Orphan]:
+        """Ingest directories no record names. A directory's name is the sha256 of its backend ref, so the
+        records decide, not the (writable, damageable) ``ref`` file inside it."""
         recorded = set(self.parts.ingest_records)
         for lease in self.parts.leases.values():
             recorded.update(lease.ingests)
+        names = {hashlib.sha256(ref.encode("utf-8", "surrogateescape")).hexdigest() for ref in recorded}
         found = []
         for name in self.parts.ingest_dirs:
             if not is_hex64(name):
                 self.store.note("unexpected", self.parts.ingest_root + "/" + shorten(name), "not an ingest")
                 continue
-            relative = CONTENT_DIR + "/ingest/" + name
-            ref = self.ingest_ref(name)
-            if ref is not None and ref in recorded:
+            if name in names:
                 continue
+            relative = CONTENT_DIR + "/ingest/" + name
             found.append(self.orphan(STALE_INGEST, relative, tree_usage(self.parts.root + "/" + relative),
                                      blocked=blocked))
         return found
-
-    def ingest_ref(self, name: str) -> Optional[str]:
-        """The backend ref an ingest was written for (its ``ref`` file), or None when it cannot be read."""
-        try:
-            with SafeDir.open(self.parts.root) as root, root.subdir(CONTENT_DIR, "ingest", name) as ingest:
-                return ingest.read_text("ref", 4096).strip()
-        except (OSError, UnicodeDecodeError):
-            return None
 
     def record_orphans(self) -> List[Orphan]:
         found = []

@@ -154,8 +154,9 @@ def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str) -> T
         score = len(containers & keys)
         if best is None or score > best[0]:
             best = (score, path, layout)
-    if best is None and has_managed_containerd(root):
-        # dockerd's own containerd is here, its metadata unreadable: read it, and say what could not be read
+    if (best is None or containers and best[0] == 0) and has_managed_containerd(root):
+        # dockerd's own containerd is here and no other holds the containers: read it, and say what could not be
+        # read (its metadata may be damaged)
         return os.path.realpath(root.join("containerd", "daemon")), "managed"
     if best is None:
         raise StoreError(

@@ -11,7 +11,18 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from devtools.mutations import FILE_KINDS, exercise, files_of_kind, prepare_store, run_once
+from devtools.mutations import (
+    CONTAINERD_FILE_KINDS,
+    FILE_KINDS,
+    containerd_files_of_kind,
+    exercise,
+    exercise_containerd,
+    files_of_kind,
+    prepare_containerd_store,
+    prepare_store,
+    run_once,
+    run_once_containerd,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,4 +50,38 @@ def test_any_mutation_of_any_file_gives_an_answer_not_a_traceback(store_root, ki
 
 def test_the_store_is_clean_again_after_the_mutations(store_root):
     result = exercise(store_root)
+    assert result["facts"]["warnings"] == [] and result["verify"]["ok"] is True
+
+
+@pytest.fixture(scope="module")
+def containerd_root(tmp_path_factory):
+    root = os.path.join(str(tmp_path_factory.mktemp("fuzz-ctd")), "docker")
+    prepare_containerd_store(root)
+    return root
+
+
+def test_the_containerd_store_has_every_file_kind_and_is_clean(containerd_root):
+    assert all(containerd_files_of_kind(containerd_root)[kind] for kind in CONTAINERD_FILE_KINDS)
+    result = exercise_containerd(containerd_root)
+    assert result["facts"]["warnings"] == [] and result["verify"]["ok"] is True
+    assert result["orphans"]["entries"] == []
+
+
+@settings(max_examples=int(os.environ.get("STRATA_FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(CONTAINERD_FILE_KINDS), seed=st.integers(0, 2 ** 32 - 1))
+def test_any_mutation_of_any_containerd_file_gives_an_answer_not_a_traceback(containerd_root, kind, seed):
+    restore = run_once_containerd(containerd_root, random.Random(seed), kind)
+    try:
+        result = exercise_containerd(containerd_root)
+    finally:
+        restore()
+    assert isinstance(result["facts"]["images"], list)
+    prunable = [e for e in result["orphans"]["entries"] if e["command"] is None and not e["blocked_by"]]
+    # the clean store has no orphan: a damaged file never makes a file of the store one that may go
+    assert prunable == [], kind
+
+
+def test_the_containerd_store_is_clean_again_after_the_mutations(containerd_root):
+    result = exercise_containerd(containerd_root)
     assert result["facts"]["warnings"] == [] and result["verify"]["ok"] is True
