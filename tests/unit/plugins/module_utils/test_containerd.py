@@ -378,13 +378,17 @@ def test_an_ingest_with_a_record_is_in_flight_work_not_an_orphan(tmp_path):
     synthetic.image("docker.io/library/base:1", [BASE])
     synthetic.write()
     ref = "moby/1/tar-blobs/sha256/" + "ef" * 32
-    ingest = plant(os.path.join(synthetic.ctd_root, CONTENT, "ingest", "12" * 32))
+    import hashlib  # pylint: disable=import-outside-toplevel
+    ingest = plant(os.path.join(synthetic.ctd_root, CONTENT, "ingest", hashlib.sha256(ref.encode()).hexdigest()))
     with open(os.path.join(ingest, "ref"), "w", encoding="ascii") as handle:
         handle.write(ref)
     meta = os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db")
     tree = rewrite_without_image(synthetic, "none")
     tree[b"v1"][b"moby"][b"content"][b"ingests"] = {ref.encode(): {b"ref": ref.encode()}}
     ctdstore.write_bolt(meta, tree)
+    assert classify(load_store(str(tmp_path))).orphans == []
+    with open(os.path.join(ingest, "ref"), "w", encoding="ascii") as handle:  # a damaged ref file changes nothing
+        handle.write("garbage")
     assert classify(load_store(str(tmp_path))).orphans == []
 
 
