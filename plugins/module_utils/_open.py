@@ -9,6 +9,7 @@ its layout names (``_source``)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
@@ -41,7 +42,12 @@ def open_store(module: Any) -> Tuple[Store, Location]:
         location = locate(module.params["data_root"])
         daemons = location.daemons
         params = module.params
-        store = load_store(location.data_root, params.get("store") or "auto", params.get("containerd_root"),
+        containerd_root = params.get("containerd_root")
+        daemon = location.daemon
+        if not containerd_root and daemon is not None and daemon.storage == "containerd" and daemon.containerd_root \
+                and os.path.isdir(daemon.containerd_root):
+            containerd_root = daemon.containerd_root  # where that daemon's containerd keeps its state
+        store = load_store(location.data_root, params.get("store") or "auto", containerd_root,
                            params.get("namespace") or "moby")
         return store, location
     except DiscoveryError as exc:

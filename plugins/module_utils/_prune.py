@@ -139,11 +139,11 @@ def overlay_dir_count(orphan: Orphan) -> int:
 
 def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Optional[Tuple[str, str]]:
     """(reason code, message) of the first gate that keeps the orphan, or None when it may go."""
-    if orphan.kind not in gates.kinds:
-        return KIND_NOT_SELECTED, "kind %s not selected" % orphan.kind
-    if orphan.command is not None:  # a record in containerd's databases: never written here
+    if orphan.command is not None:  # a record in containerd's databases, whatever the kinds: never written here
         return CONTAINERD_RECLAIMS, "a record in containerd's database holds it; let containerd reclaim it: " + \
             orphan.command
+    if orphan.kind not in gates.kinds:
+        return KIND_NOT_SELECTED, "kind %s not selected" % orphan.kind
     if orphan.blocked_by:
         return UNKNOWN_OWNER, ("a damaged record might still own it; repair or remove %s first"
                                % ", ".join(orphan.blocked_by[:3]) + (" (and %d more)" % (len(orphan.blocked_by) - 3)
