@@ -16,6 +16,7 @@ it becomes a path: snapshot ids are decimal, digests are ``sha256:<64 hex>``.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import json
 import os
@@ -97,7 +98,6 @@ def go_time_text(text: Optional[str]) -> Optional[float]:
     """An RFC 3339 time as containerd writes it (``expireat`` labels, ingest ``startedat``), or None."""
     if not text:
         return None
-    import datetime  # pylint: disable=import-outside-toplevel
     value = text.strip()
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
