@@ -85,6 +85,7 @@ bench: deps
 	$(PY) benchmarks/facts.py
 	$(PY) benchmarks/verify.py
 	$(PY) benchmarks/prune.py
+	$(PY) benchmarks/containerd.py
 	$(PY) benchmarks/run
 
 clean:

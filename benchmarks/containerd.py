@@ -48,7 +48,7 @@ def engine_route(engine: ChrootEngine) -> None:
 
 
 def save_all(engine: ChrootEngine) -> None:
-    subprocess.run(engine.docker_command() + ["save", "-o", "/dev/null"] + engine.image_ids(), env=engine.env,
+    subprocess.run(engine.docker_command() + ["save"] + engine.image_ids(), env=engine.env,
                    check=True, stdout=subprocess.DEVNULL)
 
 

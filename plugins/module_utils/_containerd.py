@@ -489,8 +489,9 @@ class ContainerdReader:
             if backend is None:
                 if unreadable:
                     continue
-                message = "snapshot %s (%s) is not in the snapshotter's metadata" % (
-                    shorten(snapshot.key), shorten(snapshot.backend_key))
+                message = ("snapshot %s (%s) is not in the snapshotter's metadata (created or removed while the "
+                           "store was read, or a damaged database)" % (shorten(snapshot.key),
+                                                                       shorten(snapshot.backend_key)))
                 self.store.note("missing", backend_path, message)
                 # the two databases disagree: the directory of that snapshot is unknown, and any might be it
                 self.store.damage("snapshot_record", backend_path, message, ("dirs",))
