@@ -324,11 +324,11 @@ class ChrootEngine(Engine):
         extra = []  # type: List[str]
         if self.system_containerd:
             address = self.inside(os.path.join(self.base, "containerd.sock"))
-            containerd = "{{ chroot {0} /usr/bin/containerd --root {1} --state {2} --address {3} >>{4} 2>&1 & " \
-                "echo $! > {5}; }} && ".format(shlex.quote(self.root), shlex.quote(self.inside(self.containerd_root)),
-                                         shlex.quote(self.inside(os.path.join(self.base, "containerd-state"))),
-                                         shlex.quote(address), shlex.quote(os.path.join(self.base, "containerd.log")),
-                                         shlex.quote(self.containerd_pidfile))
+            words = [shlex.quote(value) for value in (
+                self.root, self.inside(self.containerd_root), self.inside(os.path.join(self.base, "containerd-state")),
+                address, os.path.join(self.base, "containerd.log"), self.containerd_pidfile)]
+            containerd = ("{{ chroot {0} /usr/bin/containerd --root {1} --state {2} --address {3} >>{4} 2>&1 & "
+                          "echo $! > {5}; }} && ").format(*words)
             extra = ["--containerd", address]
         script = 'mount --bind {0} {0} && {1} && {2}exec chroot {0} "$@"'.format(shlex.quote(self.root), binds,
                                                                                  containerd)

@@ -102,7 +102,7 @@ def go_time_text(text: Optional[str]) -> Optional[float]:
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
     if "." in value:  # Python < 3.11 takes at most 6 fractional digits
-        head, _, tail = value.partition(".")
+        head, _dot, tail = value.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
         zone = tail[len(digits):]
         value = head + "." + (digits[:6] or "0") + zone
@@ -308,7 +308,7 @@ def namespace_names(root: SafeDir) -> Optional[List[str]]:
             v1 = db.root().bucket(b"v1")
             if v1 is None:
                 return None
-            return [key.decode("utf-8", "replace") for key, _ in v1.buckets()]
+            return [key.decode("utf-8", "replace") for key, _bucket in v1.buckets()]
     except (OSError, BoltError):
         return None
 
@@ -364,7 +364,7 @@ class ContainerdReader:
         for name, bucket in v1.buckets():
             namespace = name.decode("utf-8", "replace")
             content = bucket.bucket(b"content", b"blob")
-            for digest, _ in (content.items() if content else ()):
+            for digest, _record in (content.items() if content else ()):
                 self.parts.records_any_namespace.add(digest.decode("utf-8", "replace"))
             ingests = bucket.bucket(b"content", b"ingests")
             for ref, record in (ingests.items() if ingests else ()):
@@ -384,7 +384,7 @@ class ContainerdReader:
         self.read_images(ns)
         self.read_blobs(ns)
         self.read_snapshots(ns)
-        self.parts.task_containers = {key.decode("utf-8", "replace") for key, _ in
+        self.parts.task_containers = {key.decode("utf-8", "replace") for key, _record in
                                       (ns.bucket(b"containers").items() if ns.bucket(b"containers") else ())}
 
     def read_lease(self, namespace: str, lease_id: str, record: Bucket) -> None:

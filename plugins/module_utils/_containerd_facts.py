@@ -228,4 +228,3 @@ def summary(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[str], 
         "snapshots": len(parts.snapshots),
         "blobs": len(parts.blobs),
     }
-

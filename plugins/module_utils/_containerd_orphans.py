@@ -59,6 +59,10 @@ FILE_KINDS = (UNKNOWN_SNAPSHOT_DIR, STALE_INGEST)  # removable without a databas
 RECORD_KINDS = (UNREFERENCED_SNAPSHOT, UNPACK_LEFTOVER, UNREFERENCED_BLOB, UNRECORDED_BLOB_FILE)
 CONTAINERD_ORPHAN_KINDS = FILE_KINDS + RECORD_KINDS
 
+# damaged records that leave containerd's own references unknown (every record orphan stays), and those that
+# leave the snapshotter's directories unknown (every snapshot directory stays)
+META_RECORDS = ("containerd_meta", "store_part", "image_record", "image_config")
+BACKEND_RECORDS = ("snapshotter_meta", "snapshot_record", "store_part")
 BUILDKIT_DB = ("buildkit", "containerd-overlayfs", "metadata_v2.db")
 
 
@@ -227,10 +231,8 @@ class _Classifier:
 
     def classify(self) -> ContainerdClassification:
         buildkit = buildkit_snapshots(self.store)
-        meta_unknown = [r.path for r in self.blocking if r.code in ("containerd_meta", "store_part", "image_record",
-                                                                     "image_config")]
-        backend_unknown = [r.path for r in self.blocking if r.code in ("snapshotter_meta", "snapshot_record",
-                                                                        "store_part")]
+        meta_unknown = [r.path for r in self.blocking if r.code in META_RECORDS]
+        backend_unknown = [r.path for r in self.blocking if r.code in BACKEND_RECORDS]
         used = self.roots(buildkit)
         buildkit = self.buildkit_only(buildkit, used)
         orphans = []  # type: List[Orphan]

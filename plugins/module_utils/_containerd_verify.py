@@ -360,4 +360,3 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
         unverifiable=unverifiable,
         checked_blobs=checked_blobs + sum(1 for chain in chains if store.layers[chain].blob),
     )
-

@@ -206,7 +206,7 @@ def main() -> None:
     try:
         check = verify_containerd if store.kind == "containerd" else verify
         report = check(store, images=params["images"], layers=params["layers"], content=params["content"],
-                        workers=params["workers"])
+                       workers=params["workers"])
     except (SelectionError, OSError) as exc:
         module.fail_json(msg=str(exc))
     result = report.as_dict()

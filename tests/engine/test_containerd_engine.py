@@ -321,7 +321,7 @@ def snapshot_keys_now(engine):
     try:
         with BoltFile.open_at(fd, "meta.db", "meta.db") as db:
             bucket = db.root().bucket(b"v1", b"moby", b"snapshots", b"overlayfs")
-            return [key.decode() for key, _ in bucket.items()] if bucket else []
+            return [key.decode() for key, _value in bucket.items()] if bucket else []
     except Exception:  # pylint: disable=broad-except  # a page being written: try again
         return []
     finally:

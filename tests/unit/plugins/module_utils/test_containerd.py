@@ -108,6 +108,7 @@ def test_the_synthetic_store_has_the_engines_shape(tmp_path):
     os.makedirs(engine_root)
     engine, _answers = unpack_fixture("managed", engine_root)
     synthetic = small_store(str(tmp_path / "synthetic"))
+
     def shapes(root):
         found = {}
         with open(os.path.join(root, "io.containerd.metadata.v1.bolt", "meta.db"), "rb") as handle:
@@ -118,15 +119,15 @@ def test_the_synthetic_store_has_the_engines_shape(tmp_path):
         for kind, bucket in kinds.items():
             keys = set()
             for _name, record in bucket.items():
-                keys |= {key for key, _ in record.items()} - {b"labels", b"children"}
+                keys |= {key for key, _value in record.items()} - {b"labels", b"children"}
             found[kind] = keys
         target = next(record for _name, record in kinds["image"].items()).bucket(b"target")
-        found["target"] = {key for key, _ in target.items()}
+        found["target"] = {key for key, _value in target.items()}
         with open(os.path.join(root, SNAPSHOTTER, "metadata.db"), "rb") as handle:
             backend = BoltFile(handle.read())
         found["backend"] = set()
         for _name, record in backend.root().bucket(b"v1", b"snapshots").items():
-            found["backend"] |= {key for key, _ in record.items()} - {b"labels"}
+            found["backend"] |= {key for key, _value in record.items()} - {b"labels"}
         return found
     assert shapes(synthetic.ctd_root) == shapes(engine.containerd.root)
 

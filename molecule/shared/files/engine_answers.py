@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """What this host's engine says, as one JSON document: /images/json?all=1&shared-size=1, /system/df, each
 container's inspect with its size, and the overlay mount options of each running container's root."""
 import http.client
