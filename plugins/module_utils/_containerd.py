@@ -661,7 +661,8 @@ def candidate_roots(data_root: str, extra: Iterable[str] = ()) -> List[Tuple[str
     seen = set()  # type: Set[str]
     unique = []
     for path, layout in found:
-        if path not in seen:
-            seen.add(path)
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
             unique.append((path, layout))
     return unique

@@ -9,7 +9,6 @@ its layout names (``_source``)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
@@ -42,13 +41,11 @@ def open_store(module: Any) -> Tuple[Store, Location]:
         location = locate(module.params["data_root"])
         daemons = location.daemons
         params = module.params
-        containerd_root = params.get("containerd_root")
         daemon = location.daemon
-        if not containerd_root and daemon is not None and daemon.storage == "containerd" and daemon.containerd_root \
-                and os.path.isdir(daemon.containerd_root):
-            containerd_root = daemon.containerd_root  # where that daemon's containerd keeps its state
-        store = load_store(location.data_root, params.get("store") or "auto", containerd_root,
-                           params.get("namespace") or "moby")
+        # where the store's daemon keeps its containerd is one more place to look (never taken unseen)
+        hints = [daemon.containerd_root] if daemon is not None and daemon.containerd_root else []
+        store = load_store(location.data_root, params.get("store") or "auto", params.get("containerd_root"),
+                           params.get("namespace") or "moby", hints)
         return store, location
     except DiscoveryError as exc:
         module.fail_json(msg=str(exc), daemons=daemon_facts(exc.daemons))

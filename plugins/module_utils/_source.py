@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
     META_DB,
@@ -39,8 +39,9 @@ SNAPSHOTTER_DRIVER = "overlayfs"
 
 
 def load_store(data_root: str, store: str = AUTO, containerd_root: Optional[str] = None,
-               namespace: str = NAMESPACE) -> Store:
-    """The store model of ``data_root``, filled by the source its layout (or ``store``) names."""
+               namespace: str = NAMESPACE, hints: Sequence[str] = ()) -> Store:
+    """The store model of ``data_root``, filled by the source its layout (or ``store``) names. ``hints`` are
+    more places a containerd root may be (the discovered daemon's), weighed like the others."""
     root_path = resolve_data_root(data_root)
     if store not in STORE_KINDS:
         raise StoreError("store must be one of %s, got %r" % (", ".join(STORE_KINDS), store))
@@ -49,7 +50,7 @@ def load_store(data_root: str, store: str = AUTO, containerd_root: Optional[str]
         if kind == OVERLAY2:
             check_layout(root)
             return Store.load(root_path)
-        ctd_path, layout = containerd_root_of(root, containerd_root, namespace)
+        ctd_path, layout = containerd_root_of(root, containerd_root, namespace, hints)
         model = Store(data_root=root_path, kind=CONTAINERD)
         try:
             ctd = SafeDir.open(ctd_path)
@@ -127,7 +128,8 @@ def configured_root(path: str = CONTAINERD_CONFIG) -> Optional[str]:
     return None
 
 
-def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str) -> Tuple[str, str]:
+def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str,
+                       hints: Sequence[str] = ()) -> Tuple[str, str]:
     """The containerd root that holds this data-root's snapshots, and its layout (managed, system, given)."""
     if given:
         if not os.path.isabs(given):
@@ -135,7 +137,7 @@ def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str) -> T
         if not os.path.isdir(given):
             raise StoreError("containerd_root %s is not a directory" % given)
         return os.path.realpath(given), "given"
-    extra = [path for path in (configured_root(),) if path]
+    extra = [path for path in list(hints) + [configured_root()] if path]
     containers = set(container_ids(root))
     best = None  # type: Optional[Tuple[int, str, str]]
     tried = []  # type: List[str]

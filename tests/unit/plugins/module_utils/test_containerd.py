@@ -399,3 +399,13 @@ def test_the_store_option_is_checked_and_overlay2_refuses_a_containerd_data_root
         load_store(str(tmp_path), "zfs")
     with pytest.raises(StoreError, match="containerd image store"):
         load_store(str(tmp_path), "overlay2")
+
+
+def test_the_discovered_daemons_containerd_root_is_weighed_not_trusted(tmp_path):
+    synthetic = small_store(str(tmp_path / "root"))
+    os.rename(synthetic.ctd_root, str(tmp_path / "system"))
+    os.makedirs(str(tmp_path / "empty"))
+    store = load_store(str(tmp_path / "root"), hints=[str(tmp_path / "empty"), str(tmp_path / "system")])
+    assert store.containerd.root == str(tmp_path / "system") and store.containerd.layout == "system"
+    with pytest.raises(StoreError, match="containerd_root"):
+        load_store(str(tmp_path / "root"), hints=[str(tmp_path / "empty")])
