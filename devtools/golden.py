@@ -27,9 +27,13 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import CONTAINERD_ORPHAN_KINDS  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.results import normalized  # noqa: E402  pylint: disable=wrong-import-position
@@ -39,16 +43,32 @@ GOLDEN = os.path.join(REPO, "tests", "unit", "fixtures", "golden")
 VARYING = {"seconds", "newest_mtime"}
 
 
-def build(name: str, root: str) -> None:
-    if name == "sample":
+STORES = ("sample", "generated", "containerd")
+
+
+def build(name: str, work: str) -> str:
+    """Write the store ``name`` below ``work``; returns its data-root."""
+    if name in ("sample", "containerd"):  # the smoke stores (tests/smoke/store.py)
         import importlib.util  # pylint: disable=import-outside-toplevel
         spec = importlib.util.spec_from_file_location("smoke_store", os.path.join(REPO, "tests", "smoke", "store.py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        module.make(root)
-    else:
-        from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
-        generate(root, 300, seed="golden")
+        module.make(work)
+        return os.path.join(work, "overlay2" if name == "sample" else "containerd")
+    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+    root = os.path.join(work, "docker")
+    generate(root, 300, seed="golden")
+    return root
+
+
+def containerd_answers(root: str) -> Dict[str, Any]:
+    store = load_store(root)
+    classification = classify_containerd(load_store(root))
+    gates = Gates(kinds=CONTAINERD_ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=0)
+    plan = decide(classification.orphans, gates, check_mode=True, quarantine=False)
+    return normalized({"facts": gather(store, container_sizes=True),
+                       "verify": verify_containerd(load_store(root)).as_dict(),
+                       "orphans": classification.facts(), "plan": [d.as_dict() for d in plan]}, root, VARYING)
 
 
 def answers(root: str) -> Dict[str, Any]:
@@ -63,9 +83,8 @@ def answers(root: str) -> Dict[str, Any]:
 def compare(name: str, write: bool) -> bool:
     work = tempfile.mkdtemp(prefix="strata-golden-")
     try:
-        root = os.path.join(work, "docker")
-        build(name, root)
-        current = answers(root)
+        root = build(name, work)
+        current = containerd_answers(root) if name == "containerd" else answers(root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     path = os.path.join(GOLDEN, name + ".json")
@@ -83,7 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    results = {name: compare(name, args.write) for name in ("sample", "generated")}
+    results = {name: compare(name, args.write) for name in STORES}
     print(json.dumps(results))
     return 0 if all(results.values()) else 1
 
