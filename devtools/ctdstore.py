@@ -25,7 +25,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
 from devtools.boltwriter import write_bolt
@@ -153,15 +153,16 @@ class SynthStore:
         return digest
 
     def image(self, name: str, layers: List[Files], parent: Optional[Image] = None,
-              compress: bool = True) -> Image:
-        """An image of ``layers`` on top of ``parent``'s (which it then shares), tagged ``name``."""
+              compress: Union[bool, Callable[[bytes], bytes]] = True) -> Image:
+        """An image of ``layers`` on top of ``parent``'s (which it then shares), tagged ``name``; its layers
+        are gzip-compressed (``compress`` True), stored as plain tars (False) or compressed by ``compress``."""
         image = Image(names=[name], layers=(parent.layers if parent else []) + list(layers))
         image.diff_ids = list(parent.diff_ids) if parent else []
         image.blobs = list(parent.blobs) if parent else []
         for files in layers:
             raw = layer_tar(files)
             diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-            data = gzip.compress(raw, mtime=0) if compress else raw
+            data = compress(raw) if callable(compress) else gzip.compress(raw, mtime=0) if compress else raw
             image.blobs.append(self.blob(data, {"containerd.io/uncompressed": diff_id}))
             image.diff_ids.append(diff_id)
         image.config = {"architecture": "amd64", "os": "linux", "created": "2026-11-01T00:00:00Z",

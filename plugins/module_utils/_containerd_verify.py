@@ -61,6 +61,17 @@ UNVERIFIABLE_CODES = (COMPRESSION_UNSUPPORTED, BLOB_MISSING, NOT_UNPACKED)
 IMAGE_RECORDS = ("image_record", "image_config")  # damaged records that are an image's corruption
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP, ZSTD, NONE = "gzip", "zstd", "no compression"
+
+
+DECOMPRESSORS = {GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), NONE: lambda raw: raw}
+STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)  # type: Tuple[type, ...]
+try:  # zstd streams, where the standard library reads them (Python 3.14 and newer)
+    from compression import zstd as _zstd  # type: ignore  # pylint: disable=import-error
+    DECOMPRESSORS[ZSTD] = lambda raw: _zstd.ZstdFile(raw, mode="rb")
+    STREAM_ERRORS += (_zstd.ZstdError,)
+except ImportError:
+    pass
 
 
 @dataclass
@@ -153,14 +164,15 @@ class _LayerCheck:
                              "be checked by metadata only" % (layer.blob or "(none)"))
         try:
             with open_blob(self.parts, layer.blob) as handle:
-                head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
-                if head.startswith(ZSTD_MAGIC) or (head and not head.startswith(GZIP_MAGIC) and not self.is_tar(handle)):
-                    what = "zstd" if head.startswith(ZSTD_MAGIC) else "an unknown compression"
+                head = handle.peek(4)[:4]
+                compression = GZIP if head.startswith(GZIP_MAGIC) else ZSTD if head.startswith(ZSTD_MAGIC) else \
+                    NONE if not head or self.is_tar(handle) else "an unknown compression"
+                if compression not in DECOMPRESSORS:
                     return self.skip(COMPRESSION_UNSUPPORTED, "the layer blob uses %s, which the Python standard "
-                                     "library of this host cannot read" % what)
+                                     "library of this host cannot read" % compression)
                 with SafeDir.open(self.parts.root) as ctd, \
                         ctd.subdir(SNAPSHOTTER_DIR, "snapshots", layer.snapshot_id, "fs") as root:
-                    self.compare(handle, head.startswith(GZIP_MAGIC), root)
+                    self.compare(handle, compression, root)
         except OSError as exc:
             self.problems.append(Problem(METADATA, self.fs_path, "cannot read the layer: %s" % describe_os_error(exc)))
         return self
@@ -170,11 +182,11 @@ class _LayerCheck:
         block = handle.peek(512)[:512]
         return len(block) >= 262 and block[257:262] == b"ustar"
 
-    def compare(self, handle, gzipped: bool, root: SafeDir) -> None:
+    def compare(self, handle, compression: str, root: SafeDir) -> None:
         compressed_hash = hashlib.sha256()
         raw = _Hashing(handle, compressed_hash)
         diff_hash = hashlib.sha256()
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        stream = DECOMPRESSORS[compression](raw)
         tar_stream = _Hashing(stream, diff_hash)
         tree = _DiffTree(root)
         expected = set()  # type: Set[str]
@@ -193,7 +205,7 @@ class _LayerCheck:
                         self.compare_member(archive, member, parts, tree)
                 tar_stream.drain()
                 raw.drain()
-            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            except STREAM_ERRORS as exc:
                 self.problems.append(Problem(DIGEST_MISMATCH, self.parts.blob_path(self.layer.blob or ""),
                                              "the layer blob is not a readable tar stream: %s" % exc))
                 return
