@@ -17,13 +17,14 @@ engine-made stores.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import os
 import stat
+import struct
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -61,6 +62,14 @@ def go_time(unix: float) -> bytes:
     seconds = int(unix) + 62135596800
     nanos = int((unix - int(unix)) * 1e9)
     return b"\x01" + seconds.to_bytes(8, "big") + nanos.to_bytes(4, "big") + b"\xff\xff"
+
+
+def gzip_bytes(raw: bytes) -> bytes:
+    """gzip with a fixed header (no name, no time, OS 255): the same bytes on every Python (``gzip.compress``
+    writes another OS byte from 3.13 on, which would change every digest of the store)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = compressor.compress(raw) + compressor.flush()
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + body + struct.pack("<II", zlib.crc32(raw), len(raw) & 0xFFFFFFFF)
 
 
 def layer_tar(files: Files) -> bytes:
@@ -162,7 +171,7 @@ class SynthStore:
         for files in layers:
             raw = layer_tar(files)
             diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-            data = compress(raw) if callable(compress) else gzip.compress(raw, mtime=0) if compress else raw
+            data = compress(raw) if callable(compress) else gzip_bytes(raw) if compress else raw
             image.blobs.append(self.blob(data, {"containerd.io/uncompressed": diff_id}))
             image.diff_ids.append(diff_id)
         image.config = {"architecture": "amd64", "os": "linux", "created": "2026-11-01T00:00:00Z",
