@@ -92,16 +92,8 @@ def exercise_containerd(root: str) -> Dict[str, object]:
 
 
 def run_once_containerd(root: str, rng: random.Random, kind: str) -> Callable[[], None]:
-    paths = containerd_files_of_kind(root)[kind]
-    path = rng.choice(paths)
-    with open(path, "rb") as handle:
-        original = handle.read()
-    mutate_file(path, kind, rng)
-
-    def restore() -> None:
-        with open(path, "wb") as handle:
-            handle.write(original)
-    return restore
+    """``run_once`` on a containerd store."""
+    return run_once(root, rng, kind, containerd_files_of_kind)
 
 
 METADATA_NAMES = ("diff", "size", "cache-id", "parent", "mount-id", "init-id", "link", "lower")
@@ -192,9 +184,10 @@ def exercise(root: str) -> Dict[str, object]:
     return result
 
 
-def run_once(root: str, rng: random.Random, kind: str) -> Callable[[], None]:
-    """Mutate one file of ``kind``; return a function that puts it back."""
-    paths = files_of_kind(root)[kind]
+def run_once(root: str, rng: random.Random, kind: str,
+             files_of: Callable[[str], Dict[str, List[str]]] = files_of_kind) -> Callable[[], None]:
+    """Mutate one file of ``kind`` (as ``files_of`` lists them); return a function that puts it back."""
+    paths = files_of(root)[kind]
     path = rng.choice(paths)
     with open(path, "rb") as handle:
         original = handle.read()

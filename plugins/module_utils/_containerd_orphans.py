@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile
-from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN
+from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, ShapeError, live_records
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
     CONTENT_DIR,
     CONTENT_REF_PREFIX,
@@ -45,7 +44,13 @@ from ansible_collections.strata.overlay2.plugins.module_utils._containerd import
     is_snapshot_id,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, is_hex64, parse_digest, shorten
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import BuildKitCache, Orphan, Usage, tree_usage
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
+    BuildKitCache,
+    Orphan,
+    Usage,
+    orphan_facts,
+    tree_usage,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import DamagedRecord, Store
 
@@ -74,25 +79,13 @@ class ContainerdClassification:
     kept_snapshots: Set[str] = field(default_factory=set)
     kept_blobs: Set[str] = field(default_factory=set)
 
-    @property
-    def orphan_bytes(self) -> int:
-        return sum(orphan.usage.bytes for orphan in self.orphans)
-
     def facts(self) -> Dict[str, object]:
-        return {
-            "entries": [orphan.as_dict() for orphan in self.orphans],
-            "bytes": self.orphan_bytes,
-            "by_kind": {kind: sum(1 for o in self.orphans if o.kind == kind) for kind in CONTAINERD_ORPHAN_KINDS},
-            "buildkit_dirs": len(self.buildkit.dirs),
-            "buildkit_chains": len(self.buildkit.chains),
-            "buildkit_bytes": self.buildkit.usage.bytes,
-            "buildkit_state": self.buildkit.state,
-            "blocking": [record.as_dict() for record in self.blocking],
-        }
+        return orphan_facts(self.orphans, self.buildkit, self.blocking, CONTAINERD_ORPHAN_KINDS)
 
 
 def buildkit_snapshots(store: Store) -> BuildKitCache:
-    """BuildKit's records in this mode: ``_main/<record>/cache.snapshot`` (else the record id) are snapshot keys."""
+    """BuildKit's live records in this mode (``buildkit/containerd-overlayfs/metadata_v2.db``), read by the same
+    rule as in overlay2 mode (``_buildkit.live_records``): their snapshot keys, in ``dirs``."""
     usage = Usage()
     path = store.data_root + "/" + "/".join(BUILDKIT_DB)
     try:
@@ -101,25 +94,16 @@ def buildkit_snapshots(store: Store) -> BuildKitCache:
         if exc.errno == errno.ENOENT:
             return BuildKitCache(ABSENT, "", set(), set(), usage)
         return BuildKitCache(UNKNOWN, "%s: %s" % (path, describe_os_error(exc)), set(), set(), usage)
-    keys = set()  # type: Set[str]
     with root:
         if not root.exists(BUILDKIT_DB[-1]):
             return BuildKitCache(ABSENT, "", set(), set(), usage)
         try:
             with BoltFile.open_at(root.fd, BUILDKIT_DB[-1], path) as db:
-                main = db.root().bucket(b"_main")
-                for record_id, record in (main.items() if main else ()):
-                    if isinstance(record, bytes):
-                        continue
-                    raw = record.value(b"cache.snapshot")
-                    key = record_id.decode("utf-8", "replace")
-                    if raw:
-                        value = json.loads(raw.decode("utf-8")).get("value")
-                        if isinstance(value, str) and value:
-                            key = value
-                    keys.add(key)
-        except (OSError, BoltError, ValueError, AttributeError) as exc:
-            return BuildKitCache(UNKNOWN, "%s: %s" % (path, shorten(str(exc))), set(), set(), usage)
+                _count, keys = live_records(db.root())
+        except (BoltError, ShapeError) as exc:
+            return BuildKitCache(UNKNOWN, "%s: %s" % (path, exc), set(), set(), usage)
+        except OSError as exc:
+            return BuildKitCache(UNKNOWN, "%s: %s" % (path, describe_os_error(exc)), set(), set(), usage)
     return BuildKitCache(READ, "", set(), keys, usage)
 
 

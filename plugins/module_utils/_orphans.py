@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Sequence, Set
 
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -122,16 +122,22 @@ class Classification:
         return sum(orphan.usage.bytes for orphan in self.orphans)
 
     def facts(self) -> Dict[str, object]:
-        return {
-            "entries": [orphan.as_dict() for orphan in self.orphans],
-            "bytes": self.orphan_bytes,
-            "by_kind": {kind: sum(1 for o in self.orphans if o.kind == kind) for kind in ORPHAN_KINDS},
-            "buildkit_dirs": len(self.buildkit.dirs),
-            "buildkit_chains": len(self.buildkit.chains),
-            "buildkit_bytes": self.buildkit.usage.bytes,
-            "buildkit_state": self.buildkit.state,
-            "blocking": [record.as_dict() for record in self.blocking],
-        }
+        return orphan_facts(self.orphans, self.buildkit, self.blocking, ORPHAN_KINDS)
+
+
+def orphan_facts(orphans: List[Orphan], buildkit: BuildKitCache, blocking: List[DamagedRecord],
+                 kinds: Sequence[str]) -> Dict[str, object]:
+    """The facts' ``orphans`` section, the same for both stores (``kinds``: the store's orphan kinds)."""
+    return {
+        "entries": [orphan.as_dict() for orphan in orphans],
+        "bytes": sum(orphan.usage.bytes for orphan in orphans),
+        "by_kind": {kind: sum(1 for o in orphans if o.kind == kind) for kind in kinds},
+        "buildkit_dirs": len(buildkit.dirs),
+        "buildkit_chains": len(buildkit.chains),
+        "buildkit_bytes": buildkit.usage.bytes,
+        "buildkit_state": buildkit.state,
+        "blocking": [record.as_dict() for record in blocking],
+    }
 
 
 def tree_usage(path: str) -> Usage:

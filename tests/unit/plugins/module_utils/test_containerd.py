@@ -81,7 +81,7 @@ def test_engine_made_stores_give_what_the_engine_answered(engine_store):
     assert facts["summary"]["layers_size"] - active == answers["system_df"]["LayersSize"] - answers["active_usage"]
     assert facts["summary"]["images"] == answers["system_df"]["Images"]
     assert [c["id"] for c in facts["containers"]] == sorted(c["Id"] for c in answers["containers"])
-    assert facts["orphans"]["entries"] == []
+    assert facts["orphans"]["entries"] == [] and facts["orphans"]["buildkit_state"] == "read"
 
 
 def test_the_classic_builders_init_snapshots_are_in_the_image_stack_but_in_no_layer(engine_store):
