@@ -20,12 +20,14 @@ import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
 from devtools.collection import run_module, target_pythons
+from devtools.bolt_fixtures import build_with_buildkit
 from devtools.sandbox import ChrootEngine, build_samples
 
 FACTS = "strata.overlay2.overlay2_facts"
 VERIFY = "strata.overlay2.layer_verify"
 PRUNE = "strata.overlay2.orphan_layer_prune"
 OLD = time.time() - 7 * 86400
+APP_D = "FROM strata/app-b:1.0\nRUN echo d > /d.txt\nRUN mkdir /var/d && echo log > /var/d/log\n"  # as build_samples
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +251,12 @@ def test_the_prune_removes_planted_leftovers_and_nothing_the_engine_uses(ctd, co
     assert sorted(os.listdir(snapshots)) == before
     for image in ctd.api("/images/json"):
         ctd.docker("run", "--rm", "--network", "none", image["Id"], "true")
+    for container in ctd.inspect(*ctd.container_ids()):  # the created and exited ones start; restart stopped ones
+        ctd.docker("start", container["Id"])
+        assert ctd.inspect(container["Id"])[0]["State"]["Running"] or \
+            ctd.inspect(container["Id"])[0]["State"]["ExitCode"] == 0
+    rebuilt = build_with_buildkit(ctd, "strata/app-d:1.0", APP_D)
+    assert rebuilt.count("CACHED") >= 2, rebuilt  # both RUN steps come from BuildKit's cache
     again = run_module(collections_path, PRUNE, {"data_root": ctd.data_root}, workdir(tmp_path / "again"),
                        check_mode=True)
     assert not again["changed"] and again["orphans"] == []
