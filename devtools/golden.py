@@ -81,6 +81,7 @@ def answers(root: str) -> Dict[str, Any]:
 
 
 def compare(name: str, write: bool) -> bool:
+    """Whether the answers on store ``name`` are the recorded ones (or record them, ``write``)."""
     work = tempfile.mkdtemp(prefix="strata-golden-")
     try:
         root = build(name, work)

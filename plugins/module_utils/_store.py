@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import Ownership, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -42,6 +42,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     removing_chain,
     shorten,
 )
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
     SafeDir,
     describe_os_error,
@@ -51,6 +52,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
 
 CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
 MAX_LOWER_DEPTH = 128  # the overlay2 driver refuses a layer with more lower layers than this
+ENTRIES_PER_WORKER = 1500  # a directory of records is read by one more process for each this many entries
 
 # What a damaged reference record might name, when the part that names it could not be read
 MIGHT_NAME_DIRS = "dirs"  # any overlay2 directory
@@ -283,6 +285,9 @@ def read_containers(store: Store, root: SafeDir) -> None:
     _Loader(store, root).load_containers()
 
 
+EntryReader = Callable[["_Loader", SafeDir, str, bool], None]
+
+
 class _Loader:
     """Reads each part of the store into a Store, turning every bad entry into a Finding."""
 
@@ -342,24 +347,51 @@ class _Loader:
     def unexpected(self, directory: SafeDir, name: str, why: str) -> None:
         self.store.note("unexpected", os.path.join(directory.path, shorten(name)), why)
 
+    def each_entry(self, directory: SafeDir, body: "EntryReader", weight: float = 1.0) -> None:
+        """``body(loader, directory, name, is_dir)`` for every entry, in directory order.
+
+        A large directory is read by several processes, each into a partial store of its own; the parts are
+        merged in order, so the model (findings included) is exactly the one a single pass builds. ``weight``
+        is an entry's cost relative to a layer record's.
+        """
+        entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in directory.entries()]
+        chunks = split(entries, worker_count(len(entries), max(1, int(ENTRIES_PER_WORKER / weight))))
+        if len(chunks) < 2:
+            for name, is_dir in entries:
+                body(self, directory, name, is_dir)
+            return
+
+        def read_part(chunk: List[Tuple[str, bool]]) -> Tuple[Store, Set[str]]:
+            part = _Loader(Store(data_root=self.store.data_root), self.root)
+            for name, is_dir in chunk:
+                body(part, directory, name, is_dir)
+            return part.store, part.broken_images
+
+        for part, broken in map_chunks(read_part, chunks):
+            self.absorb(part, broken)
+
+    def absorb(self, part: "Store", broken_images: Set[str]) -> None:
+        """What a partial read found, appended after what this loader holds."""
+        store = self.store
+        store.images.update(part.images)
+        store.layers.update(part.layers)
+        store.removing.extend(part.removing)
+        store.mounts.update(part.mounts)
+        store.containers.update(part.containers)
+        store.dirs.update(part.dirs)
+        store.links.update(part.links)
+        store.image_parents.update(part.image_parents)
+        store.findings.extend(part.findings)
+        store.damaged.extend(part.damaged)
+        self.broken_images |= broken_images
+
     # -- images ------------------------------------------------------------
     def load_images(self) -> None:
         content = self.open_dir("image", "overlay2", "imagedb", "content", "sha256")
         if content is None:
             return
         with content:
-            for entry in content.entries():
-                name = entry.name
-                if name.startswith(".tmp-"):
-                    continue  # an atomic write in progress
-                if not is_hex64(name):
-                    self.unexpected(content, name, "not an image id")
-                    continue
-                image = self.load_image(content, name)
-                if image is None:
-                    self.broken_images.add("sha256:" + name)
-                else:
-                    self.store.images[image.id] = image
+            self.each_entry(content, _Loader.image_entry, weight=4)
         metadata = self.open_dir("image", "overlay2", "imagedb", "metadata", "sha256")
         if metadata is None:
             return
@@ -376,6 +408,18 @@ class _Loader:
                     self.store.note("invalid", metadata.join(name, "parent"), str(exc))
                 except OSError as exc:
                     self.store.note("unreadable", metadata.join(name), describe_os_error(exc))
+
+    def image_entry(self, content: SafeDir, name: str, _is_dir: bool) -> None:
+        if name.startswith(".tmp-"):
+            return  # an atomic write in progress
+        if not is_hex64(name):
+            self.unexpected(content, name, "not an image id")
+            return
+        image = self.load_image(content, name)
+        if image is None:
+            self.broken_images.add("sha256:" + name)
+        else:
+            self.store.images[image.id] = image
 
     def load_image(self, content: SafeDir, name: str) -> Optional[Image]:
         path = content.join(name)
@@ -450,17 +494,18 @@ class _Loader:
         if layerdb is None:
             return
         with layerdb:
-            for entry in layerdb.entries():
-                name = entry.name
-                if removing_chain(name):
-                    self.store.removing.append(name)
-                    continue
-                if not is_hex64(name):
-                    self.unexpected(layerdb, name, "not a chain id")
-                    continue
-                layer = self.load_layer(layerdb, name)
-                if layer is not None:
-                    self.store.layers[layer.chain_id] = layer
+            self.each_entry(layerdb, _Loader.layer_entry)
+
+    def layer_entry(self, layerdb: SafeDir, name: str, _is_dir: bool) -> None:
+        if removing_chain(name):
+            self.store.removing.append(name)
+            return
+        if not is_hex64(name):
+            self.unexpected(layerdb, name, "not a chain id")
+            return
+        layer = self.load_layer(layerdb, name)
+        if layer is not None:
+            self.store.layers[layer.chain_id] = layer
 
     def load_layer(self, layerdb: SafeDir, name: str) -> Optional[Layer]:
         """One layerdb record; a damaged one is recorded with what it still names, and kept out of ``layers``
@@ -647,19 +692,20 @@ class _Loader:
             self.store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
             return
         with overlay:
-            for entry in overlay.entries():
-                name = entry.name
-                if name == "l":
-                    continue
-                base = name[:-len("-init")] if name.endswith("-init") else name
-                if not is_cache_id(base):
-                    self.unexpected(overlay, name, "not an overlay2 layer directory")
-                    continue
-                if not entry.is_dir(follow_symlinks=False):
-                    self.unexpected(overlay, name, "is not a directory (not followed)")
-                    continue
-                self.load_overlay_dir(overlay, name)
+            self.each_entry(overlay, _Loader.overlay_entry)
             self.load_links(overlay)
+
+    def overlay_entry(self, overlay: SafeDir, name: str, is_dir: bool) -> None:
+        if name == "l":
+            return
+        base = name[:-len("-init")] if name.endswith("-init") else name
+        if not is_cache_id(base):
+            self.unexpected(overlay, name, "not an overlay2 layer directory")
+            return
+        if not is_dir:
+            self.unexpected(overlay, name, "is not a directory (not followed)")
+            return
+        self.load_overlay_dir(overlay, name)
 
     def load_overlay_dir(self, overlay: SafeDir, name: str) -> None:
         path = os.path.join(overlay.path, name)
@@ -698,24 +744,25 @@ class _Loader:
             self.store.note("unreadable", overlay.join("l"), describe_os_error(exc))
             return
         with links:
-            for entry in links.entries():
-                name = entry.name
-                if not is_link_id(name):
-                    self.unexpected(links, name, "not a 26-character link id")
-                    continue
-                try:
-                    target = links.readlink(name)
-                except OSError as exc:
-                    self.store.note("invalid", links.join(name), "not a symlink: %s" % describe_os_error(exc))
-                    continue
-                parts = target.split("/")
-                if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff":
-                    base = parts[1][:-len("-init")] if parts[1].endswith("-init") else parts[1]
-                    if is_cache_id(base):
-                        self.store.links[name] = parts[1]
-                        continue
-                self.store.links[name] = None
-                self.store.note("invalid", links.join(name), "points outside overlay2/<dir>/diff: %s" % shorten(target))
+            self.each_entry(links, _Loader.link_entry, weight=0.5)
+
+    def link_entry(self, links: SafeDir, name: str, _is_dir: bool) -> None:
+        if not is_link_id(name):
+            self.unexpected(links, name, "not a 26-character link id")
+            return
+        try:
+            target = links.readlink(name)
+        except OSError as exc:
+            self.store.note("invalid", links.join(name), "not a symlink: %s" % describe_os_error(exc))
+            return
+        parts = target.split("/")
+        if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff":
+            base = parts[1][:-len("-init")] if parts[1].endswith("-init") else parts[1]
+            if is_cache_id(base):
+                self.store.links[name] = parts[1]
+                return
+        self.store.links[name] = None
+        self.store.note("invalid", links.join(name), "points outside overlay2/<dir>/diff: %s" % shorten(target))
 
     # -- BuildKit ----------------------------------------------------------
     def load_buildkit(self) -> None:

@@ -28,6 +28,10 @@ SEGMENT = 2
 FILE = 1
 
 MAX_LINE = 64 << 20  # a single entry larger than this is refused as corrupt
+WHOLE_COMPRESSED = 1 << 20  # a tar-split up to this size ...
+WHOLE_INFLATED = 8 << 20  # ... that inflates to at most this is read in one piece (most layers' are a few KB)
+
+_raw_decode = json.JSONDecoder().raw_decode
 
 _CRC64_ISO_REFLECTED = 0xD800000000000000
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -90,11 +94,25 @@ def _decode_bytes(value: object, what: str) -> Optional[bytes]:
         raise TarSplitError("%s is not valid base64: %s" % (what, exc)) from exc
 
 
+def _json_of(line: bytes) -> object:
+    """``json.loads(line)``. A UTF-8 line that is one object and its newline skips the detection of encoding
+    and whitespace; anything else takes the long way, with json's own result or error."""
+    if line[:1] == b"{":
+        try:
+            text = line.decode("utf-8")
+            value, end = _raw_decode(text)
+        except ValueError:  # UnicodeDecodeError included
+            return json.loads(line)
+        if end == len(text) or text[end:] == "\n":
+            return value
+    return json.loads(line)
+
+
 def parse_line(line: bytes, number: int) -> Entry:
     try:
-        raw = json.loads(line)
-        kind = raw["type"]
-        position = raw.get("position", 0)
+        raw = _json_of(line)
+        kind = raw["type"]  # type: ignore[index]
+        position = raw.get("position", 0)  # type: ignore[union-attr]
     except (UnicodeDecodeError, ValueError) as exc:
         raise TarSplitError("line %d is not JSON: %s" % (number, exc)) from exc
     except (KeyError, TypeError, AttributeError) as exc:
@@ -116,7 +134,51 @@ def parse_line(line: bytes, number: int) -> Entry:
 
 
 def iter_entries(stream: IO[bytes]) -> Iterator[Entry]:
-    """Entries of a gzip-compressed tar-split stream, one line at a time."""
+    """Entries of a gzip-compressed tar-split stream, one line at a time.
+
+    A small tar-split that is one intact gzip member is inflated in one piece; anything else (large, damaged,
+    several members, not seekable) is streamed line by line, with the errors the streaming reader gives.
+    """
+    whole = _inflate_small(stream)
+    lines = _lines_of(whole) if whole is not None else _stream_lines(stream)
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            yield parse_line(line, number)
+
+
+def _inflate_small(stream: IO[bytes]) -> Optional[bytes]:
+    """The whole inflated stream when it is small and one intact member; otherwise None, rewound."""
+    try:
+        if not stream.seekable():
+            return None
+        compressed = stream.read(WHOLE_COMPRESSED + 1)
+        if len(compressed) <= WHOLE_COMPRESSED:
+            inflater = zlib.decompressobj(wbits=31)
+            data = inflater.decompress(compressed, WHOLE_INFLATED)
+            if inflater.eof and not inflater.unused_data and not inflater.unconsumed_tail:
+                return data
+        stream.seek(0)
+    except (OSError, zlib.error):
+        try:
+            stream.seek(0)
+        except OSError as exc:
+            raise TarSplitError("not a readable gzip stream: %s" % exc) from exc
+    return None
+
+
+def _lines_of(data: bytes) -> Iterator[bytes]:
+    """Lines as ``readline`` gives them: each with its newline, the last one without when it has none."""
+    start = 0
+    end = data.find(b"\n")
+    while end >= 0:
+        yield data[start:end + 1]
+        start = end + 1
+        end = data.find(b"\n", start)
+    if start < len(data):
+        yield data[start:]
+
+
+def _stream_lines(stream: IO[bytes]) -> Iterator[bytes]:
     try:
         with gzip.GzipFile(fileobj=stream, mode="rb") as lines:
             number = 0
@@ -127,8 +189,7 @@ def iter_entries(stream: IO[bytes]) -> Iterator[Entry]:
                 number += 1
                 if len(line) > MAX_LINE:
                     raise TarSplitError("line %d is longer than %d bytes" % (number, MAX_LINE))
-                if line.strip():
-                    yield parse_line(line, number)
+                yield line
     except (OSError, EOFError, zlib.error) as exc:
         raise TarSplitError("not a readable gzip stream: %s" % exc) from exc
 

@@ -24,11 +24,11 @@ import hashlib
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
@@ -380,15 +380,64 @@ def _is_opaque(fd: int) -> bool:
         return False
 
 
-def verify_content(store: Store, layer: Layer, expected_diff: str) -> Tuple[List[Problem], int]:
+class StoreDirs:
+    """The data-root and the two directories every layer's check starts from, opened once for many layers.
+
+    Where ``overlay2/`` or the layer database cannot be opened, each layer's check opens its path from the
+    data-root again, so that each reports the reason itself.
+    """
+
+    def __init__(self, root: SafeDir) -> None:
+        self.root = root
+        self.overlay = self._subdir("overlay2")
+        self.layerdb = self._subdir("image", "overlay2", "layerdb", "sha256")
+
+    @classmethod
+    def open(cls, data_root: str) -> "StoreDirs":
+        return cls(SafeDir.open(data_root))
+
+    def _subdir(self, *names: str) -> Optional[SafeDir]:
+        try:
+            return self.root.subdir(*names)
+        except OSError:
+            return None
+
+    def diff_dir(self, cache_id: str) -> SafeDir:
+        if self.overlay is None:
+            return self.root.subdir("overlay2", cache_id, "diff")
+        return self.overlay.subdir(cache_id, "diff")
+
+    def layer_record(self, chain_id: str) -> SafeDir:
+        if self.layerdb is None:
+            return self.root.subdir("image", "overlay2", "layerdb", "sha256", chain_id[7:])
+        return self.layerdb.subdir(chain_id[7:])
+
+    def __enter__(self) -> "StoreDirs":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for directory in (self.overlay, self.layerdb, self.root):
+            if directory is not None:
+                directory.close()
+
+
+def verify_content(store: Store, layer: Layer, expected_diff: str, dirs: Optional[StoreDirs] = None
+                   ) -> Tuple[List[Problem], int]:
     """Rebuild the layer's tar stream; on a mismatch, name the files. Returns (problems, bytes read)."""
+    if dirs is None:
+        try:
+            with StoreDirs.open(store.data_root) as opened:
+                return verify_content(store, layer, expected_diff, opened)
+        except OSError as exc:
+            return [Problem(METADATA, store.diff_dir(layer.cache_id or ""),
+                            "cannot open the layer's diff directory: %s" % describe_os_error(exc))], 0
     diff_path = store.diff_dir(layer.cache_id or "")
     record = store.layer_path(layer.chain_id)
     try:
-        with SafeDir.open(store.data_root) as root, root.subdir("overlay2", layer.cache_id or "", "diff") as diff:
+        with dirs.diff_dir(layer.cache_id or "") as diff:
             tree = _DiffTree(diff)
             try:
-                digest, bytes_read, expected, problems = _rebuild(store, layer, root, tree, diff_path)
+                digest, bytes_read, expected, problems = _rebuild(store, layer, dirs, tree, diff_path)
                 if digest is None:  # the tar-split could not be read: there is nothing to compare with
                     return problems, bytes_read
                 on_disk, disk_files = list_diff_dir(diff)
@@ -400,7 +449,7 @@ def verify_content(store: Store, layer: Layer, expected_diff: str) -> Tuple[List
                 if digest != expected_diff:
                     problems.insert(0, Problem(DIGEST_MISMATCH, os.path.join(record, "tar-split.json.gz"),
                                                "rebuilt stream hashes to %s, expected %s" % (digest, expected_diff)))
-                    problems.extend(_locate_modified(root, layer.chain_id, tree, diff_path, problems))
+                    problems.extend(_locate_modified(dirs, layer.chain_id, tree, diff_path, problems))
             finally:
                 tree.close_dirs()
     except OSError as exc:
@@ -408,14 +457,14 @@ def verify_content(store: Store, layer: Layer, expected_diff: str) -> Tuple[List
     return problems, bytes_read
 
 
-def open_tar_split(root: SafeDir, chain_id: str) -> IO[bytes]:
+def open_tar_split(dirs: StoreDirs, chain_id: str) -> IO[bytes]:
     """A layer's tar-split.json.gz, opened below the data-root without following any symlink."""
-    with root.subdir("image", "overlay2", "layerdb", "sha256", chain_id[7:]) as record:
+    with dirs.layer_record(chain_id) as record:
         fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=record.fd)
     return os.fdopen(fd, "rb")
 
 
-def _rebuild(store: Store, layer: Layer, root: SafeDir, tree: _DiffTree, diff_path: str):
+def _rebuild(store: Store, layer: Layer, dirs: StoreDirs, tree: _DiffTree, diff_path: str):
     problems = []  # type: List[Problem]
     hasher = hashlib.sha256()
     buffer = bytearray(BUFFER_SIZE)
@@ -423,7 +472,7 @@ def _rebuild(store: Store, layer: Layer, root: SafeDir, tree: _DiffTree, diff_pa
     bytes_read = 0
     tar_split = os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")
     try:
-        with open_tar_split(root, layer.chain_id) as stream:
+        with open_tar_split(dirs, layer.chain_id) as stream:
             for entry in iter_entries(stream):
                 if entry.type != FILE:
                     hasher.update(entry.payload or b"")
@@ -461,13 +510,13 @@ class _Crc64:
         self.value = crc64_update(self.value, chunk)
 
 
-def _locate_modified(root: SafeDir, chain_id: str, tree: _DiffTree, diff_path: str,
+def _locate_modified(dirs: StoreDirs, chain_id: str, tree: _DiffTree, diff_path: str,
                      known: List[Problem]) -> List[Problem]:
     """Second pass after a digest mismatch: compare each file's size and CRC-64 with its tar-split entry."""
     already = {problem.path for problem in known}
     found = []
     buffer = bytearray(BUFFER_SIZE)
-    with open_tar_split(root, chain_id) as stream:
+    with open_tar_split(dirs, chain_id) as stream:
         for entry in iter_entries(stream):
             parts = split_member_name(entry.name or "") if entry.type == FILE else None
             if not parts or entry.size <= 0:
@@ -489,29 +538,42 @@ def _locate_modified(root: SafeDir, chain_id: str, tree: _DiffTree, diff_path: s
 
 
 # -- the whole run -------------------------------------------------------------
-def schedule(store: Store, layers: List[Layer]) -> List[Layer]:
-    """An order that keeps every worker busy: the most entry-heavy and the most byte-heavy layers alternate.
+PER_LAYER_COST = 100000  # opening a layer's record, diff dir and tar-split costs about as much as hashing this many bytes
+PER_ENTRY_COST = 1000  # one compressed byte of tar-split (a few per entry) costs about as much as hashing this many
 
-    Hashing large files releases the GIL; parsing many small entries holds it. Started together, layers
-    of many small files would take turns on the GIL while the hashing cores idle, so each is paired with
-    a layer of large files instead. The tar-split's compressed size stands for the number of entries.
-    """
-    def entries_weight(layer: Layer) -> int:
+
+def layer_cost(store: Store, layer: Layer) -> int:
+    """What verifying a layer costs, in bytes hashed: its content plus its entries (the tar-split's compressed size
+    stands for their number), which are parsed in Python and cost far more per byte."""
+    try:
+        entries = os.stat(os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")).st_size
+    except OSError:
+        entries = 0
+    return PER_LAYER_COST + (layer.size or 0) + PER_ENTRY_COST * entries
+
+
+def verify_layers(store: Store, layers: List[Layer], expected_diff: Dict[str, str], workers: Optional[int]
+                  ) -> List[Tuple[str, List[Problem], int]]:
+    """(chainID, problems, bytes read) of each layer's content. Parsing tar-split holds the GIL, so the layers
+    are shared out by cost among processes (see ``_parallel``), one per CPU unless ``workers`` says otherwise."""
+    def verify_share(share: List[Layer]) -> List[Tuple[str, List[Problem], int]]:
+        found = []
         try:
-            return os.stat(os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")).st_size
+            dirs = StoreDirs.open(store.data_root)  # type: Optional[StoreDirs]
         except OSError:
-            return 0
+            dirs = None  # each layer says why
+        try:
+            for layer in share:
+                problems, bytes_read = verify_content(store, layer, expected_diff.get(layer.chain_id, layer.diff_id),
+                                                      dirs)
+                found.append((layer.chain_id, problems, bytes_read))
+        finally:
+            if dirs is not None:
+                dirs.__exit__()
+        return found
 
-    by_entries = sorted(layers, key=lambda layer: -entries_weight(layer) * 1000 / ((layer.size or 0) + 1))
-    by_bytes = sorted(layers, key=lambda layer: -(layer.size or 0))
-    order = []  # type: List[Layer]
-    taken = set()  # type: Set[str]
-    for pair in zip(by_bytes, by_entries):
-        for layer in pair:
-            if layer.chain_id not in taken:
-                taken.add(layer.chain_id)
-                order.append(layer)
-    return order
+    shares = partition(layers, worker_count(len(layers), 1, workers), lambda layer: layer_cost(store, layer))
+    return [result for share in map_chunks(verify_share, shares) for result in share]
 
 
 def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
@@ -527,18 +589,10 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
                                      containers=list(index.containers_by_layer.get(chain_id, [])),
                                      problems=check_layer_metadata(store, index, layer))
     if content:
-        runnable = schedule(store, [store.layers[chain_id] for chain_id in chains
-                                    if store.layers[chain_id].cache_id in store.dirs])
-
-        def run(layer: Layer) -> Tuple[str, List[Problem], int]:
-            problems, bytes_read = verify_content(
-                store, layer, index.expected_diff.get(layer.chain_id, layer.diff_id))
-            return layer.chain_id, problems, bytes_read
-
-        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
-            for chain_id, problems, bytes_read in pool.map(run, runnable):
-                verdicts[chain_id].problems.extend(problems)
-                verdicts[chain_id].bytes_read = bytes_read
+        runnable = [store.layers[chain_id] for chain_id in chains if store.layers[chain_id].cache_id in store.dirs]
+        for chain_id, problems, bytes_read in verify_layers(store, runnable, index.expected_diff, workers):
+            verdicts[chain_id].problems.extend(problems)
+            verdicts[chain_id].bytes_read = bytes_read
     whole_store = not images and not layers
     corrupt_records = check_damaged_records(store, verdicts, whole_store)
     corrupt = [verdict for verdict in verdicts.values() if verdict.problems] + corrupt_records

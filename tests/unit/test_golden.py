@@ -1,13 +1,31 @@
 """Speed work changes no answer: the cores' JSON on fixed synthetic stores (overlay2 and containerd) equals what was recorded before it
-(devtools/golden.py --write records it; tests/unit/fixtures/golden/)."""
+(devtools/golden.py --write records it; tests/unit/fixtures/golden/), read by one process or shared out among several."""
 
 from __future__ import annotations
 
 import pytest
 
+from ansible_collections.strata.overlay2.plugins.module_utils import _parallel, _store
 from devtools.golden import STORES, compare
 
 
 @pytest.mark.parametrize("store", STORES)
 def test_the_answers_on_a_fixed_store_are_byte_for_byte_the_recorded_ones(store):
     assert compare(store, write=False)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_the_answers_are_the_same_when_every_directory_is_read_by_three_processes(store, monkeypatch):
+    monkeypatch.setattr(_parallel, "available_cpus", lambda: 3)
+    monkeypatch.setattr(_store, "ENTRIES_PER_WORKER", 2)  # three processes even for a directory of six entries
+    forked = []
+    real_map = _parallel.map_chunks
+
+    def counting_map(func, chunks):
+        forked.append(len(chunks))
+        return real_map(func, chunks)
+
+    monkeypatch.setattr(_store, "map_chunks", counting_map)
+    assert compare(store, write=False)
+    if store != "containerd":  # its snapshots are records in one database, not directories
+        assert forked and max(forked) == 3

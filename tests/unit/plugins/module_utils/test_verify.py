@@ -216,13 +216,18 @@ def test_the_verdict_does_not_depend_on_the_number_of_workers(sample, workers):
     assert len(run(sample.root, workers=workers).corrupt) == 2
 
 
-def test_the_schedule_runs_every_layer_once_and_pairs_heavy_kinds(tmp_path):
-    from ansible_collections.strata.overlay2.plugins.module_utils._verify import schedule
+def test_layers_are_shared_out_by_cost_so_each_worker_gets_bytes_and_entries(tmp_path):
+    from ansible_collections.strata.overlay2.plugins.module_utils._parallel import partition
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify import layer_cost
     synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
-    big = [synth.add_layer([file("big%d" % i, b"x" * (200000 * (i + 1)))]) for i in range(3)]
-    many = [synth.add_layer([file("f%d/%d" % (i, j), "x") for j in range(300)]) for i in range(3)]
+    big = [synth.add_layer([file("big%d" % i, b"x" * (2000000 * (i + 1)))]) for i in range(2)]
+    many = [synth.add_layer([file("f%d/%d" % (i, j), "x") for j in range(3000)]) for i in range(2)]
     store = Store.load(synth.root)
-    order = [layer.chain_id for layer in schedule(store, list(store.layers.values()))]
-    assert sorted(order) == sorted(store.layers)
-    assert order[0] == big[2].chain_id  # the most bytes first ...
-    assert order[1] in {layer.chain_id for layer in many}  # ... paired with a layer of many entries
+    layers = list(store.layers.values())
+    costs = {layer.chain_id: layer_cost(store, layer) for layer in layers}
+    assert min(costs[l.chain_id] for l in many) > costs[big[0].chain_id]  # 3000 entries outweigh 2 MB
+    shares = partition(layers, 2, lambda layer: costs[layer.chain_id])
+    assert sorted(l.chain_id for share in shares for l in share) == sorted(store.layers)
+    for share in shares:  # one layer of many entries and one of many bytes each
+        assert len({l.chain_id for l in share} & {l.chain_id for l in many}) == 1
+        assert len({l.chain_id for l in share} & {l.chain_id for l in big}) == 1
