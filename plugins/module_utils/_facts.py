@@ -51,9 +51,10 @@ class _Joins:
         for mount in store.mounts.values():
             for layer in store.chain(mount.parent):
                 self.containers_by_layer.setdefault(layer.chain_id, []).append(mount.container_id)
-
-    def is_shared(self, chain_id: str) -> bool:
-        return self.layer_refs[chain_id] > 1
+        self.shared = {chain_id for chain_id, refs in self.layer_refs.items() if refs > 1}
+        # each layer's diff dir, built once: images list them again and again
+        self.diff_dirs = {chain_id: store.diff_dir(layer.cache_id) if layer.cache_id else None
+                          for chain_id, layer in store.layers.items()}  # type: Dict[str, Optional[str]]
 
 
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
@@ -91,13 +92,13 @@ def image_facts(store: Store, joins: _Joins, image: Image) -> Facts:
     lower_dirs = []  # type: List[str]
     size = shared = None  # type: Optional[int]
     if layers:
-        dirs = [store.diff_dir(layer.cache_id) if layer.cache_id else None for layer in reversed(layers)]
+        dirs = [joins.diff_dirs[chain_id] for chain_id in reversed(image.chain_ids)]
         if all(dirs):
             upper_dir, lower_dirs = dirs[0], [d for d in dirs[1:] if d]
         sizes = [layer.size for layer in layers]
-        if all(value is not None for value in sizes):
-            size = sum(value or 0 for value in sizes)
-            shared = sum(layer.size or 0 for layer in layers if joins.is_shared(layer.chain_id))
+        if None not in sizes:
+            size = sum(sizes)  # type: ignore[arg-type]
+            shared = sum(layer.size for layer in layers if layer.chain_id in joins.shared)  # type: ignore[misc]
     elif layers == []:
         size = shared = 0
     return {
@@ -130,11 +131,11 @@ def layer_facts(store: Store, joins: _Joins, layer: Layer) -> Facts:
         "parent": layer.parent,
         "cache_id": layer.cache_id,
         "size": layer.size,
-        "diff_dir": store.diff_dir(layer.cache_id) if layer.cache_id else None,
+        "diff_dir": joins.diff_dirs[layer.chain_id],
         "link": overlay_dir.link if overlay_dir else None,
-        "images": sorted(joins.images_by_layer.get(layer.chain_id, [])),
-        "containers": sorted(joins.containers_by_layer.get(layer.chain_id, [])),
-        "shared": joins.is_shared(layer.chain_id),
+        "images": sorted(joins.images_by_layer.get(layer.chain_id, ())),
+        "containers": sorted(joins.containers_by_layer.get(layer.chain_id, ())),
+        "shared": layer.chain_id in joins.shared,
     }
 
 

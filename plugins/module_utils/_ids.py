@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 DIGEST_PREFIX = "sha256:"
 
@@ -104,13 +104,19 @@ def next_chain_id(parent: Optional[str], diff_id: str) -> str:
     return DIGEST_PREFIX + hashlib.sha256(payload).hexdigest()
 
 
-def chain_ids(diff_ids: Iterable[str]) -> List[str]:
-    """The chainIDs of a list of DiffIDs, bottom layer first."""
+def chain_ids(diff_ids: Iterable[str], known: Optional[Dict[Tuple[Optional[str], str], str]] = None) -> List[str]:
+    """The chainIDs of a list of DiffIDs, bottom layer first; ``known`` remembers (parent, DiffID) -> chainID
+    across calls, as images of one store share most of their chains."""
     result = []  # type: List[str]
     parent = None  # type: Optional[str]
+    memo = {} if known is None else known  # type: Dict[Tuple[Optional[str], str], str]
     for diff_id in diff_ids:
-        parent = next_chain_id(parent, parse_digest(diff_id, "diff_id"))
-        result.append(parent)
+        key = (parent, diff_id)
+        chain = memo.get(key)
+        if chain is None:
+            chain = memo[key] = next_chain_id(parent, parse_digest(diff_id, "diff_id"))
+        parent = chain
+        result.append(chain)
     return result
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set
+from typing import AbstractSet, Dict, List, Optional, Sequence, Set
 
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -232,12 +232,14 @@ class _Classifier:
         usage = Usage()
         return BuildKitCache(ownership.state, "", chains, dirs, usage)
 
-    def kept_dirs(self, kept_chains: Set[str], extra: Set[str], closed: Optional[Set[str]] = None) -> Set[str]:
+    def kept_dirs(self, kept_chains: Set[str], extra: Set[str], closed: Optional[Set[str]] = None,
+                  closed_chains: AbstractSet[str] = frozenset()) -> Set[str]:
         """The directories the chains, mounts and damaged records name, closed over ``lower`` files; ``closed``
-        is a set already closed (its ``lower`` files are not read again)."""
+        is a set already closed (its ``lower`` files are not read again), which holds the directories of
+        ``closed_chains``."""
         closed = closed or set()
         names = set(extra) | closed
-        for chain_id in kept_chains:
+        for chain_id in kept_chains - closed_chains if closed_chains else kept_chains:
             layer = self.store.layers.get(chain_id)
             if layer is not None and layer.cache_id:
                 names.add(layer.cache_id)
@@ -254,8 +256,10 @@ class _Classifier:
             for name in frontier:
                 directory = self.store.dirs[name]
                 listed.update(directory.lower)
+                if not directory.lower_unknown:
+                    continue
                 path = self.store.dir_path(name, "lower")
-                if directory.lower_unknown and all(record.path != path for record in self.blocking):
+                if all(record.path != path for record in self.blocking):
                     self.blocking.append(DamagedRecord("lower", path, "the lower layers of a kept directory "
                                                        "cannot be read", dirs={name},
                                                        might_name=frozenset((MIGHT_NAME_DIRS,))))
@@ -290,7 +294,7 @@ class _Classifier:
         buildkit = self.buildkit_owned(live_chains)
         kept_chains = live_chains | buildkit.chains
         live_dirs = self.kept_dirs(live_chains, set())
-        kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs, closed=live_dirs)
+        kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs, closed=live_dirs, closed_chains=live_chains)
         buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
         for name in sorted(buildkit.dirs):
             buildkit.usage.add(tree_usage(os.path.join(self.root, "overlay2", name)))

@@ -115,8 +115,25 @@ def _read_regular_at(dir_fd: int, name: str, limit: int) -> bytes:
         os.close(fd)
 
 
+_FIRST_READ = 8192
+
+
 def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> bytes:
-    """A small regular file below a directory descriptor, never through a symlink (literal names only)."""
+    """A small regular file below a directory descriptor, never through a symlink (literal names only).
+
+    The common case (a few bytes of metadata) is one open, one read and one close; anything else (empty, large,
+    not a regular file) is read again by the careful path, which says what it is.
+    """
+    if limit >= _FIRST_READ:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            data = os.read(fd, _FIRST_READ)
+        except OSError:
+            data = b""
+        finally:
+            os.close(fd)
+        if 0 < len(data) < _FIRST_READ:
+            return data
     return _read_regular_at(dir_fd, name, limit)
 
 

@@ -295,6 +295,7 @@ class _Loader:
         self.store = store
         self.root = root
         self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
+        self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
 
     def load(self) -> None:
         self.load_images()
@@ -444,7 +445,7 @@ class _Loader:
         return Image(
             id="sha256:" + name,
             diff_ids=diff_ids,
-            chain_ids=chain_ids(diff_ids),
+            chain_ids=chain_ids(diff_ids, self.known_chains),
             created=created if isinstance(created, str) else None,
             config_digest="sha256:" + hashlib.sha256(raw).hexdigest(),
         )
