@@ -306,3 +306,42 @@ class SynthStore:
                   "ImageManifest": {"mediaType": MANIFEST_TYPE, "digest": image.target}}
         with open(os.path.join(directory, "config.v2.json"), "w", encoding="utf-8") as handle:
             json.dump(config, handle)
+
+
+def scale_layer(rng, made: int, step: int) -> Files:
+    """Most layers change a file or two; one in ten holds dozens of small files (as ``synthstore``'s)."""
+    files = {"app/%d/%d.txt" % (made, step): ("%d-%d\n" % (made, step)).encode()}  # type: Files
+    if rng.random() < 0.10:
+        files.update(("lib/%d/%d/m%d.py" % (made, step, index), ("# module %d\n" % index * rng.randint(1, 40)).encode())
+                     for index in range(rng.randint(20, 120)))
+    return files
+
+
+def generate(data_root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
+    """A containerd image store of about ``layers`` layers shaped like ``synthstore.generate``'s build server:
+    twenty one-layer bases; images stacking 1 to 40 layers on a base, each chain cut into up to three tagged
+    images; a quarter of the images with a created container; one leftover snapshot dir per hundred layers."""
+    import random  # pylint: disable=import-outside-toplevel
+
+    rng = random.Random(seed)
+    store = SynthStore(data_root)
+    bases = [store.image("docker.io/base/b%d:1" % n, [{"bin/tool%d" % n: bytes(rng.randrange(256) for _ in range(64))}])
+             for n in range(min(20, layers))]
+    made = len(bases)
+    images = len(bases)
+    while made < layers:
+        depth = rng.randint(1, 40)
+        base = rng.choice(bases)
+        chain = [scale_layer(rng, made, step) for step in range(depth)]
+        made += depth
+        for cut in sorted({depth} | {rng.randint(1, depth) for _cut in range(2)}):
+            image = store.image("docker.io/build/app-%d:%d" % (made, cut), chain[:cut], parent=base)
+            images += 1
+            if rng.random() < 0.25:
+                store.container(image)
+    store.write()
+    leftovers = max(layers // 100, 1)
+    snapshots = os.path.join(store.ctd_root, SNAPSHOTTER, "snapshots")
+    for number in range(leftovers):
+        os.makedirs(os.path.join(snapshots, str(900000 + number), "fs"))
+    return {"layers": made, "images": images, "containers": len(store.containers), "leftovers": leftovers}

@@ -33,7 +33,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 MAGIC = 0xED0CDAED
 VERSION = 2
@@ -125,6 +125,7 @@ class BoltFile:
     def __init__(self, data: Union[bytes, mmap.mmap], name: str = "bolt database") -> None:
         self._data = data
         self.name = name
+        self.leaves = {}  # type: Dict[int, Dict[bytes, Value]]  # leaf pages met by look-ups, read once
         self.meta = _choose_meta(data)
         self.pages = len(data) // self.meta.page_size
         if self.meta.high_water > self.pages:
@@ -194,20 +195,26 @@ class BoltFile:
         return memoryview(self._data)[offset:end_page * self.meta.page_size]
 
 
-def _elements(page: memoryview, size: int, what: str) -> Tuple[int, int]:
+Describe = Callable[[], str]  # where a page lies, for an error message; built only when one is raised
+
+
+def _elements(page: memoryview, size: int, what: Describe) -> Tuple[int, int]:
     """(flags, count) of a page whose ``count`` elements of ``size`` bytes must fit in it."""
     if len(page) < PAGE_HEADER.size:
-        raise BoltError("%s is shorter than a page header" % what)
+        raise BoltError("%s is shorter than a page header" % what())
     _pid, flags, count, _overflow = PAGE_HEADER.unpack_from(page, 0)
     if PAGE_HEADER.size + count * size > len(page):
-        raise BoltError("%s claims %d elements, more than it can hold" % (what, count))
+        raise BoltError("%s claims %d elements, more than it can hold" % (what(), count))
     return flags, count
 
 
-def _slice(page: memoryview, start: int, length: int, what: str) -> bytes:
-    if start < 0 or length < 0 or start + length > len(page):
-        raise BoltError("%s lies outside its page" % what)
-    return bytes(page[start:start + length])
+def _first_of_each(items: Iterator[Tuple[bytes, Value]]) -> Dict[bytes, Value]:
+    """Keys to values; where a damaged page repeats a key, the first stands (as a search in key order finds it)."""
+    found = {}  # type: Dict[bytes, Value]
+    for key, value in items:
+        if key not in found:
+            found[key] = value
+    return found
 
 
 class Bucket:
@@ -220,6 +227,7 @@ class Bucket:
         self.root_page = root
         self.inline = inline
         self.path = path
+        self._inline_keys = None  # type: Optional[Dict[bytes, Value]]  # an inline bucket's keys, read once
 
     @property
     def name(self) -> str:
@@ -227,6 +235,12 @@ class Bucket:
 
     def _where(self) -> str:
         return "%s: bucket %s" % (self.db.name, self.name)
+
+    def _inline_what(self) -> str:
+        return "%s (inline)" % self._where()
+
+    def _page_what(self, page_id: int) -> Describe:
+        return lambda: "%s, page %d" % (self._where(), page_id)
 
     # -- iteration ---------------------------------------------------------
     def items(self, seen: Optional[set] = None) -> Iterator[Tuple[bytes, Value]]:
@@ -236,7 +250,7 @@ class Bucket:
         to one bucket's tree, so a page met twice anywhere is a cycle.
         """
         if self.inline is not None:
-            yield from self._leaf_items(self.inline, "%s (inline)" % self._where())
+            yield from self._leaf_items(self.inline, self._inline_what)
             return
         seen = set() if seen is None else seen
         stack = [(self.root_page, 0)]  # depth-first, children pushed in reverse to keep key order
@@ -253,38 +267,52 @@ class Bucket:
                 children = [child for _key, child in self._branch_elements(page, page_id)]
                 stack.extend((child, depth + 1) for child in reversed(children))
             elif flags & LEAF_PAGE:
-                yield from self._leaf_items(page, "%s, page %d" % (self._where(), page_id))
+                yield from self._leaf_items(page, self._page_what(page_id))
             else:
                 raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
                                 % (self._where(), page_id, flags))
 
     def _branch_elements(self, page: memoryview, page_id: int) -> List[Tuple[bytes, int]]:
-        what = "%s, branch page %d" % (self._where(), page_id)
+        def what() -> str:
+            return "%s, branch page %d" % (self._where(), page_id)
+
         _flags, count = _elements(page, BRANCH_ELEMENT.size, what)
         result = []
+        unpack = BRANCH_ELEMENT.unpack_from
+        end = len(page)
         for index in range(count):
             at = PAGE_HEADER.size + index * BRANCH_ELEMENT.size
-            pos, ksize, child = BRANCH_ELEMENT.unpack_from(page, at)
-            result.append((_slice(page, at + pos, ksize, "%s, key %d" % (what, index)), child))
+            pos, ksize, child = unpack(page, at)
+            start = at + pos
+            if start + ksize > end:
+                raise BoltError("%s, key %d lies outside its page" % (what(), index))
+            result.append((bytes(page[start:start + ksize]), child))
         return result
 
-    def _leaf_items(self, page: memoryview, what: str) -> Iterator[Tuple[bytes, Value]]:
+    def _leaf_items(self, page: memoryview, what: Describe) -> Iterator[Tuple[bytes, Value]]:
         flags, count = _elements(page, LEAF_ELEMENT.size, what)
         if not flags & LEAF_PAGE:
-            raise BoltError("%s is not a leaf page (flags %#x)" % (what, flags))
+            raise BoltError("%s is not a leaf page (flags %#x)" % (what(), flags))
+        unpack = LEAF_ELEMENT.unpack_from
+        end = len(page)
         for index in range(count):
             at = PAGE_HEADER.size + index * LEAF_ELEMENT.size
-            element_flags, pos, ksize, vsize = LEAF_ELEMENT.unpack_from(page, at)
-            key = _slice(page, at + pos, ksize, "%s, key %d" % (what, index))
-            value_at = at + pos + ksize
+            element_flags, pos, ksize, vsize = unpack(page, at)
+            key_at = at + pos
+            value_at = key_at + ksize
+            if value_at > end:
+                raise BoltError("%s, key %d lies outside its page" % (what(), index))
+            key = bytes(page[key_at:value_at])
             if element_flags & BUCKET_LEAF_FLAG:
                 yield key, self._child(page, value_at, vsize, key, what)
+            elif value_at + vsize > end:
+                raise BoltError("%s, value of key %d lies outside its page" % (what(), index))
             else:
-                yield key, _slice(page, value_at, vsize, "%s, value of key %d" % (what, index))
+                yield key, bytes(page[value_at:value_at + vsize])
 
-    def _child(self, page: memoryview, start: int, size: int, key: bytes, what: str) -> "Bucket":
+    def _child(self, page: memoryview, start: int, size: int, key: bytes, what: Describe) -> "Bucket":
         if size < BUCKET_HEADER.size or start + size > len(page):
-            raise BoltError("%s: bucket %r has a header that does not fit" % (what, key))
+            raise BoltError("%s: bucket %r has a header that does not fit" % (what(), key))
         root, _sequence = BUCKET_HEADER.unpack_from(page, start)
         path = self.path + (key,)
         if root == 0:
@@ -293,19 +321,26 @@ class Bucket:
 
     # -- look-ups ----------------------------------------------------------
     def get(self, key: bytes) -> Optional[Value]:
-        """The value or bucket under ``key``, or None; a binary search down the tree."""
+        """The value or bucket under ``key``, or None; a binary search down the tree to a leaf, whose keys
+        are read (and checked, all of them) once."""
         if self.inline is not None:
-            return self._find_in_leaf(self.inline, key, "%s (inline)" % self._where())
+            if self._inline_keys is None:
+                self._inline_keys = _first_of_each(self._leaf_items(self.inline, self._inline_what))
+            return self._inline_keys.get(key)
         seen = set()
         page_id = self.root_page
         while True:
             if page_id in seen or len(seen) > MAX_TREE_DEPTH:
                 raise BoltError("%s: the search for %r loops or is too deep" % (self._where(), key))
             seen.add(page_id)
+            leaf = self.db.leaves.get(page_id)
+            if leaf is not None:
+                return leaf.get(key)
             page = self.db.page(page_id, self._where())
             flags = PAGE_HEADER.unpack_from(page, 0)[1]
             if flags & LEAF_PAGE:
-                return self._find_in_leaf(page, key, "%s, page %d" % (self._where(), page_id))
+                leaf = self.db.leaves[page_id] = _first_of_each(self._leaf_items(page, self._page_what(page_id)))
+                return leaf.get(key)
             if not flags & BRANCH_PAGE:
                 raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
                                 % (self._where(), page_id, flags))
@@ -320,12 +355,6 @@ class Bucket:
                 else:
                     high = middle - 1
             page_id = elements[low][1]
-
-    def _find_in_leaf(self, page: memoryview, key: bytes, what: str) -> Optional[Value]:
-        for found, value in self._leaf_items(page, what):
-            if found == key:
-                return value
-        return None
 
     def bucket(self, *names: bytes) -> Optional["Bucket"]:
         """A nested bucket by path, or None where a name is missing; a plain value there is an error."""
