@@ -296,6 +296,7 @@ class _Loader:
         self.root = root
         self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
+        self.strings = {}  # type: Dict[str, str]  # one object per id that many records name (see shared)
 
     def load(self) -> None:
         self.load_images()
@@ -344,6 +345,11 @@ class _Loader:
         except UnicodeDecodeError:
             self.store.note("invalid", directory.join(name), "is not UTF-8 text")
         return None
+
+    def shared(self, value: str) -> str:
+        """One string object for an id that many records repeat (DiffIDs, link ids): less memory, and a
+        partial store sent back from another process carries each once."""
+        return self.strings.setdefault(value, value)
 
     def unexpected(self, directory: SafeDir, name: str, why: str) -> None:
         self.store.note("unexpected", os.path.join(directory.path, shorten(name)), why)
@@ -435,7 +441,7 @@ class _Loader:
             diff_ids = config["rootfs"]["diff_ids"] or []
             if not isinstance(diff_ids, list):
                 raise TypeError("rootfs.diff_ids is not a list")
-            diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in diff_ids]
+            diff_ids = [self.shared(parse_digest(value, "rootfs.diff_ids entry")) for value in diff_ids]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             message = "not a valid image config: %s" % shorten(str(exc))
             self.store.note("invalid", path, message)
@@ -729,7 +735,7 @@ class _Loader:
         lower_ids = []  # type: List[str]
         if lower:
             try:
-                lower_ids = parse_lower(lower)
+                lower_ids = [self.shared(link_id) for link_id in parse_lower(lower)]
             except InvalidId as exc:
                 self.store.note("invalid", os.path.join(path, "lower"), str(exc))
                 lower_unknown = True
