@@ -15,12 +15,13 @@ are not counted, as the engine does not count them.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Finding, Image, Layer, Store
 
 Facts = Dict[str, Any]
 
@@ -57,17 +58,27 @@ class _Joins:
                           for chain_id, layer in store.layers.items()}  # type: Dict[str, Optional[str]]
 
 
+ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
+
+
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
     if store.kind == "containerd":
         return _containerd_facts.gather(store, container_sizes, orphans)
     joins = _Joins(store)
-    images = [image_facts(store, joins, image) for image in sorted(store.images.values(), key=lambda i: i.id)]
-    layers = [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
-    containers = [
-        container_facts(store, container, container_sizes)
-        for container in sorted(store.containers.values(), key=lambda c: c.id)
-    ]
-    orphan_facts = classify(store).facts() if orphans else None
+
+    def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
+        return ([image_facts(store, joins, image) for image in sorted(store.images.values(), key=lambda i: i.id)],
+                [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)],
+                [container_facts(store, container, container_sizes)
+                 for container in sorted(store.containers.values(), key=lambda c: c.id)])
+
+    if orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1:
+        shaped, (orphan_facts, notes) = map_chunks(lambda task: task[0](), [[shape], [lambda: orphans_apart(store)]])
+        images, layers, containers = shaped  # type: ignore[misc]
+    else:
+        images, layers, containers = shape()
+        orphan_facts, notes = orphans_apart(store) if orphans else (None, [])
+    store.findings.extend(notes)  # after the facts' own, where one pass puts them
     totals = summary(store, joins, images, containers)
     totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {
@@ -81,6 +92,16 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
         "summary": totals,
         "warnings": [finding.as_dict() for finding in store.findings],
     }
+
+
+def orphans_apart(store: Store) -> Tuple[Facts, List[Finding]]:
+    """The orphans section, and the findings that classifying added, taken back out of the store so that the
+    caller can put them where a single pass would have (it may run in another process; see ``_parallel``)."""
+    before = len(store.findings)
+    facts = classify(store).facts()
+    added = store.findings[before:]
+    del store.findings[before:]
+    return facts, added
 
 
 def image_facts(store: Store, joins: _Joins, image: Image) -> Facts:

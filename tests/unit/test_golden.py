@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _parallel, _store
+from ansible_collections.strata.overlay2.plugins.module_utils import _facts, _parallel, _store
 from devtools.golden import STORES, compare
 
 
@@ -15,9 +15,10 @@ def test_the_answers_on_a_fixed_store_are_byte_for_byte_the_recorded_ones(store)
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_the_answers_are_the_same_when_every_directory_is_read_by_three_processes(store, monkeypatch):
+def test_the_answers_are_the_same_when_the_work_is_shared_out_among_processes(store, monkeypatch):
     monkeypatch.setattr(_parallel, "available_cpus", lambda: 3)
     monkeypatch.setattr(_store, "ENTRIES_PER_WORKER", 2)  # three processes even for a directory of six entries
+    monkeypatch.setattr(_facts, "ORPHANS_ASIDE_LAYERS", 1)  # and the orphans classified beside the facts
     forked = []
     real_map = _parallel.map_chunks
 
@@ -26,6 +27,8 @@ def test_the_answers_are_the_same_when_every_directory_is_read_by_three_processe
         return real_map(func, chunks)
 
     monkeypatch.setattr(_store, "map_chunks", counting_map)
+    monkeypatch.setattr(_facts, "map_chunks", counting_map)
     assert compare(store, write=False)
     if store != "containerd":  # its snapshots are records in one database, not directories
         assert forked and max(forked) == 3
+        assert 2 in forked  # the facts and the orphans
