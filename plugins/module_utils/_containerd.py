@@ -353,6 +353,7 @@ class ContainerdReader:
                               + message, ("dirs",))
         self.join_snapshots()
         self.list_files()
+        self.check_snapshot_dirs()
         self.load_images()
         self.load_containers()
 
@@ -507,6 +508,29 @@ class ContainerdReader:
                 self.parts.blob_files.add("sha256:" + name)
         self.parts.ingest_dirs = sorted(self.list_dir(CONTENT_DIR, "ingest"))
         self.parts.snapshot_dirs = sorted(self.list_dir(SNAPSHOTTER_DIR, "snapshots"))
+
+    def check_snapshot_dirs(self) -> None:
+        """Each snapshot record names its own directory, and that directory exists. A record whose id was
+        changed would otherwise leave a live directory looking unknown: where this does not hold, the
+        snapshotter's database is damaged and no directory may be taken for unknown."""
+        snapshots = self.ctd.join(SNAPSHOTTER_DIR, "snapshots")
+        if any(record.path == snapshots for record in self.store.damaged):
+            return  # not listed: nothing to compare with (already said why)
+        owners = {}  # type: Dict[str, List[str]]
+        for key, backend in self.parts.backend.items():
+            owners.setdefault(backend.id, []).append(key)
+        present = set(self.parts.snapshot_dirs)
+        shared = sorted((snapshot_id for snapshot_id, keys in owners.items() if len(keys) > 1), key=int)
+        missing = sorted((snapshot_id for snapshot_id in owners if snapshot_id not in present), key=int)
+        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
+        for ids, what in ((shared, "named by more than one snapshot record"),
+                          (missing, "named by a snapshot record but missing")):
+            if ids:
+                message = "%d snapshot directories %s (%s%s): the snapshotter's records do not match its " \
+                          "directories" % (len(ids), what, ", ".join("snapshots/" + i for i in ids[:5]),
+                                           ", ..." if len(ids) > 5 else "")
+                self.store.note("invalid", backend_path, message)
+                self.store.damage("snapshot_record", backend_path, message, ("dirs",))
 
     def list_dir(self, *names: str) -> List[str]:
         try:

@@ -28,12 +28,12 @@ import stat
 import tarfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify import (
@@ -43,6 +43,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._verify import (
     FILE_MISSING,
     FILE_MODIFIED,
     METADATA,
+    PER_LAYER_COST,
     Problem,
     Report,
     Verdict,
@@ -334,6 +335,28 @@ def check_blobs(store: Store, images: Sequence[Image], whole_store: bool) -> Tup
     return list(verdicts.values()), len(users)
 
 
+LayerResult = Tuple[str, List[Problem], int, Optional[Unverifiable]]  # chainID, problems, bytes read, why unverifiable
+
+
+def check_layers(store: Store, chains: List[str], workers: Optional[int]) -> List[LayerResult]:
+    """Each layer's content check, the layers shared out by size among processes as on the overlay2 store
+    (``_verify.verify_layers``); results in the order of ``chains``."""
+    def check_share(share: List[str]) -> List[LayerResult]:
+        found = []
+        for chain_id in share:
+            check = _LayerCheck(store, store.layers[chain_id]).run()
+            found.append((chain_id, check.problems, check.bytes_read, check.unverifiable))
+        return found
+
+    def cost(chain_id: str) -> int:
+        layer = store.layers[chain_id]
+        return PER_LAYER_COST + (layer.size or 0) + (layer.compressed_size or 0)
+
+    shares = partition(chains, worker_count(len(chains), 1, workers), cost)
+    done = {result[0]: result for share in map_chunks(check_share, shares) for result in share}
+    return [done[chain_id] for chain_id in chains]
+
+
 def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
            content: bool = True, workers: Optional[int] = None) -> ContainerdReport:
     started = time.monotonic()
@@ -356,12 +379,11 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
     blob_verdicts, checked_blobs = check_blobs(store, chosen_images if images else list(store.images.values()),
                                                whole_store)
     if content:
-        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
-            for check in pool.map(lambda chain: _LayerCheck(store, store.layers[chain]).run(), chains):
-                verdicts[check.layer.chain_id].problems.extend(check.problems)
-                verdicts[check.layer.chain_id].bytes_read = check.bytes_read
-                if check.unverifiable is not None:
-                    unverifiable.append(check.unverifiable)
+        for chain_id, problems, bytes_read, skipped in check_layers(store, chains, workers):
+            verdicts[chain_id].problems.extend(problems)
+            verdicts[chain_id].bytes_read = bytes_read
+            if skipped is not None:
+                unverifiable.append(skipped)
     corrupt = [verdict for verdict in verdicts.values() if verdict.problems] + blob_verdicts
     return ContainerdReport(
         checked_layers=len(chains) - len(unverifiable),

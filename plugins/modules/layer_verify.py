@@ -54,7 +54,9 @@ options:
     default: true
   workers:
     description:
-      - Layers verified at the same time. Defaults to the number of CPUs of the host.
+      - Processes that verify layers at the same time, each taking a share of the layers balanced by their bytes
+        and entries (parsing a layer's entries holds the Python interpreter, so threads would not use a second
+        CPU). Defaults to the CPUs the module may run on, at most 4. V(1) verifies in the module's own process.
     type: int
 seealso:
   - module: strata.overlay2.overlay2_facts

@@ -318,6 +318,25 @@ def test_an_unreadable_snapshotter_db_keeps_every_snapshot_directory(tmp_path):
     assert dirs and all(entry["blocked_by"] for entry in dirs)
 
 
+@pytest.mark.parametrize("new_id", ["duplicate", "unused"])
+def test_a_snapshot_record_whose_id_changed_keeps_every_snapshot_directory(tmp_path, new_id):
+    """A flipped id would leave the record's real directory unnamed: the records no longer match the
+    directories (two records name one, or one names a directory that is not there), so none may go."""
+    synthetic = small_store(str(tmp_path))
+    keys = sorted(synthetic.snapshots, key=lambda key: int(str(synthetic.snapshots[key]["id"])))
+    changed, other = keys[0], keys[1]
+    real_dir = str(synthetic.snapshots[changed]["id"])
+    synthetic.snapshots[changed]["id"] = synthetic.snapshots[other]["id"] if new_id == "duplicate" else "77"
+    backend = {b"v1": {b"snapshots": {synthetic.backend_key(key).encode(): synthetic.backend_record(key)
+                                      for key in synthetic.snapshots}}}
+    ctdstore.write_bolt(os.path.join(synthetic.ctd_root, SNAPSHOTTER, "metadata.db"), backend)
+    facts = gather(load_store(str(tmp_path)))
+    dirs = {entry["path"].rsplit("/", 1)[1]: entry for entry in facts["orphans"]["entries"]
+            if entry["kind"] == "unknown_snapshot_dir"}
+    assert list(dirs) == [real_dir] and dirs[real_dir]["blocked_by"]
+    assert any("do not match its directories" in warning["message"] for warning in facts["warnings"])
+
+
 def test_a_symlinked_blob_or_snapshot_is_never_followed(tmp_path):
     synthetic = small_store(str(tmp_path))
     store = load_store(str(tmp_path))

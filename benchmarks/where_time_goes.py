@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Where the facts core's time goes on a large synthetic store: phases, system calls and Python work.
+
+Generates the store of ``benchmarks/run`` (devtools/synthstore.generate, 10,000 layers by default) and reports:
+  - the wall time of each phase of one facts run as the module runs it (the store read by as many processes
+    as there are CPUs), medians of --repeat runs;
+  - a profile of the same run in one process (cProfile): the calls into the kernel by kind with their count
+    and time, id validation (regular expressions), JSON, and the rest, as shares of the profiled time.
+Writes benchmarks/results/profile.md and profile.json.
+
+    .venv/bin/python benchmarks/where_time_goes.py [--layers 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
+
+make_importable()
+
+from ansible_collections.strata.overlay2.plugins.module_utils import _facts, _parallel, _store  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
+
+RESULTS = os.path.join(REPO, "benchmarks", "results")
+PHASES = ["load_images", "load_tags", "load_layers", "load_mounts", "load_containers", "load_overlay_dirs",
+          "load_links", "load_buildkit"]
+BUILTIN_POSIX = "<built-in method posix."
+SYSCALLS = ("open", "read", "close", "readlink", "lstat", "fstat", "stat", "scandir", "listdir", "readv", "fork",
+            "waitpid", "pipe", "write")
+
+
+def phase_times(root: str, repeat: int) -> Dict[str, float]:
+    """Median wall seconds of each loader phase, and of the facts' joins and shaping, in one facts run."""
+    samples = {}  # type: Dict[str, List[float]]
+    originals = {name: getattr(_store._Loader, name) for name in PHASES}  # pylint: disable=protected-access
+
+    def timed(name: str, method: Callable) -> Callable:
+        def run(self, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                samples.setdefault(name, []).append(time.perf_counter() - started)
+        return run
+
+    try:
+        for name, method in originals.items():
+            setattr(_store._Loader, name, timed(name, method))  # pylint: disable=protected-access
+        _facts.gather(_store.Store.load(root))
+        samples.clear()
+        for _attempt in range(repeat):
+            started = time.perf_counter()
+            store = _store.Store.load(root)
+            loaded = time.perf_counter()
+            _facts.gather(store)
+            done = time.perf_counter()
+            samples.setdefault("load (all phases)", []).append(loaded - started)
+            samples.setdefault("joins, shaping and orphans", []).append(done - loaded)
+            samples.setdefault("facts core", []).append(done - started)
+    finally:
+        for name, method in originals.items():
+            setattr(_store._Loader, name, method)  # pylint: disable=protected-access
+    # load_links runs inside load_overlay_dirs: report the directories without their links
+    per_run = {name: values[-repeat:] for name, values in samples.items()}
+    medians = {name: statistics.median(values) for name, values in per_run.items()}
+    if "load_links" in medians and "load_overlay_dirs" in medians:
+        medians["load_overlay_dirs"] -= medians["load_links"]
+    return medians
+
+
+def profile(root: str) -> Dict[str, Dict[str, float]]:
+    """One facts run in one process under cProfile: time and calls by kind."""
+    real_cpus = _parallel.available_cpus
+    _parallel.available_cpus = lambda: 1
+    try:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        _facts.gather(_store.Store.load(root))
+        profiler.disable()
+    finally:
+        _parallel.available_cpus = real_cpus
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values())  # tottime of every function: the profiled run
+    kinds = {}  # type: Dict[str, Dict[str, float]]
+
+    def add(kind: str, calls: int, seconds: float) -> None:
+        entry = kinds.setdefault(kind, {"calls": 0, "seconds": 0.0})
+        entry["calls"] += calls
+        entry["seconds"] += seconds
+
+    for (filename, _line, function), (_primitive, calls, own, _cumulative, _callers) in stats.items():
+        if filename == "~" and function.startswith(BUILTIN_POSIX) and function[len(BUILTIN_POSIX):-1] in SYSCALLS:
+            add("system call: " + function[len(BUILTIN_POSIX):-1], calls, own)
+        elif "re.Pattern" in function:
+            add("id validation (regular expressions)", calls, own)
+        elif os.sep + "json" + os.sep in filename or "json" in function:
+            add("JSON", calls, own)
+        else:
+            add("other Python (parsing, checks, joins, shaping)", calls, own)
+    for entry in kinds.values():
+        entry["share"] = entry["seconds"] / total
+    return {"total_profiled_s": {"calls": sum(e["calls"] for e in kinds.values()), "seconds": total, "share": 1.0},
+            **dict(sorted(kinds.items(), key=lambda item: -item[1]["seconds"]))}
+
+
+def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dict[str, float]]) -> str:
+    lines = ["Store: %(layers)d layers, %(images)d images, %(containers)d containers (devtools/synthstore.generate)"
+             % shape, "", "| Phase of one facts run (%d CPUs) | Seconds (median) |" % _parallel.available_cpus(),
+             "| --- | --- |"]
+    lines.extend("| %s | %.3f |" % (name.replace("load_", "read: "), seconds) for name, seconds in phases.items())
+    lines.extend(["", "| In one process, profiled (cProfile adds a cost to every Python call, so Python's share is "
+                  "overstated) | Calls | Share of the profiled time |", "| --- | --- | --- |"])
+    lines.extend("| %s | %d | %.0f%% |" % (kind, entry["calls"], 100 * entry["share"])
+                 for kind, entry in kinds.items() if kind != "total_profiled_s")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--layers", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=5)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="strata-profile-") as work:
+        root = os.path.join(work, "docker")
+        shape = generate(root, options.layers)
+        phases = phase_times(root, options.repeat)
+        kinds = profile(root)
+    text = report(shape, phases, kinds)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "profile.json"), "w", encoding="utf-8") as handle:
+        json.dump({"store": shape, "phases": phases, "profile": kinds}, handle, indent=2)
+    with open(os.path.join(RESULTS, "profile.md"), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
