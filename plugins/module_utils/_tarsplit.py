@@ -29,7 +29,7 @@ FILE = 1
 
 MAX_LINE = 64 << 20  # a single entry larger than this is refused as corrupt
 WHOLE_COMPRESSED = 1 << 20  # a tar-split up to this size ...
-WHOLE_INFLATED = 8 << 20  # ... that inflates to at most this is read in one piece (most layers' are a few KB)
+WHOLE_INFLATED = 4 << 20  # ... that inflates to at most this is read in one piece (most layers' are a few KB)
 
 _raw_decode = json.JSONDecoder().raw_decode
 
@@ -152,7 +152,8 @@ def _inflate_small(stream: IO[bytes]) -> Optional[bytes]:
         if not stream.seekable():
             return None
         compressed = stream.read(WHOLE_COMPRESSED + 1)
-        if len(compressed) <= WHOLE_COMPRESSED:
+        # gzip's trailer gives the inflated size (mod 4 GiB): larger ones are streamed without a try
+        if len(compressed) <= WHOLE_COMPRESSED and int.from_bytes(compressed[-4:], "little") <= WHOLE_INFLATED:
             inflater = zlib.decompressobj(wbits=31)
             data = inflater.decompress(compressed, WHOLE_INFLATED)
             if inflater.eof and not inflater.unused_data and not inflater.unconsumed_tail:

@@ -557,20 +557,15 @@ def verify_layers(store: Store, layers: List[Layer], expected_diff: Dict[str, st
     """(chainID, problems, bytes read) of each layer's content. Parsing tar-split holds the GIL, so the layers
     are shared out by cost among processes (see ``_parallel``), one per CPU unless ``workers`` says otherwise."""
     def verify_share(share: List[Layer]) -> List[Tuple[str, List[Problem], int]]:
-        found = []
+        def verify_each(dirs: Optional[StoreDirs]) -> List[Tuple[str, List[Problem], int]]:
+            return [(layer.chain_id,) + verify_content(store, layer, expected_diff.get(layer.chain_id, layer.diff_id),
+                                                       dirs) for layer in share]
         try:
-            dirs = StoreDirs.open(store.data_root)  # type: Optional[StoreDirs]
+            opened = StoreDirs.open(store.data_root)
         except OSError:
-            dirs = None  # each layer says why
-        try:
-            for layer in share:
-                problems, bytes_read = verify_content(store, layer, expected_diff.get(layer.chain_id, layer.diff_id),
-                                                      dirs)
-                found.append((layer.chain_id, problems, bytes_read))
-        finally:
-            if dirs is not None:
-                dirs.__exit__()
-        return found
+            return verify_each(None)  # each layer says why
+        with opened:
+            return verify_each(opened)
 
     shares = partition(layers, worker_count(len(layers), 1, workers), lambda layer: layer_cost(store, layer))
     return [result for share in map_chunks(verify_share, shares) for result in share]
