@@ -331,6 +331,8 @@ class ContainerdReader:
         self.parts = ContainerdParts(root=ctd_root.path, namespace=namespace, layout=layout)
         store.containerd = self.parts
         self.namespace = namespace.encode()
+        self.blob_dir = None  # type: Optional[SafeDir]  # the content store's blobs/sha256, opened once
+        self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
 
     def load(self) -> None:
         meta_path = self.ctd.join(*META_DB)
@@ -354,7 +356,11 @@ class ContainerdReader:
         self.join_snapshots()
         self.list_files()
         self.check_snapshot_dirs()
-        self.load_images()
+        try:
+            self.load_images()
+        finally:
+            if self.blob_dir is not None:
+                self.blob_dir.close()
         self.load_containers()
 
     # -- meta.db ------------------------------------------------------------------------------------------
@@ -548,8 +554,9 @@ class ContainerdReader:
             return cached
         path = self.parts.blob_path(digest)
         try:
-            with self.ctd.subdir(CONTENT_DIR, "blobs", "sha256") as blobs:
-                raw = blobs.read_bytes(hex_of(digest), BLOB_LIMIT)
+            if self.blob_dir is None:
+                self.blob_dir = self.ctd.subdir(CONTENT_DIR, "blobs", "sha256")
+            raw = self.blob_dir.read_bytes(hex_of(digest), BLOB_LIMIT)
             value = json.loads(raw.decode("utf-8"))
             if not isinstance(value, dict):
                 raise ValueError("not a JSON object")
@@ -647,7 +654,8 @@ class ContainerdReader:
                     self.store.note("invalid", where, str(exc))
         created = config.get("created")
         del self.parts.unreadable_images[target]
-        image = Image(id=target, diff_ids=diff_ids, chain_ids=chain_ids(diff_ids), tags=sorted(set(tags)),
+        image = Image(id=target, diff_ids=diff_ids, chain_ids=chain_ids(diff_ids, self.known_chains),
+                      tags=sorted(set(tags)),
                       digests=sorted(set(digests)), parent=parent,
                       created=created if isinstance(created, str) else None, config_digest=config_digest,
                       manifest_digest=manifest_digest, manifests=manifests, layer_blobs=layer_blobs, names=names)
