@@ -34,8 +34,16 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     parse_digest,
     shorten,
 )
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, disk_usage
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._store import (
+    DamagedRecord,
+    Finding,
+    Image,
+    Layer,
+    Store,
+    read_containers,
+)
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"
@@ -45,6 +53,7 @@ CONTENT_DIR = "io.containerd.content.v1.content"
 MANAGED_ROOT = ("containerd", "daemon")  # layout (a): dockerd's own containerd, below the data-root
 SYSTEM_ROOT = "/var/lib/containerd"  # layout (b): a system containerd's default root
 BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is refused
+SECOND_PROCESS_BYTES = 1 << 20  # a snapshotter database this large is read by a second process beside meta.db
 
 VIEW, ACTIVE, COMMITTED = "view", "active", "committed"
 _KINDS = {1: VIEW, 2: ACTIVE, 3: COMMITTED}
@@ -335,24 +344,15 @@ class ContainerdReader:
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
 
     def load(self) -> None:
-        meta_path = self.ctd.join(*META_DB)
-        try:
-            with open_bolt(self.ctd, *META_DB) as meta:
-                self.read_meta(meta)
-        except (OSError, BoltError, ShapeError) as exc:
-            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-            self.store.note("unreadable", meta_path, message)
-            self.store.damage("containerd_meta", meta_path, "containerd's metadata cannot be read: " + message,
-                              ("dirs", "chains", "mounts", "content"))
-        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
-        try:
-            with open_bolt(self.ctd, SNAPSHOTTER_DIR, "metadata.db") as backend:
-                self.read_backend(backend)
-        except (OSError, BoltError, ShapeError) as exc:
-            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-            self.store.note("unreadable", backend_path, message)
-            self.store.damage("snapshotter_meta", backend_path, "the snapshotter's metadata cannot be read: "
-                              + message, ("dirs",))
+        if self.worth_a_second_process():  # the two databases at once, the snapshotter's by a child
+            _meta, (backend, notes, damaged) = map_chunks(lambda part: part[0](),
+                                                          [[self.load_meta], [self.load_backend_apart]])
+        else:
+            self.load_meta()
+            backend, notes, damaged = self.load_backend_apart()
+        self.parts.backend = backend
+        self.store.findings.extend(notes)  # after meta.db's, where one pass puts them
+        self.store.damaged.extend(damaged)
         self.join_snapshots()
         self.list_files()
         self.check_snapshot_dirs()
@@ -362,6 +362,45 @@ class ContainerdReader:
             if self.blob_dir is not None:
                 self.blob_dir.close()
         self.load_containers()
+
+    def worth_a_second_process(self) -> bool:
+        try:
+            with self.ctd.subdir(SNAPSHOTTER_DIR) as snapshotter:
+                backend_size = snapshotter.lstat("metadata.db").st_size
+        except OSError:
+            return False
+        return backend_size >= SECOND_PROCESS_BYTES and worker_count(2, 1) > 1
+
+    def load_meta(self) -> None:
+        meta_path = self.ctd.join(*META_DB)
+        try:
+            with open_bolt(self.ctd, *META_DB) as meta:
+                self.read_meta(meta)
+        except (OSError, BoltError, ShapeError) as exc:
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            self.store.note("unreadable", meta_path, message)
+            self.store.damage("containerd_meta", meta_path, "containerd's metadata cannot be read: " + message,
+                              ("dirs", "chains", "mounts", "content"))
+
+    def load_backend_apart(self) -> Tuple[Dict[str, BackendSnapshot], List[Finding], List[DamagedRecord]]:
+        """The snapshotter's records, and the findings and damage reading them added, taken back out of the
+        store so that the caller puts them after meta.db's (this may run in another process; see
+        ``_parallel``)."""
+        notes, damaged = len(self.store.findings), len(self.store.damaged)
+        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
+        try:
+            with open_bolt(self.ctd, SNAPSHOTTER_DIR, "metadata.db") as backend:
+                self.read_backend(backend)
+        except (OSError, BoltError, ShapeError) as exc:
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            self.store.note("unreadable", backend_path, message)
+            self.store.damage("snapshotter_meta", backend_path, "the snapshotter's metadata cannot be read: "
+                              + message, ("dirs",))
+        added = (self.parts.backend, self.store.findings[notes:], self.store.damaged[damaged:])
+        del self.store.findings[notes:]
+        del self.store.damaged[damaged:]
+        self.parts.backend = {}
+        return added
 
     # -- meta.db ------------------------------------------------------------------------------------------
     def read_meta(self, meta: BoltFile) -> None:
