@@ -179,11 +179,12 @@ class BoltFile:
         return Bucket(self, self.meta.root, None, ())
 
     # -- pages -------------------------------------------------------------
-    def page(self, page_id: int, where: str) -> memoryview:
-        """The bytes of one page with its overflow pages, checked against the file."""
+    def page(self, page_id: int, where: "Describe") -> memoryview:
+        """The bytes of one page with its overflow pages, checked against the file; ``where()`` says who points
+        at it, when that is needed for an error."""
         if page_id < 2 or page_id >= self.meta.high_water:
             raise BoltError("%s: %s points at page %d, outside the database (2..%d)"
-                            % (self.name, where, page_id, self.meta.high_water - 1))
+                            % (self.name, where(), page_id, self.meta.high_water - 1))
         offset = page_id * self.meta.page_size
         stored_id, _flags, _count, overflow = PAGE_HEADER.unpack_from(self._data, offset)
         if stored_id != page_id:
@@ -252,7 +253,11 @@ class Bucket:
         if self.inline is not None:
             yield from self._leaf_items(self.inline, self._inline_what)
             return
-        seen = set() if seen is None else seen
+        for page_id, page in self._leaves(set() if seen is None else seen):
+            yield from self._leaf_items(page, self._page_what(page_id))
+
+    def _leaves(self, seen: set) -> Iterator[Tuple[int, memoryview]]:
+        """This bucket's leaf pages in key order, with their ids (a tree bucket's: not inline)."""
         stack = [(self.root_page, 0)]  # depth-first, children pushed in reverse to keep key order
         while stack:
             page_id, depth = stack.pop()
@@ -261,13 +266,13 @@ class Bucket:
             if depth > MAX_TREE_DEPTH:
                 raise BoltError("%s is more than %d levels deep" % (self._where(), MAX_TREE_DEPTH))
             seen.add(page_id)
-            page = self.db.page(page_id, self._where())
+            page = self.db.page(page_id, self._where)
             flags = PAGE_HEADER.unpack_from(page, 0)[1]
             if flags & BRANCH_PAGE:
                 children = [child for _key, child in self._branch_elements(page, page_id)]
                 stack.extend((child, depth + 1) for child in reversed(children))
             elif flags & LEAF_PAGE:
-                yield from self._leaf_items(page, self._page_what(page_id))
+                yield page_id, page
             else:
                 raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
                                 % (self._where(), page_id, flags))
@@ -336,7 +341,7 @@ class Bucket:
             leaf = self.db.leaves.get(page_id)
             if leaf is not None:
                 return leaf.get(key)
-            page = self.db.page(page_id, self._where())
+            page = self.db.page(page_id, self._where)
             flags = PAGE_HEADER.unpack_from(page, 0)[1]
             if flags & LEAF_PAGE:
                 leaf = self.db.leaves[page_id] = _first_of_each(self._leaf_items(page, self._page_what(page_id)))
