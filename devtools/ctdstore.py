@@ -325,7 +325,7 @@ def generate(data_root: str, layers: int, seed: str = "scale") -> Dict[str, int]
 
     rng = random.Random(seed)
     store = SynthStore(data_root)
-    bases = [store.image("docker.io/base/b%d:1" % n, [{"bin/tool%d" % n: bytes(rng.randrange(256) for _ in range(64))}])
+    bases = [store.image("docker.io/base/b%d:1" % n, [{"bin/tool%d" % n: bytes(rng.randrange(256) for _byte in range(64))}])
              for n in range(min(20, layers))]
     made = len(bases)
     images = len(bases)
