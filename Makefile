@@ -87,6 +87,7 @@ bench: deps
 	$(PY) benchmarks/prune.py
 	$(PY) benchmarks/containerd.py
 	$(PY) benchmarks/run
+	$(PY) benchmarks/where_time_goes.py
 
 clean:
 	rm -rf build tests/output .pytest_cache docs/site

@@ -35,7 +35,7 @@ def engine_route(engine: Engine) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--extra-images", type=int, default=20, help="images built on top of the samples")
+    parser.add_argument("--extra-images", type=int, default=55, help="images built on top of the samples")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "facts.json"))
     options = parser.parse_args()
