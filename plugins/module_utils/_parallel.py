@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 Item = TypeVar("Item")
@@ -81,10 +82,16 @@ def map_chunks(func: Callable[[List[Item]], Result], chunks: Sequence[List[Item]
     if len(chunks) < 2:
         return [func(list(chunk)) for chunk in chunks]
     children = [_start(func, chunk) for chunk in chunks[1:]]
-    results = [func(list(chunks[0]))]
-    for chunk, child in zip(chunks[1:], children):
-        delivered = _collect(child)
-        results.append(delivered[0] if delivered is not None else func(list(chunk)))
+    try:
+        first = func(list(chunks[0]))
+    except BaseException:
+        for child in children:  # nobody will read what they find: stop them now
+            _stop(child)
+        raise
+    delivered = [_collect(child) for child in children]
+    results = [first]
+    for chunk, outcome in zip(chunks[1:], delivered):
+        results.append(outcome[0] if outcome is not None else func(list(chunk)))
     return results
 
 
@@ -117,6 +124,21 @@ def _start(func: Callable[[List[Item]], Result], chunk: List[Item]) -> _Child:
             os._exit(status)  # pylint: disable=protected-access
     os.close(write_end)
     return pid, read_end
+
+
+def _stop(child: _Child) -> None:
+    if child is None:
+        return
+    pid, read_end = child
+    os.close(read_end)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _collect(child: _Child) -> Optional[Tuple[object]]:

@@ -86,3 +86,19 @@ def test_groups_balance_weight_and_keep_order():
     assert sorted(item for group in groups for item in group) == sorted(items)
     assert sum(groups[0]) == sum(groups[1]) == 15
     assert all(group == [item for item in items if item in group] for group in groups)
+
+
+def test_when_the_share_done_here_fails_the_children_are_stopped_and_reaped():
+    parent = os.getpid()
+
+    def slow_elsewhere(chunk):
+        if os.getpid() != parent:
+            import time  # pylint: disable=import-outside-toplevel
+            time.sleep(60)
+            return chunk
+        raise KeyError("here")
+
+    with pytest.raises(KeyError):
+        map_chunks(slow_elsewhere, [[1], [2], [3]])
+    with pytest.raises(ChildProcessError):  # no child left, not even a zombie
+        os.waitpid(-1, os.WNOHANG)
