@@ -5,7 +5,10 @@ Generates the store of ``benchmarks/run`` (devtools/synthstore.generate, 10,000 
   - the wall time of each phase of one facts run as the module runs it (the store read by as many processes
     as there are CPUs), medians of --repeat runs;
   - a profile of the same run in one process (cProfile): the calls into the kernel by kind with their count
-    and time, id validation (regular expressions), JSON, and the rest, as shares of the profiled time.
+    and time, id validation (regular expressions), JSON, and the rest, as shares of the profiled time;
+  - the floor: the same opens, reads, closes and readlinks of the layer database, the overlay2 directories and
+    their links in a bare loop, in one process, without building anything (what reading these files costs on
+    this machine before any Python work).
 Writes benchmarks/results/profile.md and profile.json.
 
     .venv/bin/python benchmarks/where_time_goes.py [--layers 10000] [--repeat 5]
@@ -33,6 +36,7 @@ make_importable()
 
 from ansible_collections.strata.overlay2.plugins.module_utils import _facts, _parallel, _store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 PHASES = ["load_images", "load_tags", "load_layers", "load_mounts", "load_containers", "load_overlay_dirs",
@@ -79,6 +83,43 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
     if "load_links" in medians and "load_overlay_dirs" in medians:
         medians["load_overlay_dirs"] -= medians["load_links"]
     return medians
+
+
+FLAGS_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FLAGS_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _read_bare(dir_fd: int, name: str) -> None:
+    try:
+        fd = os.open(name, FLAGS_FILE, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    try:
+        os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def floor(root: str) -> None:
+    """The metadata files the loader reads, read in a bare loop (no validation, no model)."""
+    for part, names, has_links in (("image/overlay2/layerdb/sha256", ("diff", "cache-id", "size", "parent"), False),
+                                   ("overlay2", ("link", "lower"), True)):
+        parent = os.open(os.path.join(root, part), FLAGS_DIR)
+        try:
+            for entry in os.scandir(parent):
+                if entry.name == "l" or not entry.is_dir(follow_symlinks=False):
+                    continue
+                fd = os.open(entry.name, FLAGS_DIR, dir_fd=parent)
+                for name in names:
+                    _read_bare(fd, name)
+                os.close(fd)
+            if has_links:
+                links = os.open("l", FLAGS_DIR, dir_fd=parent)
+                for entry in os.scandir(links):
+                    os.readlink(entry.name, dir_fd=links)
+                os.close(links)
+        finally:
+            os.close(parent)
 
 
 def profile(root: str) -> Dict[str, Dict[str, float]]:
@@ -137,6 +178,8 @@ def main() -> int:
         root = os.path.join(work, "docker")
         shape = generate(root, options.layers)
         phases = phase_times(root, options.repeat)
+        phases["floor: the same files read in a bare loop, one process"] = median_seconds(lambda: floor(root),
+                                                                                            options.repeat)
         kinds = profile(root)
     text = report(shape, phases, kinds)
     os.makedirs(RESULTS, exist_ok=True)
