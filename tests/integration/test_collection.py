@@ -48,3 +48,52 @@ def test_module_defaults_group_sets_the_data_root_once(collections_path, tmp_pat
 """ % tmp_path)
     run(collections_path, "ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local",
         "-e", "ansible_python_interpreter=/usr/bin/python3")
+
+
+def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_as_one_process(
+        collections_path, tmp_path):
+    """As Ansible runs them (AnsiballZ, the host's Python): the facts and the verification of a store large
+    enough to be read by several processes equal those of one process reading it here."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.strata.overlay2.plugins.module_utils import _parallel  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, ENTRIES_PER_WORKER  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # pylint: disable=import-outside-toplevel
+    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+
+    if _parallel.available_cpus() < 2:
+        import pytest  # pylint: disable=import-outside-toplevel
+        pytest.skip("one CPU: the modules read in their own process")
+    root = str(tmp_path / "docker")
+    generate(root, 2 * ENTRIES_PER_WORKER + 300)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - strata.overlay2.overlay2_facts:
+        data_root: %s
+    - strata.overlay2.layer_verify:
+        data_root: %s
+        fail_on_corrupt: false
+      register: verified
+    - ansible.builtin.copy:
+        dest: %s
+        content: "{{ {'facts': ansible_facts.overlay2, 'verify': verified} | to_json }}"
+""" % (root, root, tmp_path / "answers.json"))
+    run(collections_path, "ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local",
+        "-e", "ansible_python_interpreter=/usr/bin/python3")
+    answers = json.loads((tmp_path / "answers.json").read_text())
+    real_cpus = _parallel.available_cpus
+    _parallel.available_cpus = lambda: 1
+    try:
+        facts = gather(Store.load(root))
+        report = verify(Store.load(root)).as_dict()
+    finally:
+        _parallel.available_cpus = real_cpus
+    assert answers["facts"]["summary"]["layers"] > 2 * ENTRIES_PER_WORKER  # enough for two processes
+    for key in ("images", "layers", "containers", "orphans", "summary", "warnings"):
+        assert answers["facts"][key] == json.loads(json.dumps(facts[key])), key
+    for key in ("checked_layers", "checked_images", "bytes_verified", "corrupt", "ok"):
+        assert answers["verify"][key] == json.loads(json.dumps(report[key])), key
