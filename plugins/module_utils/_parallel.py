@@ -40,8 +40,8 @@ def available_cpus() -> int:
 
 
 def worker_count(items: int, min_per_worker: int, workers: Optional[int] = None) -> int:
-    """How many processes ``items`` are worth: at least ``min_per_worker`` each, at most the CPUs (or
-    ``workers`` when given) and ``MAX_WORKERS``; 1 where ``fork`` is missing."""
+    """How many processes ``items`` are worth: at least ``min_per_worker`` items each, and at most ``workers``
+    when given, else at most the CPUs and ``MAX_WORKERS``; 1 where ``fork`` is missing."""
     if not hasattr(os, "fork") or min_per_worker < 1:
         return 1
     limit = workers if workers is not None else min(available_cpus(), MAX_WORKERS)
@@ -68,12 +68,13 @@ def partition(items: Sequence[Item], parts: int, weight: Callable[[Item], float]
     parts = max(1, min(parts, len(items)))
     if parts == 1:
         return [list(items)]
+    weights = [weight(item) for item in items]
     loads = [0.0] * parts
     owner = {}  # type: Dict[int, int]
-    for index in sorted(range(len(items)), key=lambda i: -weight(items[i])):
+    for index in sorted(range(len(items)), key=lambda i: -weights[i]):
         lightest = loads.index(min(loads))
         owner[index] = lightest
-        loads[lightest] += weight(items[index])
+        loads[lightest] += weights[index]
     return [[item for index, item in enumerate(items) if owner[index] == group] for group in range(parts)]
 
 
