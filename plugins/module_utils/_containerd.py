@@ -34,16 +34,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     parse_digest,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, disk_usage
-from ansible_collections.strata.overlay2.plugins.module_utils._store import (
-    DamagedRecord,
-    Finding,
-    Image,
-    Layer,
-    Store,
-    read_containers,
-)
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, read_containers
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"
@@ -344,15 +337,11 @@ class ContainerdReader:
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
 
     def load(self) -> None:
-        if self.worth_a_second_process():  # the two databases at once, the snapshotter's by a child
-            _meta, (backend, notes, damaged) = map_chunks(lambda part: part[0](),
-                                                          [[self.load_meta], [self.load_backend_apart]])
-        else:
-            self.load_meta()
-            backend, notes, damaged = self.load_backend_apart()
+        # the two databases at once where it pays, the snapshotter's by a child
+        _meta, (backend, notes) = beside(self.load_meta, lambda: self.store.set_aside(self.load_backend),
+                                         self.worth_a_second_process())
         self.parts.backend = backend
-        self.store.findings.extend(notes)  # after meta.db's, where one pass puts them
-        self.store.damaged.extend(damaged)
+        self.store.put_back(notes)  # after meta.db's findings, where one pass puts them
         self.join_snapshots()
         self.list_files()
         self.check_snapshot_dirs()
@@ -382,11 +371,8 @@ class ContainerdReader:
             self.store.damage("containerd_meta", meta_path, "containerd's metadata cannot be read: " + message,
                               ("dirs", "chains", "mounts", "content"))
 
-    def load_backend_apart(self) -> Tuple[Dict[str, BackendSnapshot], List[Finding], List[DamagedRecord]]:
-        """The snapshotter's records, and the findings and damage reading them added, taken back out of the
-        store so that the caller puts them after meta.db's (this may run in another process; see
-        ``_parallel``)."""
-        notes, damaged = len(self.store.findings), len(self.store.damaged)
+    def load_backend(self) -> Dict[str, BackendSnapshot]:
+        """The snapshotter's records (this may run in another process; see ``load``)."""
         backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
         try:
             with open_bolt(self.ctd, SNAPSHOTTER_DIR, "metadata.db") as backend:
@@ -396,11 +382,7 @@ class ContainerdReader:
             self.store.note("unreadable", backend_path, message)
             self.store.damage("snapshotter_meta", backend_path, "the snapshotter's metadata cannot be read: "
                               + message, ("dirs",))
-        added = (self.parts.backend, self.store.findings[notes:], self.store.damaged[damaged:])
-        del self.store.findings[notes:]
-        del self.store.damaged[damaged:]
-        self.parts.backend = {}
-        return added
+        return self.parts.backend
 
     # -- meta.db ------------------------------------------------------------------------------------------
     def read_meta(self, meta: BoltFile) -> None:

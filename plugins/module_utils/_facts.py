@@ -19,9 +19,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Finding, Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Notes, Store
 
 Facts = Dict[str, Any]
 
@@ -72,13 +72,12 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
                 [container_facts(store, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 
-    if orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1:
-        shaped, (orphan_facts, notes) = map_chunks(lambda task: task[0](), [[shape], [lambda: orphans_apart(store)]])
-        images, layers, containers = shaped  # type: ignore[misc]
-    else:
-        images, layers, containers = shape()
-        orphan_facts, notes = orphans_apart(store) if orphans else (None, [])
-    store.findings.extend(notes)  # after the facts' own, where one pass puts them
+    def orphan_section() -> Tuple[Optional[Facts], Notes]:
+        return store.set_aside(lambda: classify(store).facts() if orphans else None)
+
+    aside = orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1
+    (images, layers, containers), (orphan_facts, notes) = beside(shape, orphan_section, aside)
+    store.put_back(notes)  # after the facts' own findings, where one pass puts them
     totals = summary(store, joins, images, containers)
     totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {
@@ -92,16 +91,6 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
         "summary": totals,
         "warnings": [finding.as_dict() for finding in store.findings],
     }
-
-
-def orphans_apart(store: Store) -> Tuple[Facts, List[Finding]]:
-    """The orphans section, and the findings that classifying added, taken back out of the store so that the
-    caller can put them where a single pass would have (it may run in another process; see ``_parallel``)."""
-    before = len(store.findings)
-    facts = classify(store).facts()
-    added = store.findings[before:]
-    del store.findings[before:]
-    return facts, added
 
 
 def image_facts(store: Store, joins: _Joins, image: Image) -> Facts:

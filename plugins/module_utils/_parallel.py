@@ -96,6 +96,18 @@ def map_chunks(func: Callable[[List[Item]], Result], chunks: Sequence[List[Item]
     return results
 
 
+First = TypeVar("First")
+Second = TypeVar("Second")
+
+
+def beside(here: Callable[[], First], elsewhere: Callable[[], Second], apart: bool) -> Tuple[First, Second]:
+    """``(here(), elsewhere())``; with ``apart``, ``elsewhere`` runs in a forked child meanwhile."""
+    if not apart:
+        return here(), elsewhere()
+    first, second = map_chunks(lambda task: task[0](), [[here], [elsewhere]])
+    return first, second  # type: ignore[return-value]
+
+
 _Child = Optional[Tuple[int, int]]  # (pid, read end of its pipe), or None when it could not be started
 
 

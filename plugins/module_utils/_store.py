@@ -99,6 +99,14 @@ class DamagedRecord:
 
 
 @dataclass
+class Notes:
+    """Findings and damaged records set aside (``Store.set_aside``)."""
+
+    findings: List[Finding]
+    damaged: List[DamagedRecord]
+
+
+@dataclass
 class Image:
     id: str
     diff_ids: List[str]
@@ -226,6 +234,21 @@ class Store:
 
     def note(self, kind: str, path: str, message: str) -> None:
         self.findings.append(Finding(kind, path, message))
+
+    def set_aside(self, action: Callable[[], Any]) -> Tuple[Any, "Notes"]:
+        """``action()``, and the findings and damaged records it added, taken back out of the store so that
+        the caller can ``put_back`` them where one pass would have added them (the action may have run in
+        another process; see ``_parallel.beside``)."""
+        findings, damaged = len(self.findings), len(self.damaged)
+        result = action()
+        added = Notes(self.findings[findings:], self.damaged[damaged:])
+        del self.findings[findings:]
+        del self.damaged[damaged:]
+        return result, added
+
+    def put_back(self, notes: "Notes") -> None:
+        self.findings.extend(notes.findings)
+        self.damaged.extend(notes.damaged)
 
     def damage(self, code: str, path: str, message: str, might_name: Iterable[str] = (),
                chains: Iterable[Optional[str]] = (), dirs: Iterable[Optional[str]] = (),

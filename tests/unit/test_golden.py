@@ -28,8 +28,7 @@ def test_the_answers_are_the_same_when_the_work_is_shared_out_among_processes(st
         return real_map(func, chunks)
 
     monkeypatch.setattr(_store, "map_chunks", counting_map)
-    monkeypatch.setattr(_facts, "map_chunks", counting_map)
-    monkeypatch.setattr(_containerd, "map_chunks", counting_map)
+    monkeypatch.setattr(_parallel, "map_chunks", counting_map)  # what beside() runs
     assert compare(store, write=False)
     if store == "containerd":
         assert 2 in forked  # its two databases

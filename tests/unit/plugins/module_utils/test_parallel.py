@@ -102,3 +102,10 @@ def test_when_the_share_done_here_fails_the_children_are_stopped_and_reaped():
         map_chunks(slow_elsewhere, [[1], [2], [3]])
     with pytest.raises(ChildProcessError):  # no child left, not even a zombie
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_beside_runs_the_second_task_in_a_child_only_when_apart():
+    from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside
+    assert beside(os.getpid, os.getpid, apart=False) == (os.getpid(), os.getpid())
+    here, elsewhere = beside(os.getpid, os.getpid, apart=True)
+    assert here == os.getpid() and elsewhere != here
