@@ -101,13 +101,15 @@ class _Writer:
         return (PAGE_HEADER.pack(page_id, META_PAGE, 0, 0) + body).ljust(self.page_size, b"\0")
 
 
-def bolt_bytes(tree: Tree, previous: Optional[Tree] = None, page_size: int = 4096, fanout: int = 64) -> bytes:
+def bolt_bytes(tree: Tree, previous: Optional[Tree] = None, page_size: int = 4096, fanout: int = 64,
+               txid: int = 2) -> bytes:
+    """The file; ``txid`` is the newest transaction's (a later one stands for a commit by the owner)."""
     writer = _Writer(page_size, fanout)
     older_root = writer.write_tree(previous) if previous is not None else None
     root = writer.write_tree(tree)
     high_water = writer.next_page
-    pages = [writer.meta(0, older_root if older_root is not None else root, 1, high_water),
-             writer.meta(1, root, 2, high_water),
+    pages = [writer.meta(0, older_root if older_root is not None else root, txid - 1, high_water),
+             writer.meta(1, root, txid, high_water),
              (PAGE_HEADER.pack(2, FREELIST_PAGE, 0, 0)).ljust(page_size, b"\0")]
     page_id = 3
     while page_id < high_water:

@@ -111,6 +111,15 @@ def unpack(files: Files, target: str) -> None:
         os.utime(path if not base.startswith(".wh.") else os.path.dirname(path), (EPOCH, EPOCH))
 
 
+def written_at_epoch(root: str) -> None:
+    """Every file and directory below ``root`` dated ``EPOCH``, as a store that has been at rest since then
+    (not one whose files containerd is writing now; see ``_containerd_orphans.IN_FLIGHT_SECONDS``)."""
+    for directory, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            os.utime(os.path.join(directory, name), (EPOCH, EPOCH), follow_symlinks=False)
+        os.utime(directory, (EPOCH, EPOCH))
+
+
 def usage(path: str) -> Tuple[int, int]:
     """(bytes as st_blocks * 512 of unique inodes, the directory included; inodes), as the snapshotter counts."""
     seen = set()
@@ -268,6 +277,7 @@ class SynthStore:
         backend = {b"v1": {b"snapshots": {self.backend_key(key).encode(): self.backend_record(key)
                                           for key in self.snapshots}}}
         write_bolt(os.path.join(self.ctd_root, SNAPSHOTTER, "metadata.db"), backend)
+        written_at_epoch(self.ctd_root)
 
     @staticmethod
     def content_record(data: bytes, labels: Dict[bytes, bytes]) -> Dict[bytes, object]:

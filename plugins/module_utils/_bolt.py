@@ -32,8 +32,9 @@ import mmap
 import os
 import stat
 import struct
+import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
 
 MAGIC = 0xED0CDAED
 VERSION = 2
@@ -119,6 +120,50 @@ def _choose_meta(data: bytes) -> Meta:
     return max(candidates, key=lambda meta: meta.txid)
 
 
+READ_ATTEMPTS = 5  # reads of a database that its owner keeps committing to, before it counts as unreadable
+RETRY_PAUSE = 0.005  # seconds before the third read, four times longer before each later one
+
+Result = TypeVar("Result")
+
+
+class BusyDatabase(BoltError):
+    """Every read of a database overlapped a commit of its owner."""
+
+
+def read_steadily(open_db: Callable[[], "BoltFile"], read: Callable[["BoltFile"], Result],
+                  undo: Callable[[], None] = lambda: None, attempts: int = READ_ATTEMPTS) -> Result:
+    """``read(db)`` over one committed state of a database that its owner may be writing.
+
+    This reader takes no lock and the owner does not know it is there, so bbolt may reuse the pages of the
+    state being read as soon as a second commit follows it (a busy containerd commits every few
+    milliseconds). The first read goes through the mapping and is kept only if the meta pages still name the
+    transaction it began with; an error it raised is not believed otherwise, since it may come from the torn
+    state. Each later read works on a private copy taken while no commit happened (``steady_copy``), so what
+    it finds is the database's; from the third read on, a short pause comes first. ``undo()`` takes back
+    what a discarded read did.
+    """
+    name = "bolt database"
+    for attempt in range(attempts):
+        if attempt > 1:
+            time.sleep(RETRY_PAUSE * 4 ** (attempt - 2))  # out of a burst of commits
+        with open_db() as live:
+            name = live.name
+            db = live if attempt == 0 else live.steady_copy()
+            if db is None:
+                continue
+            try:
+                result = read(db)
+            except Exception:  # pylint: disable=broad-except  # judged below: raised again unless torn
+                if db is not live or not live.changed_since_open():
+                    raise
+            else:
+                if db is not live or not live.changed_since_open():
+                    return result
+        undo()
+    raise BusyDatabase("%s changed while it was read, %d times in a row (its owner is busy writing it); "
+                       "read it again later" % (name, attempts))
+
+
 class BoltFile:
     """An open bbolt database; ``root()`` is its top-level bucket."""
 
@@ -161,6 +206,26 @@ class BoltFile:
             return cls.from_fd(fd, name)
         finally:
             os.close(fd)
+
+    def steady_copy(self) -> Optional["BoltFile"]:
+        """A private copy of the committed state the file holds now, or None when a commit overlapped the copy.
+        The pages of the latest state stay untouched until the owner's next commit, so an unchanged meta
+        around the copy means a whole state was copied."""
+        try:
+            before = _choose_meta(self._data).txid
+            data = bytes(self._data)
+            if _choose_meta(self._data).txid != before:
+                return None
+        except BoltError:  # the meta pages are being written
+            return None
+        return BoltFile(data, self.name)
+
+    def changed_since_open(self) -> bool:
+        """Whether the owner has committed since this file was opened (the mapping shows its writes)."""
+        try:
+            return _choose_meta(self._data).txid != self.meta.txid
+        except BoltError:  # the meta pages are being written: a commit is under way
+            return True
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):

@@ -23,9 +23,9 @@ import os
 import platform
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, Bucket
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, Bucket, read_steadily
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
     chain_ids,
@@ -43,9 +43,16 @@ SNAPSHOTTER = "overlayfs"
 META_DB = ("io.containerd.metadata.v1.bolt", "meta.db")
 SNAPSHOTTER_DIR = "io.containerd.snapshotter.v1.overlayfs"
 CONTENT_DIR = "io.containerd.content.v1.content"
+# the directories whose entries are compared with the databases' records, listed before and after reading them
+BLOB_FILES, INGEST_DIRS, SNAPSHOT_DIRS = "blobs", "ingest", "snapshots"
+LISTINGS = {BLOB_FILES: (CONTENT_DIR, "blobs", "sha256"), INGEST_DIRS: (CONTENT_DIR, "ingest"),
+            SNAPSHOT_DIRS: (SNAPSHOTTER_DIR, "snapshots")}
 MANAGED_ROOT = ("containerd", "daemon")  # layout (a): dockerd's own containerd, below the data-root
 SYSTEM_ROOT = "/var/lib/containerd"  # layout (b): a system containerd's default root
 BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is refused
+# the parts that reading meta.db fills, emptied again when a commit overlapped the read
+META_FIELDS = ("records_any_namespace", "ingest_records", "leases", "image_records", "blobs", "snapshots",
+               "task_containers")
 SECOND_PROCESS_BYTES = 1 << 20  # a snapshotter database this large is read by a second process beside meta.db
 
 VIEW, ACTIVE, COMMITTED = "view", "active", "committed"
@@ -210,6 +217,8 @@ class ContainerdParts:
     ingest_records: Dict[str, Optional[float]] = field(default_factory=dict)  # backend ref -> expires
     ingest_dirs: List[str] = field(default_factory=list)
     snapshot_dirs: List[str] = field(default_factory=list)
+    # the same three directories listed before the databases were read (see ``steady``)
+    listed_before: Dict[str, Set[str]] = field(default_factory=dict)
     image_records: Dict[str, ImageRecord] = field(default_factory=dict)
     task_containers: Set[str] = field(default_factory=set)  # containers with a task (meta.db containers/)
     blob_json: Dict[str, dict] = field(default_factory=dict)  # parsed index/manifest/config blobs
@@ -229,6 +238,14 @@ class ContainerdParts:
     @property
     def ingest_root(self) -> str:
         return self.root + "/" + CONTENT_DIR + "/ingest"
+
+    def steady(self, listing: str, names: Iterable[str]) -> List[str]:
+        """The names that were listed both before the databases were read and after: there all along.
+        containerd creates an ingest or a snapshot directory before the record that names it is committed,
+        and removes a blob or snapshot directory after its record is gone, so a name seen only once came or
+        went while the store was read: in flight, never an orphan."""
+        before = self.listed_before.get(listing, set())
+        return [name for name in names if name in before]
 
     def fs_dir(self, key: Optional[str]) -> Optional[str]:
         snapshot = self.snapshots.get(key) if key else None
@@ -305,20 +322,20 @@ def open_bolt(directory: SafeDir, *names: str) -> BoltFile:
 
 def namespace_names(root: SafeDir) -> Optional[List[str]]:
     """The namespaces of the meta.db below ``root``; None when it cannot be read."""
+    def names(db: BoltFile) -> Optional[List[str]]:
+        v1 = db.root().bucket(b"v1")
+        return None if v1 is None else [key.decode("utf-8", "replace") for key, _bucket in v1.buckets()]
+
     try:
-        with open_bolt(root, *META_DB) as db:
-            v1 = db.root().bucket(b"v1")
-            if v1 is None:
-                return None
-            return [key.decode("utf-8", "replace") for key, _bucket in v1.buckets()]
+        return read_steadily(lambda: open_bolt(root, *META_DB), names)
     except (OSError, BoltError):
         return None
 
 
 def snapshot_keys(root: SafeDir, namespace: str) -> Optional[Set[str]]:
     try:
-        with open_bolt(root, *META_DB) as db:
-            return _keys(db.root().bucket(b"v1", namespace.encode(), b"snapshots", SNAPSHOTTER.encode()))
+        return read_steadily(lambda: open_bolt(root, *META_DB), lambda db: _keys(
+            db.root().bucket(b"v1", namespace.encode(), b"snapshots", SNAPSHOTTER.encode())))
     except (OSError, BoltError):
         return None
 
@@ -337,6 +354,8 @@ class ContainerdReader:
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
 
     def load(self) -> None:
+        self.parts.listed_before = {listing: set(self.list_dir(*names, quiet=True))
+                                    for listing, names in LISTINGS.items()}
         # the two databases at once where it pays, the snapshotter's by a child
         _meta, (backend, notes) = beside(self.load_meta, lambda: self.store.set_aside(self.load_backend),
                                          self.worth_a_second_process())
@@ -363,8 +382,7 @@ class ContainerdReader:
     def load_meta(self) -> None:
         meta_path = self.ctd.join(*META_DB)
         try:
-            with open_bolt(self.ctd, *META_DB) as meta:
-                self.read_meta(meta)
+            self.read_steadily(META_DB, self.read_meta, META_FIELDS)
         except (OSError, BoltError, ShapeError) as exc:
             message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             self.store.note("unreadable", meta_path, message)
@@ -375,14 +393,27 @@ class ContainerdReader:
         """The snapshotter's records (this may run in another process; see ``load``)."""
         backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
         try:
-            with open_bolt(self.ctd, SNAPSHOTTER_DIR, "metadata.db") as backend:
-                self.read_backend(backend)
+            self.read_steadily((SNAPSHOTTER_DIR, "metadata.db"), self.read_backend, ("backend",))
         except (OSError, BoltError, ShapeError) as exc:
             message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             self.store.note("unreadable", backend_path, message)
             self.store.damage("snapshotter_meta", backend_path, "the snapshotter's metadata cannot be read: "
                               + message, ("dirs",))
         return self.parts.backend
+
+    def read_steadily(self, names: Tuple[str, ...], read: Callable[[BoltFile], None],
+                      fields: Tuple[str, ...]) -> None:
+        """``read`` one committed state of a database containerd may be writing (see ``_bolt.read_steadily``);
+        a read that a commit overlapped is taken back (the ``fields`` of the parts it fills, its findings)."""
+        findings, damaged = len(self.store.findings), len(self.store.damaged)
+
+        def undo() -> None:
+            del self.store.findings[findings:]
+            del self.store.damaged[damaged:]
+            for name in fields:
+                setattr(self.parts, name, type(getattr(self.parts, name))())
+
+        read_steadily(lambda: open_bolt(self.ctd, *names), read, undo)
 
     # -- meta.db ------------------------------------------------------------------------------------------
     def read_meta(self, meta: BoltFile) -> None:
@@ -529,12 +560,10 @@ class ContainerdReader:
 
     # -- files ----------------------------------------------------------------------------------------------
     def list_files(self) -> None:
-        self.parts.blob_files = set()
-        for name in self.list_dir(CONTENT_DIR, "blobs", "sha256"):
-            if is_hex64(name):
-                self.parts.blob_files.add("sha256:" + name)
-        self.parts.ingest_dirs = sorted(self.list_dir(CONTENT_DIR, "ingest"))
-        self.parts.snapshot_dirs = sorted(self.list_dir(SNAPSHOTTER_DIR, "snapshots"))
+        self.parts.blob_files = {"sha256:" + name for name in self.list_dir(*LISTINGS[BLOB_FILES]) if is_hex64(name)}
+        self.parts.listed_before[BLOB_FILES] = {"sha256:" + name for name in self.parts.listed_before[BLOB_FILES]}
+        self.parts.ingest_dirs = sorted(self.list_dir(*LISTINGS[INGEST_DIRS]))
+        self.parts.snapshot_dirs = sorted(self.list_dir(*LISTINGS[SNAPSHOT_DIRS]))
 
     def check_snapshot_dirs(self) -> None:
         """Each snapshot record names its own directory, and that directory exists. A record whose id was
@@ -548,7 +577,10 @@ class ContainerdReader:
             owners.setdefault(backend.id, []).append(key)
         present = set(self.parts.snapshot_dirs)
         shared = sorted((snapshot_id for snapshot_id, keys in owners.items() if len(keys) > 1), key=int)
-        missing = sorted((snapshot_id for snapshot_id in owners if snapshot_id not in present), key=int)
+        # a directory listed before the databases were read and gone after was removed after its record: in flight
+        listed_before = self.parts.listed_before.get(SNAPSHOT_DIRS, set())
+        missing = sorted((snapshot_id for snapshot_id in owners
+                          if snapshot_id not in present and snapshot_id not in listed_before), key=int)
         backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
         for ids, what in ((shared, "named by more than one snapshot record"),
                           (missing, "named by a snapshot record but missing")):
@@ -559,12 +591,12 @@ class ContainerdReader:
                 self.store.note("invalid", backend_path, message)
                 self.store.damage("snapshot_record", backend_path, message, ("dirs",))
 
-    def list_dir(self, *names: str) -> List[str]:
+    def list_dir(self, *names: str, quiet: bool = False) -> List[str]:
         try:
             with self.ctd.subdir(*names) as directory:
                 return directory.names()
         except OSError as exc:
-            if exc.errno != errno.ENOENT:
+            if exc.errno != errno.ENOENT and not quiet:
                 self.store.note("unreadable", self.ctd.join(*names), describe_os_error(exc))
                 self.store.damage("store_part", self.ctd.join(*names), describe_os_error(exc), ("dirs", "content"))
             return []

@@ -30,12 +30,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, read_steadily
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, ShapeError, live_records
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+    BLOB_FILES,
     CONTENT_DIR,
     CONTENT_REF_PREFIX,
     GC_ROOT_LABEL,
+    INGEST_DIRS,
+    SNAPSHOT_DIRS,
     SNAPSHOT_REF_LABEL,
     SNAPSHOTTER_DIR,
     ContainerdParts,
@@ -63,6 +66,10 @@ UNRECORDED_BLOB_FILE = "unrecorded_blob_file"
 FILE_KINDS = (UNKNOWN_SNAPSHOT_DIR, STALE_INGEST)  # removable without a database write
 RECORD_KINDS = (UNREFERENCED_SNAPSHOT, UNPACK_LEFTOVER, UNREFERENCED_BLOB, UNRECORDED_BLOB_FILE)
 CONTAINERD_ORPHAN_KINDS = FILE_KINDS + RECORD_KINDS
+
+# containerd makes a directory or blob file before the commit that records it, and a commit waits for the disk:
+# an unrecorded entry changed this recently is taken for a write in progress, not for an orphan
+IN_FLIGHT_SECONDS = 10.0
 
 # damaged records that leave containerd's own references unknown (every record orphan stays), and those that
 # leave the snapshotter's directories unknown (every snapshot directory stays)
@@ -98,8 +105,8 @@ def buildkit_snapshots(store: Store) -> BuildKitCache:
         if not root.exists(BUILDKIT_DB[-1]):
             return BuildKitCache(ABSENT, "", set(), set(), usage)
         try:
-            with BoltFile.open_at(root.fd, BUILDKIT_DB[-1], path) as db:
-                _count, keys = live_records(db.root())
+            _count, keys = read_steadily(lambda: BoltFile.open_at(root.fd, BUILDKIT_DB[-1], path),
+                                         lambda db: live_records(db.root()))
         except (BoltError, ShapeError) as exc:
             return BuildKitCache(UNKNOWN, "%s: %s" % (path, exc), set(), set(), usage)
         except OSError as exc:
@@ -232,16 +239,25 @@ class _Classifier:
     def unknown_snapshot_dirs(self, blocked: List[str]) -> List[Orphan]:
         known = {backend.id for backend in self.parts.backend.values()}
         found = []
+        steady = set(self.parts.steady(SNAPSHOT_DIRS, self.parts.snapshot_dirs))
         for name in self.parts.snapshot_dirs:
             if name in known:
                 continue
             if not (is_snapshot_id(name) or name.startswith(("new-", "rm-"))) or "/" in name:
                 self.store.note("unexpected", self.parts.snapshot_dir(shorten(name)), "not a snapshot directory")
                 continue
+            if name not in steady:
+                continue  # made or removed while the store was read: in flight
             relative = SNAPSHOTTER_DIR + "/snapshots/" + name
-            found.append(self.orphan(UNKNOWN_SNAPSHOT_DIR, relative, tree_usage(self.parts.root + "/" + relative),
-                                     blocked=blocked))
+            usage = tree_usage(self.parts.root + "/" + relative)
+            if self.settled(usage):
+                found.append(self.orphan(UNKNOWN_SNAPSHOT_DIR, relative, usage, blocked=blocked))
         return found
+
+    def settled(self, usage: Usage) -> bool:
+        """Whether an entry no record names is still there and has not changed for ``IN_FLIGHT_SECONDS``:
+        not a write whose record is still being committed."""
+        return 0 < usage.newest_mtime <= self.now - IN_FLIGHT_SECONDS
 
     def stale_ingests(self, blocked: List[str]) -> List[Orphan]:
         """Ingest directories no record names. A directory's name is the sha256 of its backend ref, so the
@@ -251,15 +267,17 @@ class _Classifier:
             recorded.update(lease.ingests)
         names = {hashlib.sha256(ref.encode("utf-8", "surrogateescape")).hexdigest() for ref in recorded}
         found = []
+        steady = set(self.parts.steady(INGEST_DIRS, self.parts.ingest_dirs))
         for name in self.parts.ingest_dirs:
             if not is_hex64(name):
                 self.store.note("unexpected", self.parts.ingest_root + "/" + shorten(name), "not an ingest")
                 continue
-            if name in names:
+            if name in names or name not in steady:  # recorded, or begun or committed while the store was read
                 continue
             relative = CONTENT_DIR + "/ingest/" + name
-            found.append(self.orphan(STALE_INGEST, relative, tree_usage(self.parts.root + "/" + relative),
-                                     blocked=blocked))
+            usage = tree_usage(self.parts.root + "/" + relative)
+            if self.settled(usage):
+                found.append(self.orphan(STALE_INGEST, relative, usage, blocked=blocked))
         return found
 
     def record_orphans(self) -> List[Orphan]:
@@ -279,9 +297,12 @@ class _Classifier:
             relative = CONTENT_DIR + "/blobs/sha256/" + digest.split(":", 1)[1]
             found.append(self.orphan(UNREFERENCED_BLOB, relative, Usage(blob.size, blob.created or 0.0),
                                      "ctr --namespace %s content rm %s" % (ns, digest)))
-        for digest in sorted(self.parts.blob_files - self.parts.records_any_namespace):
+        for digest in self.parts.steady(BLOB_FILES, sorted(self.parts.blob_files - self.parts.records_any_namespace)):
             relative = CONTENT_DIR + "/blobs/sha256/" + digest.split(":", 1)[1]
-            found.append(self.orphan(UNRECORDED_BLOB_FILE, relative, tree_usage(self.parts.root + "/" + relative),
+            usage = tree_usage(self.parts.root + "/" + relative)
+            if not self.settled(usage):
+                continue
+            found.append(self.orphan(UNRECORDED_BLOB_FILE, relative, usage,
                                      "containerd's content garbage collection removes it at its next run "
                                      "(after any content removal, e.g. docker image rm)"))
         return found

@@ -44,6 +44,11 @@ description:
     V(unpack_leftover), V(unreferenced_blob), V(unrecorded_blob_file)) are reported with
     RV(orphans[].reason_code=containerd_reclaims) and the command that lets containerd reclaim them
     (RV(orphans[].command)); the collection never writes a containerd database."
+  - "containerd makes a directory (and renames a blob into place) before the commit that records it, and may
+    be committing while the store is read. An entry listed only before or only after the databases were read,
+    or changed in the last 10 seconds, is taken for work in progress and is no orphan; a database read that
+    one of containerd's commits overlapped is done again (from a copy, after a short pause), and one that
+    keeps changing counts as unreadable, which blocks what it might own."
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 extends_documentation_fragment:

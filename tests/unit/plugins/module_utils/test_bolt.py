@@ -11,12 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.strata.overlay2.plugins.module_utils import _bolt
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     BoltError,
     BoltFile,
     Bucket,
+    BusyDatabase,
     PAGE_HEADER,
     fnv1a64,
+    read_steadily,
 )
 from devtools.boltwriter import bolt_bytes
 
@@ -191,3 +194,88 @@ def test_any_corruption_of_an_engine_database_gives_an_answer_or_a_bolt_error(en
             pass
     except BoltError:
         pass
+
+
+# -- reading a database its owner is writing ----------------------------------------------------------------
+class Owner:
+    """Stands for containerd or BuildKit: commits a new state into the file in place, as bbolt does, while
+    the reader has it open (the mapping shows the writes)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.txid = 2
+        self.commit(b"first")
+
+    def commit(self, value):
+        self.txid += 2
+        data = bolt_bytes({b"records": {b"key": value}}, txid=self.txid)
+        with open(self.path, "r+b" if os.path.exists(self.path) else "wb") as handle:
+            handle.write(data)
+
+    def open(self):
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return BoltFile.from_fd(fd, self.path)
+        finally:
+            os.close(fd)
+
+
+def value_of(db):
+    return db.root().bucket(b"records").value(b"key")
+
+
+def test_a_read_that_a_commit_overlapped_is_taken_back_and_done_again(tmp_path):
+    owner, seen, undone = Owner(str(tmp_path / "meta.db")), [], []
+
+    def read(db):
+        seen.append(value_of(db))
+        if len(seen) == 1:
+            owner.commit(b"second")  # the owner commits while the first read is under way
+        return value_of(db)
+
+    assert read_steadily(owner.open, read, lambda: undone.append(True)) == b"second"
+    assert seen == [b"first", b"second"] and undone == [True]
+
+
+def test_an_error_from_a_torn_read_is_not_believed_but_one_from_a_steady_read_is(tmp_path):
+    owner, calls = Owner(str(tmp_path / "meta.db")), []
+
+    def torn_once(db):
+        calls.append(1)
+        if len(calls) == 1:
+            owner.commit(b"second")
+            raise BoltError("a page that the commit reused")
+        return value_of(db)
+
+    assert read_steadily(owner.open, torn_once) == b"second" and len(calls) == 2
+
+    def always_fails(_db):
+        calls.append(1)
+        raise BoltError("really damaged")
+
+    del calls[:]
+    with pytest.raises(BoltError, match="really damaged"):
+        read_steadily(owner.open, always_fails)
+    assert len(calls) == 1
+
+
+def test_a_database_that_changes_under_every_read_is_busy_not_read(tmp_path, monkeypatch):
+    owner = Owner(str(tmp_path / "meta.db"))
+    monkeypatch.setattr(_bolt, "RETRY_PAUSE", 0)
+
+    def read(db):
+        owner.commit(b"again")
+        return value_of(db)
+
+    monkeypatch.setattr(BoltFile, "steady_copy", lambda self: None)  # a commit during every copy, too
+    with pytest.raises(BusyDatabase, match="changed while it was read, 5 times in a row"):
+        read_steadily(owner.open, read)
+
+
+def test_a_steady_copy_is_the_state_committed_when_it_was_taken(tmp_path):
+    owner = Owner(str(tmp_path / "meta.db"))
+    with owner.open() as live:
+        copy = live.steady_copy()
+        owner.commit(b"second")
+        assert live.changed_since_open() and value_of(copy) == b"first"
+        assert live.steady_copy() is not None and value_of(live.steady_copy()) == b"second"

@@ -13,11 +13,18 @@ import gzip
 import json
 import os
 import tarfile
+import time
 
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import SnapshotUsage, familiar, go_time, varint
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+    ContainerdReader,
+    SnapshotUsage,
+    familiar,
+    go_time,
+    varint,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_facts import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify
@@ -232,10 +239,24 @@ def test_an_uncompressed_layer_verifies(tmp_path):
 
 # -- synthetic stores: orphans -----------------------------------------------------------------------------
 def plant(path, old=True):
+    """A directory with one file, written long ago (``old``) or just now."""
     os.makedirs(path)
     with open(os.path.join(path, "data"), "wb") as handle:
         handle.write(b"x" * 5000)
+    if old:
+        for name in (os.path.join(path, "data"), path):
+            os.utime(name, (1000, 1000))
     return path
+
+
+def stray_blob(ctd, old=True):
+    """A blob file that no record names."""
+    stray = os.path.join(ctd, CONTENT, "blobs", "sha256", "cd" * 32)
+    with open(stray, "wb") as handle:
+        handle.write(b"no record")
+    if old:
+        os.utime(stray, (1000, 1000))
+    return stray
 
 
 def test_files_no_database_knows_are_orphans_and_records_are_left_to_containerd(tmp_path):
@@ -244,9 +265,7 @@ def test_files_no_database_knows_are_orphans_and_records_are_left_to_containerd(
     planted = [plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9999")),
                plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "new-42")),
                plant(os.path.join(ctd, CONTENT, "ingest", "ab" * 32))]
-    stray = os.path.join(ctd, CONTENT, "blobs", "sha256", "cd" * 32)
-    with open(stray, "wb") as handle:
-        handle.write(b"no record")
+    stray = stray_blob(ctd)
     facts = classify(load_store(str(tmp_path))).facts()
     kinds = {entry["path"]: (entry["kind"], entry["command"]) for entry in facts["entries"]}
     assert kinds == {planted[0]: ("unknown_snapshot_dir", None), planted[1]: ("unknown_snapshot_dir", None),
@@ -367,19 +386,15 @@ def test_a_data_root_with_containers_on_the_snapshotter_but_no_containerd_root_s
 
 # -- the prune's gates on this store -----------------------------------------------------------------------
 def test_the_prune_removes_only_files_and_keeps_records_and_what_a_running_containerd_may_be_writing(tmp_path):
-    import time  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._prune import (  # pylint: disable=import-outside-toplevel
         Daemon, Gates, decide, execute)
     synthetic = small_store(str(tmp_path))
     ctd = synthetic.ctd_root
     old = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9999"))
-    young = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "new-7"))
-    for path in (old, os.path.join(old, "data")):
-        os.utime(path, (1000, 1000))
-    stray = os.path.join(ctd, CONTENT, "blobs", "sha256", "cd" * 32)
-    with open(stray, "wb") as handle:
-        handle.write(b"no record")
-    os.utime(stray, (1000, 1000))
+    young = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "new-7"), old=False)
+    for path in (young, os.path.join(young, "data")):  # after containerd started, before the in-flight window
+        os.utime(path, (time.time() - 30, time.time() - 30))
+    stray = stray_blob(ctd)
     store = load_store(str(tmp_path))
     orphans = classify(store).orphans
     daemon = Daemon(pid=1, started_at=time.time() - 60, name="containerd")
@@ -391,6 +406,31 @@ def test_the_prune_removes_only_files_and_keeps_records_and_what_a_running_conta
     outcome = execute(store.containerd.root, list(decisions.values()))
     assert not os.path.exists(old) and os.path.exists(young) and os.path.exists(stray) and not outcome.errors
     assert verify(load_store(str(tmp_path))).ok
+
+
+def test_entries_written_while_the_store_is_read_are_in_flight_not_orphans(tmp_path, monkeypatch):
+    """containerd makes a directory (or renames a blob into place) before the commit that records it, and
+    removes one after: what appears during the read, or changed in the last seconds, is not an orphan."""
+    synthetic = small_store(str(tmp_path))
+    ctd = synthetic.ctd_root
+    young = [plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9998"), old=False),
+             plant(os.path.join(ctd, CONTENT, "ingest", "ab" * 32), old=False), stray_blob(ctd, old=False)]
+    settled = plant(os.path.join(ctd, SNAPSHOTTER, "snapshots", "9999"))
+    late = []
+    join_snapshots = ContainerdReader.join_snapshots
+
+    def then_a_write_begins(reader):  # after both databases were read, before the directories are listed
+        late.append(plant(os.path.join(ctd, CONTENT, "ingest", "ef" * 32)))
+        join_snapshots(reader)
+
+    monkeypatch.setattr(ContainerdReader, "join_snapshots", then_a_write_begins)
+    store = load_store(str(tmp_path))
+    assert late and os.path.isdir(late[0]) and all(os.path.exists(path) for path in young)
+    assert [orphan.path for orphan in classify(store).orphans] == [settled]
+    monkeypatch.undo()
+    assert sorted(orphan.path for orphan in classify(load_store(str(tmp_path))).orphans) == sorted([settled] + late)
+    assert sorted(orphan.path for orphan in classify(load_store(str(tmp_path)), now=time.time() + 11).orphans) == \
+        sorted([settled] + late + young)
 
 
 def test_an_ingest_with_a_record_is_in_flight_work_not_an_orphan(tmp_path):
