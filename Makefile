@@ -86,6 +86,7 @@ bench: deps
 	$(PY) benchmarks/verify.py
 	$(PY) benchmarks/prune.py
 	$(PY) benchmarks/containerd.py
+	$(PY) benchmarks/cis.py
 	$(PY) benchmarks/run
 	$(PY) benchmarks/where_time_goes.py
 

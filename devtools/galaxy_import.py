@@ -71,7 +71,9 @@ def main() -> int:
         config = os.path.join(work, "importer.cfg")
         with open(config, "w", encoding="utf-8") as handle:
             handle.write(CONFIG)
-        env = dict(os.environ, GALAXY_IMPORTER_CONFIG=config,
+        # a home of its own: the importer installs the collection there for its lint run, which must not leave a
+        # copy in the user's ~/.ansible/collections to shadow the working tree in later ansible-lint runs
+        env = dict(os.environ, GALAXY_IMPORTER_CONFIG=config, HOME=work,
                    PATH=os.path.join(venv, "bin") + os.pathsep + os.environ.get("PATH", ""))
         env.pop("ANSIBLE_COLLECTIONS_PATH", None)
         run = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "galaxy_importer.main", "--print-result",

@@ -298,7 +298,7 @@ def apply_waivers(result: Result, waivers: Sequence[Waiver], today: datetime.dat
             item = replace(item, waiver=live[0].describe(today))
         elif matching:
             item = replace(item, waiver=matching[0].describe(today),
-                                     detail=item.detail + " (its waiver expired on %s)" % matching[0].expires)
+                           detail=item.detail + " (its waiver expired on %s)" % matching[0].expires)
             still_failing = True
         elif item.failing:
             still_failing = True

@@ -103,8 +103,8 @@ def container_facts(store: Store) -> List[ContainerFacts]:
                     config, problem = _read_json(directory, "config.v2.json")
                     host, host_problem = _read_json(directory, "hostconfig.json")
             except OSError as exc:
-                config, host, problem, host_problem = {}, {}, "%s: %s" % (containers.join(container_id),
-                                                                         describe_os_error(exc)), None
+                reason = "%s: %s" % (containers.join(container_id), describe_os_error(exc))
+                config, host, problem, host_problem = {}, {}, reason, None
             name = str(config.get("Name") or container.name or "").lstrip("/")
             facts.append(ContainerFacts(container_id, name, config, host, problem or host_problem))
     return facts

@@ -157,8 +157,7 @@ def read_settings(daemon: Optional[Daemon], host_root: str, data_root: str) -> D
         problems.extend(warnings)
         origin = unit or "none"
     command_line = parse_command_line(args[1:] if args else [])
-    config_file = str(command_line.get("config-file") or (daemon.config_file if daemon and daemon.config_file
-                                                           else DEFAULT_CONFIG))
+    config_file = str(command_line.get("config-file") or daemon.config_file or DEFAULT_CONFIG)
     if daemon is not None and daemon.pid is not None and host_root in ("", "/"):
         config_path = "/proc/%d/root%s" % (daemon.pid, config_file)
     else:
@@ -404,9 +403,8 @@ def _judge(host: Host, path: str, info: os.stat_result, rule: FileRule, ownershi
         wanted_gid = 0 if wanted_group == "root" else host.groups.get(wanted_group, (None, []))[0]
         actual = "%s:%s" % ("root" if info.st_uid == 0 else info.st_uid, _name_of_gid(host, info.st_gid))
         good = info.st_uid == 0 and (info.st_gid == wanted_gid or (wanted_gid is None and info.st_gid == 0))
-        return Evidence(path, "owned by %s (uid %d, gid %d); wanted %s" % (actual, info.st_uid, info.st_gid,
-                                                                          rule.owner),
-                        "owner_ok" if good else "wrong_owner")
+        detail = "owned by %s (uid %d, gid %d); wanted %s" % (actual, info.st_uid, info.st_gid, rule.owner)
+        return Evidence(path, detail, "owner_ok" if good else "wrong_owner")
     mode = stat.S_IMODE(info.st_mode)
     good = mode & ~rule.mode == 0
     return Evidence(path, "mode %04o; wanted %04o or more restrictive" % (mode, rule.mode),

@@ -19,23 +19,24 @@ credentials, confirmed by a bounded look at small files.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import posixpath
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import Evidence, Verdict
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, TarSplitError, iter_entries
 
 CONFIG_LIMIT = 16 << 20  # an image config larger than this is not read
 UNREADABLE_IMAGES = ("image_config", "image_record")  # the store model's damaged records that hide an image
+LAYERS_PER_WORKER = 500  # layers whose headers are worth a second process
 PEEK_LIMIT = 64 << 10  # the bounded look at a file named like a credential
 WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 REGULAR, DIRECTORY, OTHER = "file", "dir", "other"
@@ -106,7 +107,7 @@ def tar_split_headers(stream) -> List[Header]:
         if posixpath.basename(path).startswith(WHITEOUT):  # a marker, as the walk gives it, not a file
             headers.append(Header(path, OTHER, 0, 0, 0, 0))
         else:
-            kind = REGULAR if flag in (b"0", b"\0", b"7") else DIRECTORY if flag == b"5" else OTHER
+            kind = REGULAR if flag in (b"0", b"\0", b"7", b"1") else DIRECTORY if flag == b"5" else OTHER
             headers.append(Header(path, kind, stat.S_IMODE(mode), uid, gid, entry.size))
         tail = b""
     return headers
@@ -209,62 +210,112 @@ def interesting(header: Header) -> bool:
                                        credential_rule(header.path) is not None)
 
 
+_EXACT = {pattern: (pattern, confirm) for pattern, confirm in CREDENTIAL_FILES if not pattern.startswith("*")}
+_SUFFIXES = {pattern[1:]: (pattern, confirm) for pattern, confirm in CREDENTIAL_FILES if pattern.startswith("*")}
+
+
 def credential_rule(path: str) -> Optional[Tuple[str, Optional[bytes]]]:
-    base = posixpath.basename(path)
-    parent = posixpath.basename(posixpath.dirname(path))
-    for pattern, confirm in CREDENTIAL_FILES:
-        if fnmatch.fnmatchcase(base, pattern):
-            wanted_dir = CREDENTIAL_DIRS.get(pattern)
-            if wanted_dir is not None and parent != wanted_dir:
-                continue
-            return pattern, confirm
-    return None
+    """The credential pattern a file's name matches (and what must confirm it), or None."""
+    base = path[path.rfind("/") + 1:]
+    rule = _EXACT.get(base)
+    if rule is None:
+        dot = base.rfind(".")
+        rule = _SUFFIXES.get(base[dot:]) if dot > 0 else None
+    if rule is not None and CREDENTIAL_DIRS.get(rule[0], None) not in (None, posixpath.basename(posixpath.dirname(path))):
+        return None
+    return rule
 
 
-def apply_layer(below: View, headers: List[Header], chain_id: str) -> View:
+@dataclass
+class LayerScan:
+    """What one layer's headers say for the view, reduced to what it needs (and small to pass between
+    processes): every path it names, split into directories and the rest (whiteout markers included), and
+    its interesting files (setuid, setgid, named like credentials)."""
+
+    dirs: List[str]
+    others: List[str]
+    interesting: List[Header]
+    problem: Optional[str]
+
+
+def scan(headers: List[Header], problem: Optional[str]) -> LayerScan:
+    dirs, others, found = [], [], []
+    for header in headers:
+        (dirs if header.kind == DIRECTORY else others).append(header.path)
+        if interesting(header):
+            found.append(header)
+    return LayerScan(dirs, others, found, problem)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while True:
+        path = posixpath.dirname(path)
+        if path == "/":
+            return
+        yield path
+
+
+def apply_layer(below: View, layer: LayerScan, chain_id: str) -> View:
     """What the image shows after one more layer: its whiteouts and opaque directories hide what is below,
     its entries replace what is below (a non-directory also hides what was below it)."""
     view = dict(below)
+    if view:
+        holding = {a for path in view for a in _ancestors(path)}  # directories with something below them in view
 
-    def hide(prefix: str, itself: bool) -> None:
-        for path in [p for p, seen in view.items() if seen.chain_id != chain_id]:
-            if (itself and path == prefix) or path.startswith(prefix.rstrip("/") + "/"):
+        def hide(prefix: str, itself: bool) -> None:
+            if not (itself and prefix in view) and prefix not in holding:
+                return
+            for path in [p for p, seen in view.items() if seen.chain_id != chain_id]:
+                if (itself and path == prefix) or path.startswith(prefix + "/"):
+                    del view[path]
+
+        for path in layer.others:
+            base = path[path.rfind("/") + 1:]
+            if base == OPAQUE:
+                hide(posixpath.dirname(path), itself=False)
+            elif base.startswith(WHITEOUT):
+                hide(posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]), itself=True)
+            else:
+                hide(path, itself=True)
+        for path in layer.dirs:
+            if path in view:  # a directory in place of a file below
                 del view[path]
-
-    for header in headers:
-        base = posixpath.basename(header.path)
-        parent = posixpath.dirname(header.path)
-        if base == OPAQUE:
-            hide(parent, itself=False)
-        elif base.startswith(WHITEOUT):
-            hide(posixpath.join(parent, base[len(WHITEOUT):]), itself=True)
-        else:
-            if header.path in view and view[header.path].chain_id != chain_id:
-                del view[header.path]
-            if header.kind != DIRECTORY and view:
-                hide(header.path, itself=False)
-            if interesting(header):
-                view[header.path] = Seen(header, chain_id)
+    for header in layer.interesting:
+        view[header.path] = Seen(header, chain_id)
     return view
 
 
 @dataclass
 class Views:
-    """The view at the top of each chain, built once per layer."""
+    """The view at the top of each chain, built once per layer; the layers' headers are read by as many
+    processes as they are worth, beforehand (``read``)."""
 
     files: LayerFiles
     views: Dict[str, View] = field(default_factory=dict)
+    scans: Dict[str, LayerScan] = field(default_factory=dict)
     problems: Dict[str, str] = field(default_factory=dict)  # chain id -> what could not be read
+
+    def read(self, layers: List[Layer]) -> None:
+        """Read the headers of ``layers`` not read yet, shared among processes on a large store."""
+        wanted = sorted({layer.chain_id: layer for layer in layers if layer.chain_id not in self.scans}.values(),
+                        key=lambda layer: layer.chain_id)
+        shares = split(wanted, worker_count(len(wanted), LAYERS_PER_WORKER))
+        for share, found in zip(shares, map_chunks(lambda chunk: [scan(*self.files.headers(l)) for l in chunk],
+                                                   shares)):
+            for layer, layer_scan in zip(share, found):
+                self.scans[layer.chain_id] = layer_scan
 
     def of(self, layers: List[Layer]) -> View:
         view = {}  # type: View
         for layer in layers:
             cached = self.views.get(layer.chain_id)
             if cached is None:
-                headers, problem = self.files.headers(layer)
-                if problem:
-                    self.problems[layer.chain_id] = problem
-                cached = self.views[layer.chain_id] = apply_layer(view, headers, layer.chain_id)
+                if layer.chain_id not in self.scans:
+                    self.read([layer])
+                layer_scan = self.scans[layer.chain_id]
+                if layer_scan.problem:
+                    self.problems[layer.chain_id] = layer_scan.problem
+                cached = self.views[layer.chain_id] = apply_layer(view, layer_scan, layer.chain_id)
             view = cached
         return view
 
@@ -429,6 +480,7 @@ def _names_with(facts: ImageFacts, path: str) -> Tuple[str, ...]:
 
 def setuid_files(images: Images) -> Verdict:
     failing, passing = [], []
+    images.views.read([layer for facts in images.facts for layer in facts.layers])
     for facts in images.facts:
         if facts.image is None:
             failing.append(Evidence(facts.target, "the image cannot be read: %s" % facts.problem, "unreadable",
@@ -460,6 +512,7 @@ def _unread(images: Images, facts: ImageFacts) -> List[Evidence]:
 def secrets(images: Images) -> Verdict:
     failing, passing = [], []
     layers = {layer.chain_id: layer for facts in images.facts for layer in facts.layers}
+    images.views.read(list(layers.values()))
     for facts in images.facts:
         found = secrets_in_config(facts) if facts.config is not None else [
             Evidence(facts.target, "the image config cannot be read: %s" % facts.problem, "unreadable", facts.names)]

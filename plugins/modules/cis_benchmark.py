@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cis_benchmark
 short_description: Evaluate the CIS Docker Benchmark from disk, daemon up or down
-version_added: 0.2.0
+version_added: 1.1.0
 description:
   - Evaluates the controls of the CIS Docker Benchmark (v1.6.0 numbering, with the ids and titles
     docker-bench-security uses) that files on the host can decide, and reports the others as V(manual).
@@ -41,7 +41,7 @@ options:
     description:
       - Accepted exceptions. A failing finding that a waiver covers (same control, its O(waivers[].target)
         matches one of the target's names) is reported with the waiver; a control whose every failing finding
-        is covered is V(waived). A waiver past its O(waivers[].expires) date covers nothing: the control fails and
+        is covered is V(waived). A waiver past its O(waivers[].expires) date covers nothing; the control fails and
         its evidence names the expired waiver.
     type: list
     elements: dict
@@ -68,7 +68,7 @@ options:
   host_root:
     description:
       - Where the host's file system is. V(/) is this host. Another path is another host's root file system
-        mounted here (a dead host's disk): its files are read there, nothing is read from C(/proc), and controls
+        mounted here (a dead host's disk); its files are read there, nothing is read from C(/proc), and controls
         that need the running host (1.1.1) are V(manual). With O(data_root=auto) the store is then the one its
         C(daemon.json) and C(docker.service) name.
     type: path
@@ -79,6 +79,7 @@ options:
 attributes:
   facts:
     support: none
+    description: Returns its result as task values (RV(controls), RV(summary)), not as facts.
 """
 
 EXAMPLES = r"""

@@ -173,3 +173,35 @@ def junit_xml(checks: Sequence[Mapping[str, Any]], host: str, timestamp: str = "
             ElementTree.SubElement(case, "system-out").text = str(check.get("message"))
     ElementTree.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+
+
+# the benchmark's statuses as compliance check statuses: a waived control passes (its waivers are in the message),
+# a control files cannot decide (manual) or that has nothing to judge (not_applicable) is skipped
+CIS_STATUS = {"pass": "passed", "fail": "failed", "waived": "passed", "manual": "skipped", "not_applicable": "skipped"}
+
+
+def cis_checks(controls: Any) -> List[Dict[str, Any]]:
+    """One check per control of a ``cis_benchmark`` result, named ``<id> <title>``; a failed one lists the
+    offending targets (``target: detail``), a waived one the reasons of its waivers."""
+    if not isinstance(controls, list):
+        raise ReportError("the cis_benchmark controls must be a list, got %s" % type(controls).__name__)
+    checks = []
+    for control in controls:
+        if not isinstance(control, Mapping) or control.get("status") not in CIS_STATUS:
+            raise ReportError("not a cis_benchmark control: %r" % (control,))
+        evidence = [e for e in control.get("evidence") or [] if isinstance(e, Mapping)]
+        name = "%s %s" % (control.get("id"), control.get("title"))
+        status = control["status"]
+        if status == "fail":
+            offending = [e for e in evidence if "waiver" not in e or (e.get("waiver") or {}).get("expired")]
+            targets = sorted({str(e.get("target")) for e in offending})
+            message = "%d finding(s) on %s" % (len(offending), ", ".join(targets[:5]) + (" ..." if len(targets) > 5 else ""))
+            details = ["%s: %s" % (e.get("target"), e.get("detail")) for e in offending]
+        elif status == "waived":
+            reasons = sorted({str((e.get("waiver") or {}).get("reason")) for e in evidence if e.get("waiver")})
+            message, details = "waived: %s" % "; ".join(reasons), []
+        else:
+            message = "; ".join(str(e.get("detail")) for e in evidence[:3]) or status
+            details = []
+        checks.append(asdict(Check(name, CIS_STATUS[status], message, details)))
+    return checks

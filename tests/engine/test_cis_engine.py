@@ -90,8 +90,8 @@ def exported_special_files(engine, name):
     return found
 
 
-def test_each_container_fails_the_control_it_was_built_for_and_the_good_one_passes(fixture_store, collections_path,
-                                                                                    tmp_path):
+def test_each_container_fails_the_control_it_was_built_for_and_the_good_one_passes(
+        fixture_store, collections_path, tmp_path):
     controls, _result = benchmark(fixture_store, collections_path, tmp_path)
     for name, (_flags, control, code) in BAD_CONTAINERS.items():
         assert controls[control]["status"] == "fail"

@@ -441,3 +441,25 @@ def test_a_load_killed_midway_leaves_no_false_orphan_and_nothing_is_pruned_that_
     listed = {image["Id"]: image for image in ctd.api("/images/json?all=1&shared-size=1")}
     assert {image["id"]: image["size"] for image in facts["images"]} == {i: listed[i]["Size"] for i in listed}
     assert facts["summary"]["layers_size"] == ctd.api("/system/df")["LayersSize"]
+
+
+def test_the_cis_benchmark_reads_this_store_as_the_engine_exports_it(ctd, collections_path, tmp_path):
+    """4.8 on the containerd image store comes from the snapshot directories: it equals ``docker export``."""
+    from devtools.sandbox import build  # pylint: disable=import-outside-toplevel
+    from tests.engine.test_cis_engine import BAD_DOCKERFILE, exported_special_files  # pylint: disable=import-outside-toplevel
+    build(ctd, "strata/cis-bad:1", BAD_DOCKERFILE)
+    ctd.docker("create", "--name", "cis-priv", "--privileged", "strata/cis-bad:1", "true")
+    try:
+        result = run_module(collections_path, "strata.overlay2.cis_benchmark",
+                            {"data_root": ctd.data_root, "profile": ["4.8", "4.10", "5.5"]}, workdir(tmp_path))
+        assert not result.get("failed"), result.get("msg")
+        controls = {control["id"]: control for control in result["controls"]}
+        special = {e["detail"].split(":")[0]: e for e in controls["4.8"]["evidence"] if e["target"] == "strata/cis-bad:1"}
+        assert sorted(special) == sorted(exported_special_files(ctd, "cis-priv")) == ["/bin/sgid-tool", "/bin/suid-tool"]
+        assert {e["code"] for e in controls["4.10"]["evidence"] if e["target"] == "strata/cis-bad:1"} >= \
+            {"secret_in_env", "secret_file"}
+        assert [e["code"] for e in controls["5.5"]["evidence"] if e["target"] == "cis-priv"] == ["privileged"]
+        assert result["problems"] == []
+    finally:
+        ctd.docker("rm", "-f", "cis-priv")
+        ctd.docker("rmi", "strata/cis-bad:1")

@@ -97,3 +97,40 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
         assert answers["facts"][key] == json.loads(json.dumps(facts[key])), key
     for key in ("checked_layers", "checked_images", "bytes_verified", "corrupt", "ok"):
         assert answers["verify"][key] == json.loads(json.dumps(report[key])), key
+
+
+def test_the_compliance_role_holds_hosts_to_a_benchmark_profile_with_waivers(collections_path, tmp_path):
+    """One JUnit test case per control named ``<id> <title>``; a waived control passes with its reason, an
+    expired waiver fails the host and says so, and the failure message names the control ids."""
+    import json  # pylint: disable=import-outside-toplevel
+    from xml.etree import ElementTree  # pylint: disable=import-outside-toplevel
+
+    from devtools.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
+    store = SyntheticStore(str(tmp_path / "store"))
+    layer = store.add_layer([file("bin/tool", b"t", 0o4755)])
+    store.add_image([layer], tags=["strata/suid:1"])
+    junit = tmp_path / "junit"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": [{
+        "role": "strata.overlay2.compliance", "compliance_data_root": str(tmp_path / "store"),
+        "compliance_layers_verify": False, "compliance_no_container_on_corrupt_image": False,
+        "compliance_junit_dir": str(junit), "compliance_benchmark": ["4.8", "4.1", "5.7"],
+        "compliance_waivers": [
+            {"control": "4.8", "target": "strata/*", "reason": "the tool needs it", "expires": "2099-12-31"},
+            {"control": "4.1", "target": "strata/*", "reason": "old exception", "expires": "2020-01-01"}]}]}]))
+    result = subprocess.run([ansible_tool("ansible-playbook"), str(playbook), "-i", "localhost,", "-c", "local",
+                             "-e", "ansible_python_interpreter=/usr/bin/python3"], env=ansible_env(collections_path),
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert "out of policy: 4.1 Ensure that a user for the container has been created" in out, out[-3000:]
+    assert "4.8 Ensure" not in out.split("out of policy:")[1].split(".")[0]
+    cases = {case.get("name"): case for case in ElementTree.parse(str(junit / "localhost.xml")).iter("testcase")}
+    assert set(cases) >= {"4.8 Ensure setuid and setgid permissions are removed",
+                          "4.1 Ensure that a user for the container has been created",
+                          "5.7 Ensure sshd is not run within containers"}
+    failure = cases["4.1 Ensure that a user for the container has been created"].find("failure")
+    assert failure is not None and "waiver expired on 2020-01-01" in failure.text
+    assert cases["4.8 Ensure setuid and setgid permissions are removed"].find("failure") is None
+    assert "the tool needs it" in cases["4.8 Ensure setuid and setgid permissions are removed"].find("system-out").text
+    assert cases["5.7 Ensure sshd is not run within containers"].find("skipped") is not None

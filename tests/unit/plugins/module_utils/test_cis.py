@@ -78,6 +78,11 @@ def test_setuid_files_are_those_the_top_of_the_image_shows_with_the_layer_they_c
     assert codes == {"/bin/wall": "setgid", "/usr-sbin": "setuid_setgid", "/sbin-new": "setuid"}
 
 
+def as_compared(headers):
+    """Headers as both readers must give them (a directory's own mode differs between tar and the disk)."""
+    return sorted((h.path, h.kind, h.mode) for h in headers if h.kind != "dir" or h.mode & 0o7000)
+
+
 def test_tar_split_headers_and_the_directory_walk_give_the_same_view(tmp_path):
     """The two readers (tar-split for overlay2, a walk for snapshot directories) agree on every layer."""
     _store, base, top, _image, _base_image = layered_store(str(tmp_path))
@@ -89,8 +94,7 @@ def test_tar_split_headers_and_the_directory_walk_give_the_same_view(tmp_path):
         assert problem is None
         with SafeDir.open(files.directory(model)) as root:
             walked = walked_headers(root)
-        interesting = lambda hs: sorted((h.path, h.kind, h.mode) for h in hs if h.kind != "dir" or h.mode & 0o7000)
-        assert interesting(from_tar_split) == interesting(walked) and from_tar_split
+        assert as_compared(from_tar_split) == as_compared(walked) and from_tar_split
 
 
 def test_a_layer_without_tar_split_is_walked_and_says_so(tmp_path):
@@ -288,8 +292,8 @@ def test_audit_rules_decide_section_1_1(tmp_path):
     host_tree(root, "{}", audit="-w /etc/docker -k docker\n-a always,exit -F path=/etc/docker/daemon.json -k d\n")
     results, _report = report_of(os.path.join(root, "var/lib/docker"), ["1.1.6", "1.1.11", "1.1.7", "1.1.13"],
                                  host_root=root)
-    assert {i: r["status"] for i, r in results.items()} == {"1.1.6": "pass", "1.1.11": "pass", "1.1.7": "fail",
-                                                           "1.1.13": "not_applicable"}
+    statuses = {i: r["status"] for i, r in results.items()}
+    assert statuses == {"1.1.6": "pass", "1.1.11": "pass", "1.1.7": "fail", "1.1.13": "not_applicable"}
     assert results["1.1.7"]["evidence"][0]["code"] == "not_audited"
 
 
@@ -334,3 +338,21 @@ def test_manual_controls_are_reported_not_dropped(tmp_path):
     assert len(results) == len(CONTROLS)
     assert results["5.7"]["status"] == "manual" and results["5.7"]["evidence"][0]["code"] == "needs_a_person"
     assert results["7.1"]["status"] == "not_applicable"
+
+
+def test_headers_read_by_several_processes_give_the_same_report(tmp_path, monkeypatch):
+    from ansible_collections.strata.overlay2.plugins.module_utils import _parallel  # pylint: disable=import-outside-toplevel
+    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+    generate(str(tmp_path), 300, seed="cis")
+    layered = str(tmp_path / "layered")
+    layered_store(layered)
+    for root in (str(tmp_path), layered):
+        alone, _report = report_of(root, ["level2"])
+        forks = []
+        monkeypatch.setattr(_cis_images, "LAYERS_PER_WORKER", 1)
+        monkeypatch.setattr(_parallel, "available_cpus", lambda: 3)
+        monkeypatch.setattr(_cis_images, "map_chunks", lambda func, chunks: forks.append(len(chunks)) or
+                            _parallel.map_chunks(func, chunks))
+        shared, _report = report_of(root, ["level2"])
+        monkeypatch.undo()
+        assert forks and max(forks) >= 2 and shared == alone

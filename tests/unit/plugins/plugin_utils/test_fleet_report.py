@@ -20,7 +20,7 @@ from ansible_collections.strata.overlay2.plugins.plugin_utils._report import (
 
 from ansible.errors import AnsibleFilterError
 
-FILTER_NAMES = ("overlay2_host_summary", "overlay2_fleet_report", "overlay2_report_html", "overlay2_compliance",
+FILTER_NAMES = ("overlay2_host_summary", "overlay2_fleet_report", "overlay2_report_html", "overlay2_compliance", "overlay2_cis_checks",
                 "overlay2_junit")
 # one plugin file per filter, each named after its filter (Galaxy lists filter plugins by file)
 FILTERS = {name: importlib.import_module("ansible_collections.strata.overlay2.plugins.filter." + name)
@@ -194,3 +194,21 @@ def test_junit_carries_failures_with_details_and_skips(sample):
     assert chain_id in failure.text and "opt/data.bin" in failure.text
     assert suite.find("testcase[@name='layer_depth']/failure") is None
     assert suite.find("testcase[@name='orphan_bytes']/skipped") is not None
+
+
+def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path):
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis import Waiver, select  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
+    from devtools.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
+    store = SyntheticStore(str(tmp_path))
+    store.add_image([store.add_layer([file("bin/tool", b"t", 0o4755)])], tags=["strata/suid:1"])
+    waiver = Waiver.parse({"control": "4.8", "target": "strata/*", "reason": "needed"})
+    report = cis(Store.load(str(tmp_path)), None, select(["4.1", "4.8", "5.7", "7.1"]), [waiver])
+    checks = FILTERS["overlay2_cis_checks"](report.as_dict()["controls"])
+    assert [(c["name"].split()[0], c["status"]) for c in checks] == [
+        ("4.1", "failed"), ("4.8", "passed"), ("5.7", "skipped"), ("7.1", "skipped")]
+    assert checks[0]["details"] == ["strata/suid:1: runs as root (no USER)"] and checks[1]["message"] == "waived: needed"
+    xml = ElementTree.fromstring(junit_xml(checks, "node-1"))
+    assert [case.get("name") for case in xml.iter("testcase")][0] == "4.1 Ensure that a user for the container has been created"
+    with pytest.raises(AnsibleFilterError, match="not a cis_benchmark control"):
+        FILTERS["overlay2_cis_checks"]([{"id": "4.1", "status": "maybe"}])
