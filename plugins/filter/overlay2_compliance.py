@@ -10,8 +10,8 @@ version_added: 0.1.0
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:
-  - Evaluates the checks C(layers_verify), C(orphan_bytes), C(allowed_repositories), C(layer_depth) and
-    C(no_container_on_corrupt_image), in that order. A rule the policy does not set is returned as skipped.
+  - Evaluates the checks C(layers_verify), C(orphan_bytes), C(allowed_repositories), C(layer_depth),
+    C(no_container_on_corrupt_image) and C(no_container_drift), in that order. A rule the policy does not set is returned as skipped.
 positional: _input, verdict, policy
 options:
   _input:
@@ -25,8 +25,9 @@ options:
     description:
       - C(layers_verify) (bool, default true), C(max_orphan_bytes) (int or null), C(allowed_repositories) (list of
         shell-style patterns matched against the repository of every tag and digest, for example
-        V(registry.example.com/*)), C(max_layer_depth) (int or null) and C(no_container_on_corrupt_image) (bool,
-        default true).
+        V(registry.example.com/*)), C(max_layer_depth) (int or null), C(no_container_on_corrupt_image) (bool,
+        default true) and C(no_container_drift) (bool, default false; needs facts gathered with
+        O(strata.overlay2.overlay2_facts#module:container_drift=true)).
     type: dict
     default: {}
 """

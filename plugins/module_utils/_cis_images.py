@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import Evidence, Verdict
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, TarSplitError, iter_entries
 
@@ -130,7 +130,7 @@ def walked_headers(root: SafeDir) -> List[Header]:
                 elif stat.S_ISDIR(info.st_mode):
                     headers.append(Header(path, DIRECTORY, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, 0))
                     child = directory.subdir(entry.name)
-                    if _opaque(child):
+                    if is_opaque(child.fd):
                         headers.append(Header(path + "/" + OPAQUE, OTHER, 0, 0, 0, 0))
                     stack.append((path, child))
                 else:
@@ -141,13 +141,6 @@ def walked_headers(root: SafeDir) -> List[Header]:
             if directory is not root:
                 directory.close()
     return headers
-
-
-def _opaque(directory: SafeDir) -> bool:
-    try:
-        return os.getxattr(directory.fd, "trusted.overlay.opaque") == b"y"
-    except OSError:
-        return False
 
 
 class LayerFiles:

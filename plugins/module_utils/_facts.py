@@ -15,9 +15,10 @@ are not counted, as the engine does not count them.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
+from ansible_collections.strata.overlay2.plugins.module_utils._drift import drift
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
@@ -61,9 +62,22 @@ class _Joins:
 ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
 
 
-def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
-    if store.kind == "containerd":
-        return _containerd_facts.gather(store, container_sizes, orphans)
+def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
+           drift_paths: Optional[Sequence[str]] = None) -> Facts:
+    """The facts of either store; with ``drift_paths``, each container's drift below them too."""
+    facts = _gather_containerd(store, container_sizes, orphans) if store.kind == "containerd" else \
+        _gather_overlay2(store, container_sizes, orphans)
+    if drift_paths is not None:
+        for container in facts["containers"]:
+            container["drift"] = drift(container["upper_dir"], container["lower_dirs"], drift_paths)
+    return facts
+
+
+def _gather_containerd(store: Store, container_sizes: bool, orphans: bool) -> Facts:
+    return _containerd_facts.gather(store, container_sizes, orphans)
+
+
+def _gather_overlay2(store: Store, container_sizes: bool, orphans: bool) -> Facts:
     joins = _Joins(store)
 
     def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:

@@ -17,12 +17,27 @@ import errno
 import itertools
 import os
 import stat
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 SMALL_FILE_LIMIT = 1 << 20  # metadata files are a few bytes; refuse anything absurd
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+# how overlayfs marks a directory that hides what the layers below have there: trusted.* as root, user.* rootless
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def is_opaque(fd: int, names: Sequence[str] = OPAQUE_XATTRS) -> bool:
+    """Whether the open directory ``fd`` is an opaque overlay directory."""
+    for name in names:
+        try:
+            if os.getxattr(fd, name) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class UnsafeName(ValueError):

@@ -29,7 +29,7 @@ from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
     FILE,
@@ -350,7 +350,7 @@ def list_diff_dir(root: SafeDir) -> Tuple[Set[str], Set[str]]:
     while pending:
         prefix, directory = pending.pop()
         try:
-            if prefix and _is_opaque(directory.fd):
+            if prefix and is_opaque(directory.fd, (OPAQUE_XATTR,)):
                 everything.add(prefix + OPAQUE_MARKER)
             for entry in directory.entries():
                 name = prefix + entry.name
@@ -371,13 +371,6 @@ def list_diff_dir(root: SafeDir) -> Tuple[Set[str], Set[str]]:
             if directory is not root:
                 directory.close()
     return everything, files
-
-
-def _is_opaque(fd: int) -> bool:
-    try:
-        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
 
 
 class StoreDirs:

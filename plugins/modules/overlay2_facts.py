@@ -35,6 +35,18 @@ options:
         as C(docker ps --size) does. This reads every directory entry of every container and can be slow.
     type: bool
     default: false
+  container_drift:
+    description:
+      - List what each container changed in its writable layer below O(drift_paths)
+        (RV(ansible_facts.overlay2.containers[].drift)), the offline equivalent of C(docker diff) there. Reads
+        every container's writable layer below those directories.
+    type: bool
+    default: false
+  drift_paths:
+    description: The directories whose changes count as drift (the image's executables, libraries and configuration).
+    type: list
+    elements: str
+    default: [/bin, /sbin, /usr, /lib, /lib32, /lib64, /libx32, /etc]
   orphans:
     description:
       - Classify and size what Docker leaked (RV(ansible_facts.overlay2.orphans)), as
@@ -292,6 +304,28 @@ ansible_facts:
               description: Bytes in the writable layer, as C(docker ps --size) counts them.
               type: int
               returned: when O(container_sizes=true)
+            drift:
+              description:
+                - What the container changed in its writable layer below O(drift_paths), as C(docker diff) shows it
+                  there (directories themselves are not listed).
+              type: dict
+              returned: when O(container_drift=true)
+              contains:
+                entries:
+                  description:
+                    - One per path, sorted - C(path) and C(kind), which is V(added), V(changed) (a lower layer has
+                      the path), V(deleted) (a whiteout) or V(replaced) (an opaque directory); at most 1000.
+                  type: list
+                  elements: dict
+                count:
+                  description: How many entries there are, listed or not.
+                  type: int
+                truncated:
+                  description: Whether more entries exist than are listed.
+                  type: bool
+                error:
+                  description: Why the writable layer could not be read, or null.
+                  type: str
             snapshot_id:
               description: Containerd image store only. The id of the container's writable snapshot.
               type: str
@@ -399,6 +433,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.strata.overlay2.plugins.module_utils._drift import DEFAULT_PATHS
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, daemon_facts, open_store
 
@@ -408,12 +443,16 @@ def main() -> None:
         argument_spec={
             **STORE_OPTIONS,
             "container_sizes": {"type": "bool", "default": False},
+            "container_drift": {"type": "bool", "default": False},
+            "drift_paths": {"type": "list", "elements": "str", "default": list(DEFAULT_PATHS)},
             "orphans": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
     store, location = open_store(module)
-    facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"])
+    drift_paths = module.params["drift_paths"] if module.params["container_drift"] else None
+    facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"],
+                   drift_paths=drift_paths)
     facts["daemon"] = location.daemon.as_dict() if location.daemon else None
     facts["daemons"] = daemon_facts(location.daemons)
     for daemon in location.daemons:

@@ -20,7 +20,9 @@ from xml.etree import ElementTree
 
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import ReportError, corrupt_entry, human_bytes
 
-CHECKS = ("layers_verify", "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_on_corrupt_image")
+CHECKS = ("layers_verify", "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_on_corrupt_image",
+          "no_container_drift")
+DRIFT_DETAILS = 20  # drift entries named per container in a failure
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Policy:
     allowed_repositories: List[str] = field(default_factory=list)
     max_layer_depth: Optional[int] = None
     no_container_on_corrupt_image: bool = True
+    no_container_drift: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Policy":
@@ -128,6 +131,30 @@ def _check_containers(facts: Mapping[str, Any], verdict: Optional[Mapping[str, A
     return Check("no_container_on_corrupt_image", "passed", "no running container uses a corrupt layer")
 
 
+def _check_drift(facts: Mapping[str, Any]) -> Check:
+    containers = [c for c in facts.get("containers") or [] if isinstance(c, Mapping)]
+    if any("drift" not in container for container in containers):
+        return Check("no_container_drift", "failed", "the facts were gathered without container_drift")
+    details = []
+    drifted = 0
+    for container in sorted(containers, key=lambda c: str(c.get("name"))):
+        found = container.get("drift") or {}
+        label = "container %s (%s)" % (container.get("name"), str(container.get("id"))[:12])
+        if found.get("error"):
+            drifted += 1
+            details.append("%s: its writable layer cannot be read: %s" % (label, found["error"]))
+        elif found.get("count"):
+            drifted += 1
+            entries = found.get("entries") or []
+            details.extend("%s: %s %s" % (label, e.get("kind"), e.get("path")) for e in entries[:DRIFT_DETAILS])
+            if found["count"] > DRIFT_DETAILS:
+                details.append("%s: and %d more" % (label, found["count"] - DRIFT_DETAILS))
+    if drifted:
+        return Check("no_container_drift", "failed", "%d containers changed their image's watched files" % drifted,
+                     details)
+    return Check("no_container_drift", "passed", "no container changed its image's watched files")
+
+
 def evaluate(facts: Any, verdict: Any, policy: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Every policy check for one host, in a fixed order, as plain dicts."""
     if not isinstance(facts, Mapping):
@@ -147,6 +174,7 @@ def evaluate(facts: Any, verdict: Any, policy: Mapping[str, Any]) -> List[Dict[s
         else Check("layer_depth", "skipped", "no limit set"),
         _check_containers(facts, verdict) if rules.no_container_on_corrupt_image
         else Check("no_container_on_corrupt_image", "skipped", "not required"),
+        _check_drift(facts) if rules.no_container_drift else Check("no_container_drift", "skipped", "not required"),
     ]
     return [asdict(check) for check in checks]
 

@@ -8,6 +8,7 @@ the image's file system as a container sees it, and its setuid/setgid members ar
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -74,6 +75,20 @@ def benchmark(engine, collections_path, tmp_path, **extra):
     return {control["id"]: control for control in result["controls"]}, result
 
 
+@contextlib.contextmanager
+def daemon_stopped(engine):
+    """The session's engine stopped for a while, then started with the containers that ran running again (the
+    other engine tests expect them)."""
+    running = [c["Id"] for c in engine.inspect(*engine.container_ids()) if c["State"]["Running"]]
+    engine.stop()
+    try:
+        yield
+    finally:
+        engine.start()
+        if running:
+            engine.docker("start", *running)
+
+
 def failing_targets(control):
     return {e["target"] for e in control["evidence"] if control["status"] == "fail" and "waiver" not in e}
 
@@ -132,11 +147,8 @@ def test_the_daemon_settings_come_from_its_command_line(fixture_store, collectio
 
 def test_the_same_verdicts_with_the_daemon_stopped(fixture_store, collections_path, tmp_path):
     running, _result = benchmark(fixture_store, collections_path, tmp_path / "up")
-    fixture_store.stop()
-    try:
+    with daemon_stopped(fixture_store):
         stopped, _result = benchmark(fixture_store, collections_path, tmp_path / "down")
-    finally:
-        fixture_store.start()
     for control in JUDGED:
         if control.startswith("2."):  # its settings are no longer known: nothing runs on this data-root
             assert stopped[control]["status"] == "manual"
@@ -152,3 +164,40 @@ def test_waivers_in_a_real_run(fixture_store, collections_path, tmp_path):
     assert privileged and privileged[0]["waiver"]["reason"] == "needs the host"
     pid = [e for e in controls["5.16"]["evidence"] if e["target"] == "cis-pid"]
     assert controls["5.16"]["status"] == "fail" and "expired on 2001-01-01" in pid[0]["detail"]
+
+
+def test_container_drift_equals_docker_diff_below_the_watched_paths(fixture_store, collections_path, tmp_path):
+    """A container that changes /etc, adds to /usr/bin, deletes from /bin and writes /tmp: the facts' drift is
+    what ``docker diff`` says below the watched paths, directories aside, with the daemon up and down."""
+    engine = fixture_store
+    engine.docker("run", "--name", "cis-drift", "--network", "none", "strata/base:1.0", "sh", "-c",
+                  "echo x >> /etc/profile; echo y > /etc/new.conf; mkdir -p /usr/local/bin; "
+                  "cp /bin/busybox /usr/local/bin/miner; rm /bin/busybox.keep 2>/dev/null; rm -f /bin/cat; "
+                  "echo t > /tmp/scratch")
+    try:
+        diff = engine.docker("diff", "cis-drift").split("\n")
+        kinds = {"A": "added", "C": "changed", "D": "deleted"}
+        expected = sorted(({"path": path, "kind": kinds[kind]} for kind, path in
+                           (line.split(" ", 1) for line in diff if line.strip())
+                           if path.startswith(("/bin/", "/etc/", "/usr/")) and path not in directories(engine, diff)),
+                          key=lambda e: e["path"])
+        for label, stop in (("up", False), ("down", True)):
+            with daemon_stopped(engine) if stop else contextlib.nullcontext():
+                os.makedirs(str(tmp_path / label))
+                result = run_module(collections_path, "strata.overlay2.overlay2_facts",
+                                    {"data_root": engine.data_root, "container_drift": True, "orphans": False},
+                                    str(tmp_path / label))
+            container = next(c for c in result["ansible_facts"]["overlay2"]["containers"] if c["name"] == "cis-drift")
+            assert container["drift"]["entries"] == expected and container["drift"]["error"] is None, label
+        assert {"path": "/etc/new.conf", "kind": "added"} in expected and {"path": "/bin/cat", "kind": "deleted"} in expected
+    finally:
+        engine.docker("rm", "-f", "cis-drift")
+
+
+def directories(engine, diff):
+    """The paths of ``docker diff`` that are directories in the container (the facts do not list them)."""
+    export = subprocess.run(engine.docker_command() + ["export", "cis-drift"], env=engine.env, capture_output=True,
+                            check=True, timeout=300).stdout
+    with tarfile.open(fileobj=io.BytesIO(export)) as archive:
+        dirs = {"/" + m.name.lstrip("./").rstrip("/") for m in archive.getmembers() if m.isdir()}
+    return {line.split(" ", 1)[1] for line in diff if line.strip()} & dirs

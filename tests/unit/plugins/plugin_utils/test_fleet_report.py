@@ -27,10 +27,11 @@ FILTERS = {name: importlib.import_module("ansible_collections.strata.overlay2.pl
            .FilterModule().filters()[name] for name in FILTER_NAMES}
 
 
-def results_of(root):
-    """What the audit role holds for a host: the facts and the layer_verify result, as JSON would carry them."""
+def results_of(root, drift=False):
+    """What the audit role holds for a host: the facts (with each container's drift when asked) and the
+    layer_verify result, as JSON would carry them."""
     store = Store.load(root)
-    facts = gather(store)
+    facts = gather(store, drift_paths=["/bin", "/usr", "/etc"] if drift else None)
     verdict = verify(Store.load(root)).as_dict()
     return json.loads(json.dumps(facts)), json.loads(json.dumps(verdict))
 
@@ -133,8 +134,9 @@ def test_bad_input_is_a_clear_filter_error():
 
 
 def test_a_clean_host_passes_every_rule_it_is_given(sample):
-    facts, verdict = results_of(sample.root)
-    policy = {"max_orphan_bytes": 0, "allowed_repositories": ["example/*"], "max_layer_depth": 3}
+    facts, verdict = results_of(sample.root, drift=True)
+    policy = {"max_orphan_bytes": 0, "allowed_repositories": ["example/*"], "max_layer_depth": 3,
+              "no_container_drift": True}
     checks = checks_by_name(evaluate(facts, verdict, policy))
     assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(checks, "passed")
 
@@ -143,7 +145,7 @@ def test_unset_rules_are_skipped_not_passed(sample):
     facts, verdict = results_of(sample.root)
     checks = checks_by_name(evaluate(facts, verdict, {}))
     assert [name for name, check in checks.items() if check["status"] == "skipped"] == [
-        "orphan_bytes", "allowed_repositories", "layer_depth"]
+        "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_drift"]
 
 
 def test_each_rule_fails_on_what_breaks_it(sample):
@@ -189,7 +191,7 @@ def test_junit_carries_failures_with_details_and_skips(sample):
     xml = junit_xml(evaluate(facts, verdict, {"max_layer_depth": 10}), "node-1", "2026-11-27T00:00:00")
     suite = ElementTree.fromstring(xml.split("\n", 1)[1]).find("testsuite")
     assert (suite.get("hostname"), suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
-        "node-1", "5", "2", "2")
+        "node-1", "6", "2", "3")
     failure = suite.find("testcase[@name='layers_verify']/failure")
     assert chain_id in failure.text and "opt/data.bin" in failure.text
     assert suite.find("testcase[@name='layer_depth']/failure") is None
