@@ -1,4 +1,4 @@
-"""cis_benchmark's core on the 10,000-layer synthetic store, against the engine's route to the same inputs, in
+"""cis_benchmark's core on the 10,000-layer synthetic store (2,000 images, 1,000 containers), against the engine's route to the same inputs, in
 one run.
 
 The operator's tool, docker-bench-security, reads sections 4 and 5 through the engine: ``docker inspect`` of
@@ -48,12 +48,15 @@ def engine_route(engine: Engine, images: list, containers: list) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--layers", type=int, default=10000)
+    parser.add_argument("--images", type=int, default=2000, help="at least this many images")
+    parser.add_argument("--containers", type=int, default=1000, help="at least this many containers")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "cis.json"))
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="strata-cis-bench-", dir="/var/tmp") as work:
         engine = Engine(os.path.join(work, "store"))
-        shape = generate(engine.data_root, options.layers)
+        shape = generate(engine.data_root, options.layers, min_images=options.images,
+                         min_containers=options.containers)
         report = ours(engine.data_root)
         results = {"store": shape, "summary": report["summary"],
                    "cis_benchmark_core_s": median_seconds(lambda: ours(engine.data_root), options.repeat)}

@@ -344,13 +344,16 @@ def layer_content(rng, made: int, step: int) -> List[Item]:
     return items
 
 
-def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
+def generate(root: str, layers: int, seed: str = "scale", min_images: int = 0,
+             min_containers: int = 0) -> Dict[str, int]:
     """A store of about ``layers`` layers shaped like a build server's, with leftovers of every kind.
 
     Twenty base layers are shared by many images; images stack 1 to 40 layers on a base (a few reach 100);
     most layers change a file or two, one in ten holds dozens of small files, one in a hundred 0.25-2 MB;
     a quarter of the images have a container; about 3% of the layers are leftovers: unreferenced chains and
-    directories, a write-set, *-removing records, dangling links and stale mounts.
+    directories, a write-set, *-removing records, dangling links and stale mounts. ``min_images`` and
+    ``min_containers`` add images (another config on a chain the store has) and containers on them until
+    the store holds that many.
     """
     import random  # pylint: disable=import-outside-toplevel
 
@@ -374,6 +377,15 @@ def generate(root: str, layers: int, seed: str = "scale") -> Dict[str, int]:
             if rng.random() < 0.25:
                 synth.add_container(image, chain[cut - 1], "c%d" % images, running=rng.random() < 0.5)
                 containers += 1
+    chains = [layer for layer in synth.layers.values() if layer.parent is not None]
+    while images < min_images or containers < min_containers:
+        top = rng.choice(chains)
+        image = synth.add_image(list(reversed(top.chain())), ["build/extra-%d:1" % images],
+                                extra={"config": {"Cmd": ["sh"], "Env": ["EXTRA=%d" % images]}})
+        images += 1
+        if containers < min_containers:
+            synth.add_container(image, top, "c%d" % images, running=rng.random() < 0.5)
+            containers += 1
     leftovers = max(layers - made, 6)
     for number in range(leftovers):
         kind = number % 6

@@ -13,7 +13,7 @@ description:
   - Turns what M(strata.overlay2.overlay2_facts) and M(strata.overlay2.layer_verify) returned on a host into the
     row and detail of that host in the fleet report.
   - Intermediate images of the classic builder are left out of the image list, as the engine's disk usage does.
-positional: _input, verdict, host
+positional: _input, verdict, host, cis
 options:
   _input:
     description: The host's C(ansible_facts.overlay2).
@@ -26,6 +26,11 @@ options:
     description: The host's name in the report.
     type: str
     default: ""
+  cis:
+    description:
+      - The registered result of M(strata.overlay2.cis_benchmark), or null; the report then shows a control-by-host
+        table of the benchmark.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -51,8 +56,8 @@ from ansible_collections.strata.overlay2.plugins.plugin_utils._filters import gu
 
 
 @guard
-def overlay2_host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, Any]:
-    return _report.host_summary(facts, verdict, host)
+def overlay2_host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = None) -> Dict[str, Any]:
+    return _report.host_summary(facts, verdict, host, cis)
 
 
 class FilterModule:

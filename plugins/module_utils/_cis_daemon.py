@@ -118,6 +118,7 @@ class DaemonSettings:
     origin: str  # where the command line came from: "/proc/<pid>/cmdline", a unit file, or "none"
     problems: List[str] = field(default_factory=list)  # what could not be read
     unknown: Optional[str] = None  # why the settings of the store's daemon are not known, when they are not
+    unreadable: Optional[str] = None  # why its daemon.json cannot be used (invalid JSON, too large, unreadable)
 
     def get(self, key: str, default: Any = None) -> Setting:
         if key in self.command_line:
@@ -164,7 +165,8 @@ def read_settings(daemon: Optional[Daemon], host_root: str, data_root: str) -> D
         config_path = _under(host_root, config_file)
     config, warnings = read_config(config_path)
     problems.extend(warnings)
-    return DaemonSettings(command_line, config, config_file, origin, problems)
+    return DaemonSettings(command_line, config, config_file, origin, problems,
+                          unreadable=warnings[0] if warnings else None)
 
 
 @dataclass
@@ -296,7 +298,7 @@ def setting_check(key: str, good: Callable[[Any], bool], code: str, default: Any
     """A verdict on one daemon setting: pass when ``good(value)``; ``absent`` is the status when the daemon
     leaves it at its default (None: judge the default too)."""
     def check(host: Host) -> Verdict:
-        if host.settings.unknown:
+        if host.settings.unknown or host.settings.unreadable:
             return unknown_settings(host)
         setting = host.settings.get(key, default)
         evidence = Evidence("dockerd", setting.describe(key), code)
@@ -307,13 +309,17 @@ def setting_check(key: str, good: Callable[[Any], bool], code: str, default: Any
 
 
 def unknown_settings(host: Host) -> Verdict:
+    """Where the daemon's settings cannot be judged: not known at all (``manual``), or its daemon.json cannot
+    be used (``fail``: the daemon would refuse to start with it, and nothing in it can be taken as set)."""
+    if host.settings.unreadable:
+        return Verdict(FAIL, [Evidence(host.settings.config_path, host.settings.unreadable, "unreadable")])
     return manual("the daemon's settings are not known: %s" % host.settings.unknown)
 
 
 def settings_known(check: Callable[[Host], Verdict]) -> Callable[[Host], Verdict]:
-    """A check of the daemon's settings, or ``manual`` where they are not known."""
+    """A check of the daemon's settings, or the verdict of ``unknown_settings`` where they cannot be judged."""
     def guarded(host: Host) -> Verdict:
-        return unknown_settings(host) if host.settings.unknown else check(host)
+        return unknown_settings(host) if host.settings.unknown or host.settings.unreadable else check(host)
     return guarded
 
 

@@ -64,8 +64,21 @@ def corrupt_entry(entry: Mapping[str, Any], names: Mapping[str, str]) -> Dict[st
     }
 
 
-def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, Any]:
-    """The report row and detail of one host, from its ``overlay2`` facts and optional layer_verify result."""
+def cis_summary(result: Any) -> List[Dict[str, Any]]:
+    """A ``cis_benchmark`` result reduced to what the report shows: each control's id, title, status and the
+    targets that fail it."""
+    controls = _mapping(result, "the cis_benchmark result").get("controls")
+    if not isinstance(controls, list):
+        raise ReportError("the cis_benchmark result has no controls (was the task skipped or failed?)")
+    return [{"id": str(control.get("id")), "title": str(control.get("title")), "status": str(control.get("status")),
+             "failing": sorted({str(e.get("target")) for e in control.get("evidence") or []
+                                if control.get("status") == "fail" and (not e.get("waiver") or e["waiver"].get("expired"))})}
+            for control in controls if isinstance(control, Mapping)]
+
+
+def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = None) -> Dict[str, Any]:
+    """The report row and detail of one host, from its ``overlay2`` facts, optional layer_verify result and
+    optional cis_benchmark result."""
     facts = _mapping(facts, "the overlay2 facts")
     summary = _mapping(facts.get("summary", {}), "overlay2.summary")
     images = [image for image in facts.get("images") or [] if not image.get("intermediate")]
@@ -101,6 +114,7 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "") -> Dict[str, A
         "bytes_verified": None,
         "corrupt": [],
         "unverifiable": [],
+        "cis": cis_summary(cis) if cis else None,
     }
     if summary.get("content_size") is not None:
         result["content_size"] = int(summary["content_size"])
@@ -170,6 +184,8 @@ th,td{border-bottom:1px solid #d1d9e0;padding:4px 10px;text-align:left;vertical-
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{border-radius:10px;padding:1px 8px;font-size:12px;color:#fff}
 .verified{background:#1a7f37}.corrupt{background:#cf222e}.not-verified,.no-data{background:#6e7781}
+.cis-pass{background:#1a7f37}.cis-fail{background:#cf222e}.cis-waived{background:#9a6700}
+.cis-manual,.cis-not-applicable{background:#6e7781}
 code{font:12px ui-monospace,monospace}
 details{border:1px solid #d1d9e0;border-radius:6px;padding:6px 12px;margin:8px 0}
 summary{cursor:pointer;font-weight:600}
@@ -295,6 +311,40 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
            _list(row.get("orphan_paths") or [], "None."), _list(row.get("warnings") or [], "None.")))
 
 
+def _control_key(control_id: str) -> Tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in control_id.split("."))
+
+
+def _cis_matrix(report: Mapping[str, Any]) -> str:
+    """A control-by-host table of the CIS Docker Benchmark, when the audit evaluated it; empty otherwise."""
+    rows = [(row, label) for row, (label, _anchor) in zip(report["hosts"], _labels(report["hosts"])) if row.get("cis")]
+    if not rows:
+        return ""
+    titles = {}  # type: Dict[str, str]
+    cells = {}  # type: Dict[Tuple[str, int], Mapping[str, Any]]
+    for column, (row, _label) in enumerate(rows):
+        for control in row["cis"]:
+            titles.setdefault(control["id"], control["title"])
+            cells[(control["id"], column)] = control
+    head = "<tr><th>Control</th>%s</tr>" % "".join('<th class="cis-host">%s</th>' % _e(label) for _row, label in rows)
+    body = []
+    for control_id in sorted(titles, key=_control_key):
+        tds = []
+        for column in range(len(rows)):
+            cell = cells.get((control_id, column))
+            if cell is None:
+                tds.append("<td></td>")
+                continue
+            failing = cell.get("failing") or []
+            tds.append('<td class="cis-cell" data-status="%s" title="%s"><span class="badge cis-%s">%s</span></td>'
+                       % (_e(cell["status"]), _e(", ".join(failing[:20])), _e(cell["status"].replace("_", "-")),
+                          _e(cell["status"] + (" (%d)" % len(failing) if failing else ""))))
+        name = "%s %s" % (control_id, titles[control_id])
+        body.append('<tr data-control="%s"><td>%s</td>%s</tr>' % (_e(control_id), _e(name), "".join(tds)))
+    return ('<h2>CIS Docker Benchmark</h2><table id="cis-matrix"><thead>%s</thead><tbody>%s</tbody></table>'
+            % (head, "".join(body)))
+
+
 def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str:
     """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts)."""
     report = _mapping(report, "the fleet report")
@@ -315,7 +365,7 @@ def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str
         "<h1>%s</h1><div class=meta>Generated %s by strata.overlay2</div>" % (_e(title), _e(report.get("generated"))),
         '<div class="cards">%s</div>' % "".join('<div class="card">%s<b>%s</b></div>' % (_e(name), _e(value))
                                                 for name, value in cards),
-        "<h2>Hosts</h2>", _host_table(report),
+        "<h2>Hosts</h2>", _host_table(report), _cis_matrix(report),
         "<h2>Bytes per host</h2>", _bar_chart("chart-hosts", "Shared, unique and orphan bytes per host", host_rows,
                                               ("shared", "unique", "orphans")),
         "<h2>Largest images by unique bytes</h2>",

@@ -45,11 +45,17 @@ BAD_CONTAINERS = {
     "cis-socket": (["-v", "/var/run/docker.sock:/var/run/docker.sock"], "5.32", "docker_socket"),
     "cis-hostnet": (["--network", "host"], "5.10", "host_network"),
     "cis-seccomp": (["--security-opt", "seccomp=unconfined"], "5.22", "seccomp_unconfined"),
+    "cis-ipc": (["--ipc", "host"], "5.17", "host_ipc"),
+    "cis-uts": (["--uts", "host"], "5.21", "host_uts"),
+    "cis-userns": (["--userns", "host"], "5.31", "host_userns"),
+    "cis-device": (["--device", "/dev/null:/dev/host-null"], "5.18", "host_device"),
+    "cis-restart": (["--restart", "always"], "5.15", "restart_unlimited"),
+    "cis-propagation": (["-v", "/srv:/srv-host:rshared"], "5.20", "shared_propagation"),
 }
 GOOD_FLAGS = ["--network", "none", "--read-only", "--memory", "64m", "--pids-limit", "100", "--cpu-shares", "512",
               "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--restart", "on-failure:3"]
 JUDGED = ["4.1", "4.6", "4.8", "4.10", "5.4", "5.5", "5.6", "5.10", "5.11", "5.12", "5.13", "5.15", "5.16",
-          "5.22", "5.26", "5.29", "5.32", "2.4", "2.2"]
+          "5.17", "5.18", "5.20", "5.21", "5.22", "5.26", "5.29", "5.31", "5.32", "2.4", "2.2"]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +120,8 @@ def test_each_container_fails_the_control_it_was_built_for_and_the_good_one_pass
         assert {e["code"] for e in controls[control]["evidence"] if e["target"] == name} == {code}
         others = {other for other, (_f, c, _c) in BAD_CONTAINERS.items() if c != control}
         assert not others & failing_targets(controls[control]), (control, others & failing_targets(controls[control]))
-    for control in ("5.4", "5.5", "5.6", "5.10", "5.11", "5.12", "5.13", "5.15", "5.16", "5.22", "5.26", "5.29", "5.32"):
+    for control in ("5.4", "5.5", "5.6", "5.10", "5.11", "5.12", "5.13", "5.15", "5.16", "5.17", "5.18", "5.20",
+                    "5.21", "5.22", "5.26", "5.29", "5.31", "5.32"):
         assert "cis-good" not in failing_targets(controls[control]), (control, controls[control]["evidence"])
     for control in ("5.11", "5.13", "5.26", "5.29"):  # the bad ones are left unlimited and writable
         assert "cis-privileged" in failing_targets(controls[control])

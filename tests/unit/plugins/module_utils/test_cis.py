@@ -273,6 +273,21 @@ def test_the_command_line_wins_over_daemon_json_and_defaults_are_judged_too(tmp_
     assert evidence(results["2.7"])[0][1] == "tcp_without_tls_verify"
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\udcff"])
+def test_a_daemon_json_that_cannot_be_used_fails_the_settings_controls_and_says_why(tmp_path, content):
+    root = str(tmp_path)
+    put = host_tree(root, "{}")
+    with open(put("/etc/docker/daemon.json", ""), "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(content)
+    results, report = report_of(os.path.join(root, "var/lib/docker"), ["2.2", "2.7", "3.18"], host_root=root)
+    for control in ("2.2", "2.7"):
+        assert results[control]["status"] == "fail"
+        assert [(e["target"], e["code"]) for e in results[control]["evidence"]] == [("/etc/docker/daemon.json",
+                                                                                    "unreadable")]
+    assert results["3.18"]["status"] == "pass"  # its mode is still judged
+    assert any("daemon.json" in problem for problem in report.problems)
+
+
 def test_file_modes_and_owners_of_the_daemons_files(tmp_path):
     root = str(tmp_path)
     put = host_tree(root, "{}")

@@ -214,3 +214,24 @@ def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path)
     assert [case.get("name") for case in xml.iter("testcase")][0] == "4.1 Ensure that a user for the container has been created"
     with pytest.raises(AnsibleFilterError, match="not a cis_benchmark control"):
         FILTERS["overlay2_cis_checks"]([{"id": "4.1", "status": "maybe"}])
+
+
+def test_the_report_shows_a_control_by_host_matrix_of_the_benchmark(sample, tmp_path):
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis import Waiver, select  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
+    facts, verdict = results_of(sample.root)
+    controls = select(["4.1", "4.6", "5.7"])
+    strict = json.loads(json.dumps(cis(Store.load(sample.root), None, controls, []).as_dict()))
+    waived = json.loads(json.dumps(cis(Store.load(sample.root), None, controls,
+                                       [Waiver.parse({"control": "4.1", "reason": "known"})]).as_dict()))
+    rows = [FILTERS["overlay2_host_summary"](facts, verdict, "node-1", {"controls": strict["controls"]}),
+            FILTERS["overlay2_host_summary"](facts, verdict, "node-2", {"controls": waived["controls"]}),
+            FILTERS["overlay2_host_summary"](facts, verdict, "node-3")]
+    assert rows[2]["cis"] is None and rows[0]["cis"][0]["failing"]
+    page = FILTERS["overlay2_report_html"](FILTERS["overlay2_fleet_report"](rows))
+    matrix = page.split('<table id="cis-matrix">', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'<th class="cis-host">([^<]+)</th>', matrix) == ["node-1", "node-2"]
+    assert re.findall(r'<tr data-control="([^"]+)">', matrix) == ["4.1", "4.6", "5.7"]
+    row_41 = matrix.split('data-control="4.1"', 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'data-status="([a-z_]+)"', row_41) == ["fail", "waived"]
+    assert "cis-matrix" not in FILTERS["overlay2_report_html"](FILTERS["overlay2_fleet_report"](rows[2:]))
