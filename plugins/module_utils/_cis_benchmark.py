@@ -37,10 +37,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._discovery import 
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
-SECTION_6_7 = {
-    "7": "swarm controls apply to swarm managers only",
-}
-
 
 @dataclass
 class Report:
@@ -141,7 +137,7 @@ def judge(control: Control, inputs: _Inputs) -> Verdict:
         if state is None:
             return Verdict(NOT_APPLICABLE, [Evidence("host", "not a swarm node (no swarm/state.json)", "no_swarm",
                                                      failing=False)])
-        return manual(SECTION_6_7["7"], [Evidence("host", state, "swarm_active", failing=False)])
+        return manual("swarm controls apply to swarm managers only", [Evidence("host", state, "swarm_active", failing=False)])
     return Verdict(MANUAL, [Evidence("host", "not decided from files", "needs_a_person", failing=False)])
 
 

@@ -34,6 +34,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._discovery import 
     SYSTEM_CONTAINERD_SOCKET,
     UNIT_PATHS,
     Daemon,
+    _under,
     configured_daemon,
     read_config,
     unit_exec_start,
@@ -126,10 +127,6 @@ class DaemonSettings:
         if key in self.config:
             return Setting(self.config[key], self.config_path)
         return Setting(default, "default")
-
-
-def _under(host_root: str, path: str) -> str:
-    return path if host_root in ("", "/") else os.path.join(host_root, path.lstrip("/"))
 
 
 def read_settings(daemon: Optional[Daemon], host_root: str, data_root: str) -> DaemonSettings:

@@ -20,7 +20,6 @@ credentials, confirmed by a bounded look at small files.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
 import stat
@@ -33,6 +32,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._parallel import m
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, TarSplitError, iter_entries
+from ansible_collections.strata.overlay2.plugins.module_utils._verify import StoreDirs, open_tar_split
 
 CONFIG_LIMIT = 16 << 20  # an image config larger than this is not read
 UNREADABLE_IMAGES = ("image_config", "image_record")  # the store model's damaged records that hide an image
@@ -154,15 +154,14 @@ class LayerFiles:
             return self.store.containerd.snapshot_dir(layer.snapshot_id or "?", "fs")
         return self.store.diff_dir(layer.cache_id or "?")
 
-    def headers(self, layer: Layer) -> Tuple[List[Header], Optional[str]]:
-        """The layer's headers, and what could not be read (None when all was)."""
+    def headers(self, layer: Layer, dirs: Optional[StoreDirs] = None) -> Tuple[List[Header], Optional[str]]:
+        """The layer's headers, and what could not be read (None when all was); ``dirs`` are the overlay2
+        store's directories, opened once for many layers."""
         problem = None
         if self.store.kind != "containerd":
             try:
-                with SafeDir.open(self.store.layer_path(layer.chain_id)) as record:
-                    fd = os.open("tar-split.json.gz", os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                                 dir_fd=record.fd)
-                with os.fdopen(fd, "rb") as stream:
+                with (open_tar_split(dirs, layer.chain_id) if dirs is not None else
+                      self._tar_split(layer.chain_id)) as stream:
                     return tar_split_headers(stream), None
             except (OSError, TarSplitError) as exc:
                 reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
@@ -176,6 +175,17 @@ class LayerFiles:
                 return walked_headers(root), problem
         except OSError as exc:
             return [], "%s: %s" % (self.directory(layer), describe_os_error(exc))
+
+    def _tar_split(self, chain_id: str):
+        with StoreDirs.open(self.store.data_root) as dirs:
+            return open_tar_split(dirs, chain_id)
+
+    def scans(self, layers: List[Layer]) -> List["LayerScan"]:
+        """The scans of ``layers``, the overlay2 store's directories opened once for all of them."""
+        if self.store.kind == "containerd":
+            return [scan(*self.headers(layer)) for layer in layers]
+        with StoreDirs.open(self.store.data_root) as dirs:
+            return [scan(*self.headers(layer, dirs)) for layer in layers]
 
     def peek(self, layer: Layer, path: str, limit: int = PEEK_LIMIT) -> Optional[bytes]:
         """The first bytes of a small regular file in the layer, never following a symlink; None otherwise."""
@@ -293,7 +303,7 @@ class Views:
         wanted = sorted({layer.chain_id: layer for layer in layers if layer.chain_id not in self.scans}.values(),
                         key=lambda layer: layer.chain_id)
         shares = split(wanted, worker_count(len(wanted), LAYERS_PER_WORKER))
-        for share, found in zip(shares, map_chunks(lambda chunk: [scan(*self.files.headers(l)) for l in chunk],
+        for share, found in zip(shares, map_chunks(self.files.scans,
                                                    shares)):
             for layer, layer_scan in zip(share, found):
                 self.scans[layer.chain_id] = layer_scan
