@@ -88,8 +88,8 @@ class _Inputs:
             self._containers = _cis_containers.Containers(
                 _cis_containers.container_facts(self.store),
                 no_new_privileges=_cis_daemon.truthy(self.host.settings.get("no-new-privileges", False).value),
-                apparmor=live and os.path.isdir("/sys/kernel/security/apparmor"),
-                selinux=live and os.path.isdir("/sys/fs/selinux"),
+                apparmor=host_has_apparmor() if live else None,
+                selinux=host_has_selinux() if live else None,
                 swarm=swarm_state(self.store.data_root))
         return self._containers
 
@@ -103,6 +103,21 @@ class _Inputs:
         if self._containers is not None:
             found.extend(f.problem for f in self._containers.facts if f.problem)
         return found
+
+
+def host_has_apparmor(sys_root: str = "/sys") -> bool:
+    """AppArmor as the engine tests it: its securityfs is there and the module says it is enabled."""
+    try:
+        with open(os.path.join(sys_root, "module/apparmor/parameters/enabled"), encoding="ascii") as handle:
+            enabled = handle.read(8).strip() == "Y"
+    except (OSError, UnicodeDecodeError):
+        return False
+    return enabled and os.path.isdir(os.path.join(sys_root, "kernel/security/apparmor"))
+
+
+def host_has_selinux(sys_root: str = "/sys") -> bool:
+    """SELinux: its file system is mounted (``/sys/fs/selinux/enforce`` exists)."""
+    return os.path.exists(os.path.join(sys_root, "fs/selinux/enforce"))
 
 
 def swarm_state(data_root: str) -> Optional[str]:

@@ -17,7 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import FAIL, NOT_APPLICABLE, PASS, Evidence, Verdict
+from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
+    FAIL, NOT_APPLICABLE, PASS, Evidence, Verdict, manual)
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
 
@@ -116,8 +117,8 @@ class Containers:
 
     facts: List[ContainerFacts]
     no_new_privileges: bool  # daemon-wide --no-new-privileges
-    apparmor: bool  # the host has AppArmor
-    selinux: bool  # the host has SELinux
+    apparmor: Optional[bool]  # the host has AppArmor; None: not known (another host's disk, read at host_root)
+    selinux: Optional[bool]  # the host has SELinux; None: not known
     swarm: Optional[str]  # the node's swarm state, when the data-root has one
 
 
@@ -125,11 +126,13 @@ Judge = Callable[[ContainerFacts, Containers], Optional[Tuple[str, str]]]  # (de
 
 
 def per_container(judge: Judge, passed: Callable[[ContainerFacts], str], code: str,
-                  applies: Callable[[Containers], Optional[str]] = lambda _c: None) -> Callable[[Containers], Verdict]:
+                  applies: Callable[[Containers], Optional[Verdict]] = lambda _c: None
+                  ) -> Callable[[Containers], Verdict]:
+    """A control judged on every container; ``applies`` gives the verdict instead when the host decides it."""
     def check(containers: Containers) -> Verdict:
-        reason = applies(containers)
-        if reason:
-            return Verdict(NOT_APPLICABLE, [Evidence("host", reason, "not_applicable", failing=False)])
+        instead = applies(containers)
+        if instead is not None:
+            return instead
         failing, passing = [], []
         for facts in containers.facts:
             if facts.problem:
@@ -161,8 +164,12 @@ def apparmor(facts: ContainerFacts, containers: Containers) -> Optional[Tuple[st
 
 
 def selinux(facts: ContainerFacts, _containers: Containers) -> Optional[Tuple[str, str]]:
+    """The engine itself writes ``label=disable`` for a privileged container and one sharing the host's PID or
+    IPC namespace; a daemon without ``--selinux-enabled`` gives no container a ``ProcessLabel``."""
     if any(o in ("label=disable", "label:disable") for o in facts.security_opts):
         return "SELinux labelling disabled (%s)" % ", ".join(facts.security_opts), "selinux_disabled"
+    if not facts.config.get("ProcessLabel"):
+        return "no SELinux process label", "selinux_missing"
     return None
 
 
@@ -300,12 +307,25 @@ def swarm(containers: Containers) -> Verdict:
     return Verdict(PASS, [Evidence("host", "no swarm state in the data-root", "swarm_inactive", failing=False)])
 
 
-def _no_apparmor(containers: Containers) -> Optional[str]:
-    return None if containers.apparmor else "the host has no AppArmor"
+def cgroup_parent(facts: ContainerFacts, _containers: Containers) -> Optional[Tuple[str, str]]:
+    parent = str(facts.setting("CgroupParent", "") or "")
+    if parent:
+        return "CgroupParent %s: confirm it is the cgroup meant (a waiver records that)" % parent, \
+            "cgroup_parent_set"
+    return None
 
 
-def _no_selinux(containers: Containers) -> Optional[str]:
-    return None if containers.selinux else "the host has no SELinux"
+def host_feature(name: str, present: Callable[[Containers], Optional[bool]]) -> Callable[[Containers], Optional[Verdict]]:
+    """Judge the containers only on a host with the security module ``name``; unknown is for a person."""
+    def applies(containers: Containers) -> Optional[Verdict]:
+        known = present(containers)
+        if known is None:
+            return manual("whether the host runs %s is seen on the running host only, not on its disk" % name)
+        if not known:
+            return Verdict(NOT_APPLICABLE, [Evidence("host", "the host has no %s" % name, "not_applicable",
+                                                     failing=False)])
+        return None
+    return applies
 
 
 def _cpu_limited(value: Any) -> bool:
@@ -315,8 +335,9 @@ def _cpu_limited(value: Any) -> bool:
 CHECKS = {
     "5.1": swarm,
     "5.2": per_container(apparmor, lambda f: "AppArmorProfile %s" % f.config.get("AppArmorProfile"), "apparmor",
-                         _no_apparmor),
-    "5.3": per_container(selinux, lambda f: "SecurityOpt %s" % f.security_opts, "selinux", _no_selinux),
+                         host_feature("AppArmor", lambda c: c.apparmor)),
+    "5.3": per_container(selinux, lambda f: "ProcessLabel %s" % f.config.get("ProcessLabel"), "selinux",
+                         host_feature("SELinux", lambda c: c.selinux)),
     "5.4": per_container(capabilities, lambda f: "no capability added", "capabilities"),
     "5.5": per_container(privileged, lambda f: "not privileged", "privileged"),
     "5.6": per_container(sensitive_mounts, lambda f: "no sensitive host directory mounted", "mounts"),
@@ -334,6 +355,7 @@ CHECKS = {
     "5.20": per_container(shared_propagation, lambda f: "no shared mount propagation", "propagation"),
     "5.21": per_container(host_namespace("UTSMode", "host_uts"), _setting("UTSMode"), "uts_mode"),
     "5.22": per_container(seccomp_disabled, lambda f: "the seccomp profile applies", "seccomp"),
+    "5.25": per_container(cgroup_parent, lambda f: "CgroupParent unset: the daemon's", "cgroup_parent"),
     "5.26": per_container(new_privileges, lambda f: "no-new-privileges", "no_new_privileges"),
     "5.27": per_container(no_healthcheck, lambda f: "has a health check", "healthcheck"),
     "5.29": per_container(pids_unlimited, _setting("PidsLimit"), "pids_limit"),
@@ -348,6 +370,5 @@ MANUAL_REASONS = {
     "5.19": "whether a container needs its own ulimits depends on its application",
     "5.23": "docker exec options are not kept on disk",
     "5.24": "docker exec options are not kept on disk",
-    "5.25": "whether a container's cgroup parent is right is a decision about the host",
     "5.28": "whether an image is the latest version is known to its registry",
 }

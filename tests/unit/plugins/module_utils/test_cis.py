@@ -16,7 +16,10 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
     Waiver,
     select,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate
+from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import (
+    evaluate, host_has_apparmor, host_has_selinux)
+from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import CHECKS as CONTAINER_CHECKS
+from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import Containers, container_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._cis_daemon import parse_command_line
 from ansible_collections.strata.overlay2.plugins.module_utils._cis_images import LayerFiles, tar_split_headers, walked_headers
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
@@ -202,18 +205,77 @@ def container_store(root, **host):
     ({"SecurityOpt": ["seccomp=unconfined"]}, "5.22", "seccomp_unconfined"),
     ({"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]}, "5.32", "docker_socket"),
     ({"Binds": ["/srv/data:/data:rshared"]}, "5.20", "shared_propagation"),
+    ({"CgroupParent": "/custom.slice"}, "5.25", "cgroup_parent_set"),
 ])
 def test_each_container_setting_fails_its_control_and_only_that_one(tmp_path, host, control, code):
     container_store(str(tmp_path), **host)
     clean = str(tmp_path / "clean")
     container_store(clean)
     results, _report = report_of(str(tmp_path), ["5.4", "5.5", "5.6", "5.8", "5.10", "5.14", "5.15", "5.16",
-                                                 "5.17", "5.18", "5.20", "5.21", "5.22", "5.31", "5.32"])
+                                                 "5.17", "5.18", "5.20", "5.21", "5.22", "5.25", "5.31", "5.32"])
     baseline, _report = report_of(clean, list(results))
     assert results[control]["status"] == "fail" and [c for _t, c, _d in evidence(results[control])] == [code]
     assert baseline[control]["status"] == "pass"
     changed = {i for i in results if results[i]["status"] != baseline[i]["status"]}
     assert changed == {control} | ({"5.14"} if control == "5.8" else set())  # port 80 is on every interface too
+
+
+def apparmor_and_selinux(root, present):
+    store = load_store(root)
+    containers = Containers(container_facts(store), no_new_privileges=False, apparmor=present, selinux=present,
+                            swarm=None)
+    return {control: CONTAINER_CHECKS[control](containers) for control in ("5.2", "5.3")}
+
+
+@pytest.mark.parametrize("present, status", [(True, "fail"), (False, "not_applicable"), (None, "manual")])
+def test_apparmor_and_selinux_are_judged_only_on_a_host_known_to_run_them(tmp_path, present, status):
+    container_store(str(tmp_path), SecurityOpt=["label=disable"])
+    verdicts = apparmor_and_selinux(str(tmp_path), present)
+    assert {v.status for v in verdicts.values()} == {status}
+    if present:
+        assert [e.code for e in verdicts["5.2"].evidence] == ["apparmor_missing"]  # no profile in config.v2.json
+        assert [e.code for e in verdicts["5.3"].evidence] == ["selinux_disabled"]
+
+
+def set_config(root, **values):
+    config = os.path.join(root, "containers", os.listdir(os.path.join(root, "containers"))[0], "config.v2.json")
+    with open(config, encoding="utf-8") as handle:
+        data = json.load(handle)
+    with open(config, "w", encoding="utf-8") as handle:
+        json.dump(dict(data, **values), handle)
+
+
+def test_an_unconfined_profile_or_a_missing_label_fails_what_the_engine_sets_passes(tmp_path):
+    unconfined, labelled = str(tmp_path / "unconfined"), str(tmp_path / "labelled")
+    container_store(unconfined, SecurityOpt=["apparmor=unconfined"])
+    set_config(unconfined, AppArmorProfile="unconfined")
+    container_store(labelled)
+    set_config(labelled, AppArmorProfile="docker-default", ProcessLabel="system_u:system_r:container_t:s0:c1,c2")
+    verdicts = apparmor_and_selinux(unconfined, True)
+    assert [e.code for e in verdicts["5.2"].evidence] == ["apparmor_unconfined"]
+    assert [e.code for e in verdicts["5.3"].evidence] == ["selinux_missing"]
+    assert {v.status for v in apparmor_and_selinux(labelled, True).values()} == {"pass"}
+
+
+def test_another_hosts_disk_leaves_apparmor_and_selinux_to_a_person(tmp_path):
+    container_store(str(tmp_path / "store"))
+    os.makedirs(str(tmp_path / "host"))
+    results, _report = report_of(str(tmp_path / "store"), ["5.2", "5.3"], host_root=str(tmp_path / "host"))
+    assert results["5.2"]["status"] == results["5.3"]["status"] == "manual"
+    assert "running host" in results["5.2"]["evidence"][0]["detail"]
+
+
+@pytest.mark.parametrize("files, apparmor, selinux", [
+    ({"module/apparmor/parameters/enabled": "Y\n", "kernel/security/apparmor/profiles": ""}, True, False),
+    ({"module/apparmor/parameters/enabled": "N\n", "kernel/security/apparmor/profiles": ""}, False, False),
+    ({"kernel/security/apparmor/profiles": ""}, False, False),
+    ({"fs/selinux/enforce": "1"}, False, True),
+])
+def test_the_hosts_security_modules_are_detected_as_the_engine_detects_them(tmp_path, files, apparmor, selinux):
+    for name, content in files.items():
+        os.makedirs(os.path.dirname(str(tmp_path / name)), exist_ok=True)
+        (tmp_path / name).write_text(content)
+    assert (host_has_apparmor(str(tmp_path)), host_has_selinux(str(tmp_path))) == (apparmor, selinux)
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[1, 2]", b""])
