@@ -69,7 +69,7 @@ options:
     description:
       - Where the host's file system is. V(/) is this host. Another path is another host's root file system
         mounted here (a dead host's disk); its files are read there, nothing is read from C(/proc), and controls
-        that need the running host (1.1.1, and 5.2 and 5.3: whether it runs AppArmor or SELinux) are V(manual).
+        that need the running host (1.1.1, and 5.2 and 5.3, whether it runs AppArmor or SELinux) are V(manual).
         With O(data_root=auto) the store is then the one its C(daemon.json) and C(docker.service) name.
     type: path
     default: /
@@ -142,8 +142,9 @@ controls:
           description:
             - What the finding is, for machines (decide on it, not on RV(controls[].evidence[].detail)); for
               example V(privileged), V(setuid), V(setgid), V(secret_in_env), V(secret_file), V(wrong_mode),
-              V(wrong_owner), V(not_audited), V(apparmor_missing), V(selinux_disabled), V(cgroup_parent_set) (5.25: a container's cgroup parent is set; a
-              waiver records that it was confirmed), V(unreadable) (the input could not be read; the control fails).
+              V(wrong_owner), V(not_audited), V(apparmor_missing), V(selinux_disabled), V(cgroup_parent_set) (5.25,
+              a container's cgroup parent is set; a waiver records that it was confirmed), V(unreadable) (the input
+              could not be read; the control fails).
           type: str
         waiver:
           description: The waiver that covers this finding (C(reason), C(target), C(expires), C(expired)).
