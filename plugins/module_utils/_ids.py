@@ -23,6 +23,8 @@ _BUILDKIT_ID = re.compile(r"\A[0-9a-z]{25}\Z")
 _LINK_ID = re.compile(r"\A[A-Z2-7]{26}\Z")
 _LOWER = re.compile(r"\Al/[A-Z2-7]{26}(?::l/[A-Z2-7]{26})*\Z")
 _REMOVING = re.compile(r"\A([0-9a-f]{64})-([0-9a-f]{64})-removing\Z")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")  # match() anchors the start
+_CACHE_ID = re.compile(r"(?:[0-9a-f]{64}|[0-9a-z]{25})\Z")
 
 
 class InvalidId(ValueError):
@@ -40,7 +42,7 @@ def is_buildkit_id(value: str) -> bool:
 
 def is_cache_id(value: str) -> bool:
     """A layer's overlay2 directory: 64 hex (the engine) or 25 base36 (BuildKit)."""
-    return is_hex64(value) or is_buildkit_id(value)
+    return _CACHE_ID.match(value) is not None
 
 
 def is_link_id(value: str) -> bool:
@@ -48,12 +50,17 @@ def is_link_id(value: str) -> bool:
     return bool(_LINK_ID.match(value))
 
 
-def parse_lower(text: str) -> List[str]:
-    """The link ids of an overlay2 ``lower`` file (``l/<id>:l/<id>...``), topmost first; InvalidId otherwise."""
+def checked_lower(text: str) -> str:
+    """An overlay2 ``lower`` file's text (``l/<id>:l/<id>...``) stripped and checked; InvalidId otherwise."""
     value = text.strip()
     if not _LOWER.match(value):
         raise InvalidId("not l/<link id>[:l/<link id>...]: %s" % shorten(value))
-    return [part[2:] for part in value.split(":")]
+    return value
+
+
+def lower_ids(checked: str) -> List[str]:
+    """The link ids of a checked ``lower`` text, topmost first."""
+    return checked[2:].split(":l/") if checked else []
 
 
 def removing_chain(name: str) -> Optional[str]:
@@ -65,7 +72,7 @@ def removing_chain(name: str) -> Optional[str]:
 def parse_digest(text: str, what: str = "digest") -> str:
     """Return ``sha256:<hex>`` from ``text`` or raise InvalidId."""
     value = text.strip()
-    if value.startswith(DIGEST_PREFIX) and is_hex64(value[len(DIGEST_PREFIX):]):
+    if _DIGEST.match(value):
         return value
     raise InvalidId("%s is not sha256:<64 hex>: %s" % (what, shorten(value)))
 

@@ -19,6 +19,7 @@ another layout raises ``StoreError``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -30,14 +31,15 @@ from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import O
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
     chain_ids,
+    checked_lower,
     hex_of,
     is_cache_id,
     is_hex64,
     is_link_id,
+    lower_ids,
     parse_cache_id,
     parse_digest,
     parse_init_id,
-    parse_lower,
     parse_mount_id,
     removing_chain,
     shorten,
@@ -162,8 +164,14 @@ class Container:
 class OverlayDir:
     name: str
     link: Optional[str]
-    lower: List[str]  # link ids, topmost first, as in the ``lower`` file
+    lower_text: str = ""  # the ``lower`` file, checked (``l/<id>:l/<id>...``, topmost first); "" without one
     lower_unknown: bool = False  # the ``lower`` file exists but could not be read or parsed
+
+    @property
+    def lower(self) -> List[str]:
+        """The link ids of the ``lower`` file, topmost first (split when asked: one string per directory is
+        kept, and sent between processes, instead of a list of ids)."""
+        return lower_ids(self.lower_text)
 
 
 @dataclass
@@ -311,6 +319,28 @@ def read_containers(store: Store, root: SafeDir) -> None:
 EntryReader = Callable[["_Loader", SafeDir, str, bool], None]
 
 
+@dataclass
+class _Listing:
+    """One record directory of the bulk read: open (or None), its entries listed once, and their reader."""
+
+    directory: Optional[SafeDir]
+    entries: List[Tuple[str, bool]]
+    body: EntryReader
+    weight: float  # an entry's cost relative to a layer record's
+
+
+@dataclass
+class _Records:
+    parts: List[List["_Loader"]]  # image configs, layer records, overlay2 directories, links: parts in order
+    configs_listed: bool  # the image config directory could be opened
+
+
+def split_exactly(items: List[Tuple[str, bool]], parts: int) -> List[List[Tuple[str, bool]]]:
+    """``split`` into exactly ``parts`` runs, the missing ones empty."""
+    chunks = split(items, parts) if items else []
+    return chunks + [[] for _missing in range(parts - len(chunks))]
+
+
 class _Loader:
     """Reads each part of the store into a Store, turning every bad entry into a Finding."""
 
@@ -319,15 +349,20 @@ class _Loader:
         self.root = root
         self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
-        self.strings = {}  # type: Dict[str, str]  # one object per id that many records name (see shared)
+        self.digests = {}  # type: Dict[str, str]  # text as read -> the checked DiffID (see checked_digest)
 
     def load(self) -> None:
-        self.load_images()
+        with contextlib.ExitStack() as open_dirs:
+            records = self.read_records(open_dirs)
+        images, layers, dirs, links = records.parts
+        self.take(images)
+        self.load_image_parents(records.configs_listed)
         self.load_tags()
-        self.load_layers()
+        self.take(layers)
         self.load_mounts()
         self.load_containers()
-        self.load_overlay_dirs()
+        self.take(dirs)
+        self.take(links)
         self.load_buildkit()
 
     # what an unreadable part of the store might hold references to
@@ -369,36 +404,76 @@ class _Loader:
             self.store.note("invalid", directory.join(name), "is not UTF-8 text")
         return None
 
-    def shared(self, value: str) -> str:
-        """One string object for an id that many records repeat (DiffIDs, link ids): less memory, and a
-        partial store sent back from another process carries each once."""
-        return self.strings.setdefault(value, value)
+    def checked_digest(self, value: Any) -> str:
+        """A DiffID of an image config, checked once however many images list it, and one string object for
+        all of them: less memory, and a partial store sent back from another process carries each once."""
+        known = self.digests.get(value) if isinstance(value, str) else None
+        if known is None:
+            digest = parse_digest(value, "rootfs.diff_ids entry")
+            known = self.digests[value] = self.digests.setdefault(digest, digest)
+        return known
 
     def unexpected(self, directory: SafeDir, name: str, why: str) -> None:
         self.store.note("unexpected", os.path.join(directory.path, shorten(name)), why)
 
-    def each_entry(self, directory: SafeDir, body: "EntryReader", weight: float = 1.0) -> None:
-        """``body(loader, directory, name, is_dir)`` for every entry, in directory order.
+    def part(self) -> "_Loader":
+        """A loader of its own for one share of the records, merged later with ``take``."""
+        return _Loader(Store(data_root=self.store.data_root), self.root)
 
-        A large directory is read by several processes, each into a partial store of its own; the parts are
-        merged in order, so the model (findings included) is exactly the one a single pass builds. ``weight``
-        is an entry's cost relative to a layer record's.
-        """
+    def listing(self, open_dirs: contextlib.ExitStack, directory: Optional[SafeDir], body: "EntryReader",
+                weight: float) -> "_Listing":
+        if directory is None:
+            return _Listing(None, [], body, weight)
+        open_dirs.enter_context(directory)
         entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in directory.entries()]
-        chunks = split(entries, worker_count(len(entries), max(1, int(ENTRIES_PER_WORKER / weight))))
-        if len(chunks) < 2:
-            for name, is_dir in entries:
-                body(self, directory, name, is_dir)
-            return
+        return _Listing(directory, entries, body, weight)
 
-        def read_part(chunk: List[Tuple[str, bool]]) -> Tuple[Store, Set[str]]:
-            part = _Loader(Store(data_root=self.store.data_root), self.root)
-            for name, is_dir in chunk:
-                body(part, directory, name, is_dir)
-            return part.store, part.broken_images
+    def read_records(self, open_dirs: contextlib.ExitStack) -> "_Records":
+        """The image configs, layer records, overlay2 directories and their links, each as a list of parts in
+        directory order: what opening the directory found, then one share per process.
 
-        for part, broken in map_chunks(read_part, chunks):
-            self.absorb(part, broken)
+        A large store is read by several processes, each taking its share of all four directories at once (one
+        fork for the whole read); merged in order, the parts make exactly the model (findings included) that
+        one pass builds. An entry's ``weight`` is its cost relative to a layer record's.
+        """
+        heads = [self.part() for _phase in range(4)]
+        overlay = heads[2].open_dir("overlay2")
+        if overlay is None:
+            heads[2].store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
+        links = None  # type: Optional[SafeDir]
+        if overlay is not None:
+            try:
+                links = overlay.subdir("l")
+            except OSError as exc:
+                heads[3].store.note("unreadable", overlay.join("l"), describe_os_error(exc))
+        listings = [
+            self.listing(open_dirs, heads[0].open_dir("image", "overlay2", "imagedb", "content", "sha256"),
+                         _Loader.image_entry, 4.0),
+            self.listing(open_dirs, heads[1].open_dir("image", "overlay2", "layerdb", "sha256"),
+                         _Loader.layer_entry, 1.0),
+            self.listing(open_dirs, overlay, _Loader.overlay_entry, 1.0),
+            self.listing(open_dirs, links, _Loader.link_entry, 0.5),
+        ]
+        weight = sum(len(listing.entries) * listing.weight for listing in listings)
+        workers = worker_count(int(weight), ENTRIES_PER_WORKER)
+        shares = [split_exactly(listing.entries, workers) for listing in listings]
+
+        def read_share(indexes: List[int]) -> List["_Loader"]:
+            found = []
+            for listing, chunks in zip(listings, shares):
+                part = self.part()
+                for name, is_dir in chunks[indexes[0]]:
+                    listing.body(part, listing.directory, name, is_dir)
+                found.append(part)
+            return found
+
+        read = map_chunks(read_share, [[index] for index in range(workers)])
+        return _Records([[heads[phase]] + [share[phase] for share in read] for phase in range(4)],
+                        configs_listed=listings[0].directory is not None)
+
+    def take(self, parts: List["_Loader"]) -> None:
+        for part in parts:
+            self.absorb(part.store, part.broken_images)
 
     def absorb(self, part: "Store", broken_images: Set[str]) -> None:
         """What a partial read found, appended after what this loader holds."""
@@ -416,12 +491,9 @@ class _Loader:
         self.broken_images |= broken_images
 
     # -- images ------------------------------------------------------------
-    def load_images(self) -> None:
-        content = self.open_dir("image", "overlay2", "imagedb", "content", "sha256")
-        if content is None:
-            return
-        with content:
-            self.each_entry(content, _Loader.image_entry, weight=4)
+    def load_image_parents(self, configs_listed: bool) -> None:
+        if not configs_listed:
+            return  # without image configs there is no parent to look up
         metadata = self.open_dir("image", "overlay2", "imagedb", "metadata", "sha256")
         if metadata is None:
             return
@@ -464,7 +536,7 @@ class _Loader:
             diff_ids = config["rootfs"]["diff_ids"] or []
             if not isinstance(diff_ids, list):
                 raise TypeError("rootfs.diff_ids is not a list")
-            diff_ids = [self.shared(parse_digest(value, "rootfs.diff_ids entry")) for value in diff_ids]
+            diff_ids = [self.checked_digest(value) for value in diff_ids]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             message = "not a valid image config: %s" % shorten(str(exc))
             self.store.note("invalid", path, message)
@@ -519,13 +591,6 @@ class _Loader:
             image.digests.sort()
 
     # -- layers ------------------------------------------------------------
-    def load_layers(self) -> None:
-        layerdb = self.open_dir("image", "overlay2", "layerdb", "sha256")
-        if layerdb is None:
-            return
-        with layerdb:
-            self.each_entry(layerdb, _Loader.layer_entry)
-
     def layer_entry(self, layerdb: SafeDir, name: str, _is_dir: bool) -> None:
         if removing_chain(name):
             self.store.removing.append(name)
@@ -540,7 +605,7 @@ class _Loader:
     def load_layer(self, layerdb: SafeDir, name: str) -> Optional[Layer]:
         """One layerdb record; a damaged one is recorded with what it still names, and kept out of ``layers``
         only when its ``diff`` cannot be read (a layer without a DiffID joins nothing)."""
-        path = os.path.join(layerdb.path, name)
+        path = layerdb.path + "/" + name  # os.path.join of a directory and one validated component
         chain_id = "sha256:" + name
         try:
             fd = open_dir_at(layerdb.fd, name)
@@ -716,15 +781,6 @@ class _Loader:
         )
 
     # -- overlay2 directories ----------------------------------------------
-    def load_overlay_dirs(self) -> None:
-        overlay = self.open_dir("overlay2")
-        if overlay is None:
-            self.store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
-            return
-        with overlay:
-            self.each_entry(overlay, _Loader.overlay_entry)
-            self.load_links(overlay)
-
     def overlay_entry(self, overlay: SafeDir, name: str, is_dir: bool) -> None:
         if name == "l":
             return
@@ -755,26 +811,18 @@ class _Loader:
             if not is_link_id(link):
                 self.store.note("invalid", os.path.join(path, "link"), "not a 26-character link id: %s" % shorten(link))
                 link = None
-        lower_ids = []  # type: List[str]
+        lower_text = ""
         if lower:
             try:
-                lower_ids = [self.shared(link_id) for link_id in parse_lower(lower)]
+                lower_text = checked_lower(lower)
             except InvalidId as exc:
                 self.store.note("invalid", os.path.join(path, "lower"), str(exc))
                 lower_unknown = True
-        if len(lower_ids) > MAX_LOWER_DEPTH:
+        depth = lower_text.count(":") + 1 if lower_text else 0
+        if depth > MAX_LOWER_DEPTH:
             self.store.note("invalid", os.path.join(path, "lower"), "lists %d lower layers; the overlay2 driver "
-                            "mounts at most %d" % (len(lower_ids), MAX_LOWER_DEPTH))
-        self.store.dirs[name] = OverlayDir(name=name, link=link, lower=lower_ids, lower_unknown=lower_unknown)
-
-    def load_links(self, overlay: SafeDir) -> None:
-        try:
-            links = overlay.subdir("l")
-        except OSError as exc:
-            self.store.note("unreadable", overlay.join("l"), describe_os_error(exc))
-            return
-        with links:
-            self.each_entry(links, _Loader.link_entry, weight=0.5)
+                            "mounts at most %d" % (depth, MAX_LOWER_DEPTH))
+        self.store.dirs[name] = OverlayDir(name=name, link=link, lower_text=lower_text, lower_unknown=lower_unknown)
 
     def link_entry(self, links: SafeDir, name: str, _is_dir: bool) -> None:
         if not is_link_id(name):
