@@ -85,12 +85,12 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
             setattr(_store._Loader, name, method)  # pylint: disable=protected-access
     per_run = {PHASES.get(name, name): values[-repeat:] for name, values in samples.items()}
     medians = {name: statistics.median(values) for name, values in per_run.items()}
-    single = _parallel.MAX_WORKERS
+    workers = _parallel.MAX_WORKERS
     try:
         _parallel.MAX_WORKERS = 1
         medians["load in one process (for comparison)"] = median_seconds(lambda: _store.Store.load(root), repeat)
     finally:
-        _parallel.MAX_WORKERS = single
+        _parallel.MAX_WORKERS = workers
     return medians
 
 

@@ -65,16 +65,12 @@ ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process cla
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
            drift_paths: Optional[Sequence[str]] = None) -> Facts:
     """The facts of either store; with ``drift_paths``, each container's drift below them too."""
-    facts = _gather_containerd(store, container_sizes, orphans) if store.kind == "containerd" else \
+    facts = _containerd_facts.gather(store, container_sizes, orphans) if store.kind == "containerd" else \
         _gather_overlay2(store, container_sizes, orphans)
     if drift_paths is not None:
         for container in facts["containers"]:
             container["drift"] = drift(container["upper_dir"], container["lower_dirs"], drift_paths)
     return facts
-
-
-def _gather_containerd(store: Store, container_sizes: bool, orphans: bool) -> Facts:
-    return _containerd_facts.gather(store, container_sizes, orphans)
 
 
 def _gather_overlay2(store: Store, container_sizes: bool, orphans: bool) -> Facts:

@@ -62,6 +62,12 @@ def split(items: Sequence[Item], parts: int) -> List[List[Item]]:
     return chunks
 
 
+def split_exactly(items: Sequence[Item], parts: int) -> List[List[Item]]:
+    """``split`` into exactly ``parts`` runs, the missing ones (fewer items than parts) empty."""
+    chunks = split(items, parts) if items else []
+    return chunks + [[] for _missing in range(parts - len(chunks))]
+
+
 def partition(items: Sequence[Item], parts: int, weight: Callable[[Item], float]) -> List[List[Item]]:
     """``items`` in ``parts`` groups of nearly equal total weight (heaviest first, each to the lightest group);
     each group keeps the items' order."""

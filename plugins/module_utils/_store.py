@@ -44,7 +44,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     removing_chain,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split_exactly, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
     SafeDir,
     describe_os_error,
@@ -335,12 +335,6 @@ class _Records:
     configs_listed: bool  # the image config directory could be opened
 
 
-def split_exactly(items: List[Tuple[str, bool]], parts: int) -> List[List[Tuple[str, bool]]]:
-    """``split`` into exactly ``parts`` runs, the missing ones empty."""
-    chunks = split(items, parts) if items else []
-    return chunks + [[] for _missing in range(parts - len(chunks))]
-
-
 class _Loader:
     """Reads each part of the store into a Store, turning every bad entry into a Finding."""
 
@@ -436,24 +430,16 @@ class _Loader:
         fork for the whole read); merged in order, the parts make exactly the model (findings included) that
         one pass builds. An entry's ``weight`` is its cost relative to a layer record's.
         """
-        heads = [self.part() for _phase in range(4)]
-        overlay = heads[2].open_dir("overlay2")
-        if overlay is None:
+        heads = [self.part() for _phase in range(4)]  # each holds what opening its directory found
+        configs = self.listing(open_dirs, heads[0].open_dir("image", "overlay2", "imagedb", "content", "sha256"),
+                               _Loader.image_entry, 4.0)
+        layers = self.listing(open_dirs, heads[1].open_dir("image", "overlay2", "layerdb", "sha256"),
+                              _Loader.layer_entry, 1.0)
+        overlay = self.listing(open_dirs, heads[2].open_dir("overlay2"), _Loader.overlay_entry, 1.0)
+        if overlay.directory is None:
             heads[2].store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
-        links = None  # type: Optional[SafeDir]
-        if overlay is not None:
-            try:
-                links = overlay.subdir("l")
-            except OSError as exc:
-                heads[3].store.note("unreadable", overlay.join("l"), describe_os_error(exc))
-        listings = [
-            self.listing(open_dirs, heads[0].open_dir("image", "overlay2", "imagedb", "content", "sha256"),
-                         _Loader.image_entry, 4.0),
-            self.listing(open_dirs, heads[1].open_dir("image", "overlay2", "layerdb", "sha256"),
-                         _Loader.layer_entry, 1.0),
-            self.listing(open_dirs, overlay, _Loader.overlay_entry, 1.0),
-            self.listing(open_dirs, links, _Loader.link_entry, 0.5),
-        ]
+        links = self.listing(open_dirs, heads[3].open_links(overlay.directory), _Loader.link_entry, 0.5)
+        listings = [configs, layers, overlay, links]
         weight = sum(len(listing.entries) * listing.weight for listing in listings)
         workers = worker_count(int(weight), ENTRIES_PER_WORKER)
         shares = [split_exactly(listing.entries, workers) for listing in listings]
@@ -469,7 +455,17 @@ class _Loader:
 
         read = map_chunks(read_share, [[index] for index in range(workers)])
         return _Records([[heads[phase]] + [share[phase] for share in read] for phase in range(4)],
-                        configs_listed=listings[0].directory is not None)
+                        configs_listed=configs.directory is not None)
+
+    def open_links(self, overlay: Optional[SafeDir]) -> Optional[SafeDir]:
+        """``overlay2/l``, when the overlay2 directory could be opened (a finding when it cannot be)."""
+        if overlay is None:
+            return None
+        try:
+            return overlay.subdir("l")
+        except OSError as exc:
+            self.store.note("unreadable", overlay.join("l"), describe_os_error(exc))
+            return None
 
     def take(self, parts: List["_Loader"]) -> None:
         for part in parts:

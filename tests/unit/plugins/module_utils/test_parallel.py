@@ -8,7 +8,8 @@ import signal
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils import _parallel
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, split, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import (
+    map_chunks, partition, split, split_exactly, worker_count)
 
 
 def test_chunks_are_contiguous_in_order_and_cover_everything():
@@ -109,3 +110,9 @@ def test_beside_runs_the_second_task_in_a_child_only_when_apart():
     assert beside(os.getpid, os.getpid, apart=False) == (os.getpid(), os.getpid())
     here, elsewhere = beside(os.getpid, os.getpid, apart=True)
     assert here == os.getpid() and elsewhere != here
+
+
+def test_split_exactly_gives_one_run_per_process_even_with_fewer_items():
+    assert split_exactly([1, 2, 3, 4, 5], 2) == split([1, 2, 3, 4, 5], 2)
+    assert split_exactly([1], 3) == [[1], [], []]
+    assert split_exactly([], 2) == [[], []]
