@@ -58,6 +58,7 @@ _FNV_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
 
 Value = Union[bytes, "Bucket"]
+Page = Union[bytes, memoryview]  # a page of the mapping, or an inline bucket's bytes
 
 
 class BoltError(Exception):
@@ -274,19 +275,28 @@ def _elements(page: memoryview, size: int, what: Describe) -> Tuple[int, int]:
     return flags, count
 
 
-def _first_of_each(items: Iterator[Tuple[bytes, Value]]) -> Dict[bytes, Value]:
+def _first_of_each(items: List[Tuple[bytes, Value]]) -> Dict[bytes, Value]:
     """Keys to values; where a damaged page repeats a key, the first stands (as a search in key order finds it)."""
-    found = {}  # type: Dict[bytes, Value]
-    for key, value in items:
-        if key not in found:
-            found[key] = value
-    return found
+    return dict(reversed(items))
+
+
+_LEAF_HEADERS = {}  # type: Dict[int, struct.Struct]
+
+
+def _leaf_headers(count: int) -> struct.Struct:
+    """The element headers of a leaf page with ``count`` elements, as one struct (flags, pos, ksize, vsize each)."""
+    headers = _LEAF_HEADERS.get(count)
+    if headers is None:
+        headers = _LEAF_HEADERS[count] = struct.Struct("<%dI" % (4 * count))
+    return headers
 
 
 class Bucket:
     """A bucket: keys in order, each with a bytes value or a nested ``Bucket``."""
 
-    def __init__(self, db: BoltFile, root: int, inline: Optional[memoryview], path: Tuple[bytes, ...]) -> None:
+    __slots__ = ("db", "root_page", "inline", "path", "_inline_keys")
+
+    def __init__(self, db: BoltFile, root: int, inline: Optional[bytes], path: Tuple[bytes, ...]) -> None:
         if len(path) > MAX_NESTING:
             raise BoltError("%s: buckets nested deeper than %d (a loop?)" % (db.name, MAX_NESTING))
         self.db = db
@@ -359,34 +369,50 @@ class Bucket:
             result.append((bytes(page[start:start + ksize]), child))
         return result
 
-    def _leaf_items(self, page: memoryview, what: Describe) -> Iterator[Tuple[bytes, Value]]:
+    def _leaf_items(self, page: Page, what: Describe) -> List[Tuple[bytes, Value]]:
+        """The keys and values of one leaf page, in order: the page is copied once and its element headers
+        unpacked in one call, so each key or value costs one slice."""
         flags, count = _elements(page, LEAF_ELEMENT.size, what)
         if not flags & LEAF_PAGE:
             raise BoltError("%s is not a leaf page (flags %#x)" % (what(), flags))
-        unpack = LEAF_ELEMENT.unpack_from
-        end = len(page)
-        for index in range(count):
-            at = PAGE_HEADER.size + index * LEAF_ELEMENT.size
-            element_flags, pos, ksize, vsize = unpack(page, at)
+        data = bytes(page)
+        end = len(data)
+        headers = iter(_leaf_headers(count).unpack_from(data, PAGE_HEADER.size))
+        found = []  # type: List[Tuple[bytes, Value]]
+        add = found.append
+        at = PAGE_HEADER.size
+        for element_flags, pos, ksize, vsize in zip(headers, headers, headers, headers):
             key_at = at + pos
             value_at = key_at + ksize
-            if value_at > end:
-                raise BoltError("%s, key %d lies outside its page" % (what(), index))
-            key = bytes(page[key_at:value_at])
+            value_end = value_at + vsize
+            if value_end > end:
+                self._outside(data, at, value_at, element_flags, what)
             if element_flags & BUCKET_LEAF_FLAG:
-                yield key, self._child(page, value_at, vsize, key, what)
-            elif value_at + vsize > end:
-                raise BoltError("%s, value of key %d lies outside its page" % (what(), index))
+                key = data[key_at:value_at]
+                add((key, self._child(data, value_at, vsize, key, what)))
             else:
-                yield key, bytes(page[value_at:value_at + vsize])
+                add((data[key_at:value_at], data[value_at:value_end]))
+            at += 16  # LEAF_ELEMENT.size
+        return found
 
-    def _child(self, page: memoryview, start: int, size: int, key: bytes, what: Describe) -> "Bucket":
-        if size < BUCKET_HEADER.size or start + size > len(page):
+    @staticmethod
+    def _outside(data: bytes, at: int, value_at: int, element_flags: int, what: Describe) -> None:
+        """Raise the error for an element whose key or value runs past the end of its page."""
+        index = (at - PAGE_HEADER.size) // LEAF_ELEMENT.size
+        if value_at > len(data):
+            raise BoltError("%s, key %d lies outside its page" % (what(), index))
+        if element_flags & BUCKET_LEAF_FLAG:
+            key_at = value_at - LEAF_ELEMENT.unpack_from(data, at)[2]
+            raise BoltError("%s: bucket %r has a header that does not fit" % (what(), data[key_at:value_at]))
+        raise BoltError("%s, value of key %d lies outside its page" % (what(), index))
+
+    def _child(self, data: bytes, start: int, size: int, key: bytes, what: Describe) -> "Bucket":
+        if size < BUCKET_HEADER.size:
             raise BoltError("%s: bucket %r has a header that does not fit" % (what(), key))
-        root, _sequence = BUCKET_HEADER.unpack_from(page, start)
+        root, _sequence = BUCKET_HEADER.unpack_from(data, start)
         path = self.path + (key,)
         if root == 0:
-            return Bucket(self.db, 0, page[start + BUCKET_HEADER.size:start + size], path)
+            return Bucket(self.db, 0, data[start + BUCKET_HEADER.size:start + size], path)
         return Bucket(self.db, root, None, path)
 
     # -- look-ups ----------------------------------------------------------
@@ -430,7 +456,8 @@ class Bucket:
         """A nested bucket by path, or None where a name is missing; a plain value there is an error."""
         current = self
         for name in names:
-            value = current.get(name)
+            known = current._inline_keys  # an inline bucket read before: no search
+            value = current.get(name) if known is None else known.get(name)
             if value is None:
                 return None
             if not isinstance(value, Bucket):
@@ -440,8 +467,9 @@ class Bucket:
 
     def value(self, key: bytes) -> Optional[bytes]:
         """A plain value, or None when absent; a bucket there is an error."""
-        found = self.get(key)
-        if isinstance(found, Bucket):
+        known = self._inline_keys  # an inline bucket read before: no search
+        found = self.get(key) if known is None else known.get(key)
+        if found.__class__ is Bucket:
             raise BoltError("%s: %r is a bucket, not a value" % (self._where(), key))
         return found
 

@@ -422,7 +422,7 @@ class ContainerdReader:
             raise ShapeError("meta.db has no v1 bucket")
         for name, bucket in v1.buckets():
             namespace = name.decode("utf-8", "replace")
-            content = bucket.bucket(b"content", b"blob")
+            content = bucket.bucket(b"content", b"blob") if name != self.namespace else None  # in read_blobs
             for digest, _record in (content.items() if content else ()):
                 self.parts.records_any_namespace.add(digest.decode("utf-8", "replace"))
             ingests = bucket.bucket(b"content", b"ingests")
@@ -482,6 +482,7 @@ class ContainerdReader:
         blobs = ns.bucket(b"content", b"blob")
         for digest_raw, record in (blobs.items() if blobs else ()):
             text = digest_raw.decode("utf-8", "replace")
+            self.parts.records_any_namespace.add(text)
             try:
                 digest = parse_digest(text, "content digest")
             except InvalidId as exc:
@@ -516,14 +517,15 @@ class ContainerdReader:
         snapshots = backend.root().bucket(b"v1", b"snapshots")
         if snapshots is None:  # the snapshotter always has it, even empty: this is not a shape we know
             raise ShapeError("metadata.db has no v1/snapshots bucket")
+        backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
         for key_raw, record in snapshots.items():
             if not isinstance(record, Bucket):
                 raise ShapeError("metadata.db: snapshot %s is a value, not a bucket" % shorten(key_raw))
             key = key_raw.decode("utf-8", "replace")
-            where = "%s: snapshot %s" % (self.ctd.join(SNAPSHOTTER_DIR, "metadata.db"), shorten(key))
             try:
                 snapshot_id = str(uvarint(record.value(b"id") or b""))
             except ShapeError as exc:
+                where = "%s: snapshot %s" % (backend_path, shorten(key))
                 self.store.note("invalid", where, str(exc))
                 self.store.damage("snapshot_record", where, str(exc), ("dirs",))
                 continue
@@ -538,7 +540,7 @@ class ContainerdReader:
                     size=varint(size) if size else None, inodes=varint(inodes) if inodes else None,
                     created=go_time(record.value(b"createdat")))
             except ShapeError as exc:
-                self.store.note("invalid", where, str(exc))
+                self.store.note("invalid", "%s: snapshot %s" % (backend_path, shorten(key)), str(exc))
 
     def join_snapshots(self) -> None:
         backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")

@@ -18,14 +18,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, parse_digest
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Notes, Store
 
 Facts = Dict[str, Any]
+ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
 
 
 class _Sizes:
@@ -35,6 +37,7 @@ class _Sizes:
         self.store = store
         self.parts = parts
         self.usage = SnapshotUsage(parts)
+        self.manifests = {}  # type: Dict[str, List[str]]  # manifest digest -> its blobs, parsed once
 
     def blob(self, digest: Optional[str]) -> int:
         record = self.parts.blobs.get(digest) if digest else None
@@ -42,6 +45,12 @@ class _Sizes:
 
     def manifest_blobs(self, manifest_digest: str) -> List[str]:
         """A manifest, its config and its layers, as digests (the parts that parse)."""
+        found = self.manifests.get(manifest_digest)
+        if found is None:
+            found = self.manifests[manifest_digest] = self.parse_manifest(manifest_digest)
+        return found
+
+    def parse_manifest(self, manifest_digest: str) -> List[str]:
         found = [manifest_digest]
         manifest = self.parts.blob_json.get(manifest_digest)
         if manifest is None:
@@ -84,13 +93,21 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
         for snapshot in parts.stack(container.id)[1:]:
             containers_by_snapshot.setdefault(snapshot.key, []).append(container.id)
 
-    images = [image_facts(store, sizes, refs, intermediate, containers_by_image, image)
-              for image in sorted(store.images.values(), key=lambda i: i.id)]
-    layers = [layer_facts(store, refs, images_by_layer, containers_by_snapshot, layer)
-              for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
-    containers = [container_facts(store, sizes, container, container_sizes)
-                  for container in sorted(store.containers.values(), key=lambda c: c.id)]
-    orphan_facts = classify(store, sizes.usage).facts() if orphans else None
+
+    def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
+        return ([image_facts(store, sizes, refs, intermediate, containers_by_image, image)
+                 for image in sorted(store.images.values(), key=lambda i: i.id)],
+                [layer_facts(store, refs, images_by_layer, containers_by_snapshot, layer)
+                 for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)],
+                [container_facts(store, sizes, container, container_sizes)
+                 for container in sorted(store.containers.values(), key=lambda c: c.id)])
+
+    def orphan_section() -> Tuple[Optional[Facts], Notes]:
+        return store.set_aside(lambda: classify(store, sizes.usage).facts() if orphans else None)
+
+    aside = orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1
+    (images, layers, containers), (orphan_facts, notes) = beside(shape, orphan_section, aside)
+    store.put_back(notes)  # after the facts' own findings, where one pass puts them
     totals = summary(store, sizes, refs, intermediate, images, containers)
     totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {

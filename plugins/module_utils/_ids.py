@@ -69,10 +69,20 @@ def removing_chain(name: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
+_VALID_DIGESTS = {}  # type: Dict[str, str]  # texts found valid, each with its digest: a store repeats most
+_VALID_DIGESTS_LIMIT = 1 << 18  # forgotten all at once beyond this many, to keep a long-lived process bounded
+
+
 def parse_digest(text: str, what: str = "digest") -> str:
     """Return ``sha256:<hex>`` from ``text`` or raise InvalidId."""
+    known = _VALID_DIGESTS.get(text) if text.__class__ is str else None
+    if known is not None:
+        return known
     value = text.strip()
     if _DIGEST.match(value):
+        if len(_VALID_DIGESTS) >= _VALID_DIGESTS_LIMIT:
+            _VALID_DIGESTS.clear()
+        _VALID_DIGESTS[text] = value
         return value
     raise InvalidId("%s is not sha256:<64 hex>: %s" % (what, shorten(value)))
 

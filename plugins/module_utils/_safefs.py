@@ -17,7 +17,7 @@ import errno
 import itertools
 import os
 import stat
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Union
 
 SMALL_FILE_LIMIT = 1 << 20  # metadata files are a few bytes; refuse anything absurd
 
@@ -150,6 +150,27 @@ def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> byte
         if 0 < len(data) < _FIRST_READ:
             return data
     return _read_regular_at(dir_fd, name, limit)
+
+
+Read = Union[bytes, OSError]  # a file's bytes, or why it could not be read
+
+
+def read_record_at(dir_fd: int, name: str, files: Sequence[str]) -> List[Read]:
+    """The small files of one record directory (a validated single component below ``dir_fd``), each as
+    ``read_small_at`` reads it or the OSError that reading it raised, in the order of ``files`` (a missing
+    file's ENOENT says it is absent, so nothing is looked up twice). The directory is opened once, never through
+    a symlink; OSError when it cannot be opened."""
+    record = _open_dir_at(dir_fd, name)
+    found = []  # type: List[Read]
+    try:
+        for file_name in files:
+            try:
+                found.append(read_small_at(record, file_name))
+            except OSError as exc:
+                found.append(exc)
+    finally:
+        os.close(record)
+    return found
 
 
 class SafeDir:

@@ -48,18 +48,25 @@ from ansible_collections.strata.overlay2.plugins.module_utils._parallel import m
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
     SafeDir,
     describe_os_error,
-    open_dir_at,
-    read_small_at,
+    Read,
+    read_record_at,
 )
 
 CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
 MAX_LOWER_DEPTH = 128  # the overlay2 driver refuses a layer with more lower layers than this
+LAYER_FILES = ("diff", "cache-id", "size", "parent")  # what a layerdb record holds (parent: not in a base layer)
+OVERLAY_DIR_FILES = ("link", "lower")  # what an overlay2 directory holds besides its trees (lower: not in a base)
 ENTRIES_PER_WORKER = 1500  # a directory of records is read by one more process for each this many entries
 
 # What a damaged reference record might name, when the part that names it could not be read
 MIGHT_NAME_DIRS = "dirs"  # any overlay2 directory
 MIGHT_NAME_CHAINS = "chains"  # any layer chain
 MIGHT_NAME_MOUNTS = "mounts"  # any container mount
+
+
+def present(read: Read) -> bool:
+    """Whether a file exists, from what reading it gave (a file that could not be read is still there)."""
+    return read.__class__ is bytes or getattr(read, "errno", None) != errno.ENOENT
 
 
 class StoreError(Exception):
@@ -604,20 +611,17 @@ class _Loader:
         path = layerdb.path + "/" + name  # os.path.join of a directory and one validated component
         chain_id = "sha256:" + name
         try:
-            fd = open_dir_at(layerdb.fd, name)
+            diff_raw, cache_raw, size_raw, parent_raw = read_record_at(layerdb.fd, name, LAYER_FILES)
         except OSError as exc:
             self.store.note("unreadable", path, describe_os_error(exc))
             self.store.damage("layer", path, describe_os_error(exc), (MIGHT_NAME_DIRS, MIGHT_NAME_CHAINS),
                               chains=[chain_id])
             return None
-        try:
-            diff_text = self.read_at(fd, path, "diff")
-            cache_text = self.read_at(fd, path, "cache-id")
-            size_text = self.read_at(fd, path, "size")
-            parent_text = self.read_at(fd, path, "parent", optional=True)
-            parent_present = parent_text is not None or self.exists_at(fd, "parent")
-        finally:
-            os.close(fd)
+        diff_text = self.text_of(diff_raw, path, "diff")
+        cache_text = self.text_of(cache_raw, path, "cache-id")
+        size_text = self.text_of(size_raw, path, "size")
+        parent_text = self.text_of(parent_raw, path, "parent", optional=True)
+        parent_present = present(parent_raw)
         problems = []  # type: List[str]
         might_name = set()  # type: Set[str]
         diff_id = self.parse(diff_text, parse_digest, path, "diff", problems)
@@ -657,26 +661,19 @@ class _Loader:
             problems.append(str(exc))
             return None
 
-    @staticmethod
-    def exists_at(dir_fd: int, name: str) -> bool:
-        try:
-            os.lstat(name, dir_fd=dir_fd)
-        except OSError:
-            return False
-        return True
-
-    def read_at(self, dir_fd: int, dir_path: str, name: str, optional: bool = False) -> Optional[str]:
-        """A small file's text below a directory descriptor, or None (with a finding unless optional and absent)."""
-        try:
-            return read_small_at(dir_fd, name).decode("utf-8")
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                if not optional:
-                    self.store.note("missing", os.path.join(dir_path, name), describe_os_error(exc))
-            else:
-                self.store.note("unreadable", os.path.join(dir_path, name), describe_os_error(exc))
-        except UnicodeDecodeError:
-            self.store.note("invalid", os.path.join(dir_path, name), "is not UTF-8 text")
+    def text_of(self, read: Read, dir_path: str, name: str, optional: bool = False) -> Optional[str]:
+        """A small file's text as ``read_record_at`` read it, or None (with a finding unless optional and absent)."""
+        if read.__class__ is bytes:
+            try:
+                return read.decode("utf-8")  # type: ignore[union-attr]
+            except UnicodeDecodeError:
+                self.store.note("invalid", dir_path + "/" + name, "is not UTF-8 text")
+                return None
+        error = read  # type: OSError  # type: ignore[assignment]
+        if error.errno != errno.ENOENT:
+            self.store.note("unreadable", dir_path + "/" + name, describe_os_error(error))
+        elif not optional:
+            self.store.note("missing", dir_path + "/" + name, describe_os_error(error))
         return None
 
     # -- containers --------------------------------------------------------
@@ -790,18 +787,15 @@ class _Loader:
         self.load_overlay_dir(overlay, name)
 
     def load_overlay_dir(self, overlay: SafeDir, name: str) -> None:
-        path = os.path.join(overlay.path, name)
+        path = overlay.path + "/" + name  # os.path.join of a directory and one validated component
         try:
-            fd = open_dir_at(overlay.fd, name)
+            link_raw, lower_raw = read_record_at(overlay.fd, name, OVERLAY_DIR_FILES)
         except OSError as exc:
             self.store.note("unreadable", path, describe_os_error(exc))
             return
-        try:
-            link = self.read_at(fd, path, "link", optional=True)
-            lower = self.read_at(fd, path, "lower", optional=True)
-            lower_unknown = lower is None and self.exists_at(fd, "lower")
-        finally:
-            os.close(fd)
+        link = self.text_of(link_raw, path, "link", optional=True)
+        lower = self.text_of(lower_raw, path, "lower", optional=True)
+        lower_unknown = lower is None and present(lower_raw)
         if link is not None:
             link = link.strip()
             if not is_link_id(link):

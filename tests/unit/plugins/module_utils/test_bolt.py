@@ -176,6 +176,29 @@ def test_an_absurd_element_count_is_refused():
         as_tree(read(bytes(data)).root())
 
 
+@pytest.mark.parametrize("tree, field, message", [
+    ({b"k": b"v"}, 1, "key 0 lies outside its page"),  # pos: the key starts past the page
+    ({b"k": b"v"}, 3, "value of key 0 lies outside its page"),  # vsize: the value runs past the page
+    ({b"a": {b"k": b"v"}}, 3, "bucket b'a' has a header that does not fit"),  # an inline bucket past the page
+])
+def test_an_element_that_runs_past_its_page_is_refused_and_named(tree, field, message):
+    def stretch(data, offset):  # the first leaf element's header: flags, pos, ksize, vsize (u32 each)
+        struct.pack_into("<I", data, offset + PAGE_HEADER.size + 4 * field, 1 << 20)
+    data = rewrite_root_page(bytearray(bolt_bytes(tree)), stretch)
+    with pytest.raises(BoltError, match=message):
+        as_tree(read(data).root())
+
+
+def test_the_first_of_a_repeated_key_is_the_one_found():
+    def repeat(data, offset):  # the second element's key takes the first's place: both are b"a"
+        first_pos, first_ksize = struct.unpack_from("<II", data, offset + PAGE_HEADER.size + 4)
+        struct.pack_into("<II", data, offset + PAGE_HEADER.size + 16 + 4, first_pos - 16, first_ksize)
+    data = rewrite_root_page(bytearray(bolt_bytes({b"a": b"first", b"b": b"second"})), repeat)
+    root = read(data).root()
+    assert [key for key, _value in root.items()] == [b"a", b"a"]
+    assert root.get(b"a") == b"first"
+
+
 def test_the_checksum_is_fnv1a_64():
     assert fnv1a64(b"") == 0xCBF29CE484222325
     assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C

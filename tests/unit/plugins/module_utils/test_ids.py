@@ -42,6 +42,25 @@ def test_digest_tolerates_surrounding_whitespace_only():
     assert parse_digest(" sha256:%s\n" % ("a" * 64)) == "sha256:" + "a" * 64
 
 
+def test_a_digest_seen_before_gives_the_same_answer_and_a_bad_one_is_refused_every_time():
+    good = "sha256:" + "b" * 64
+    bad = "sha256:" + "b" * 63
+    for _attempt in range(3):
+        assert parse_digest(good + "\n") == good
+        assert parse_digest(good) is parse_digest(good)
+        with pytest.raises(InvalidId, match="image target"):
+            parse_digest(bad, "image target")
+
+
+def test_the_memory_of_valid_digests_stays_bounded(monkeypatch):
+    from ansible_collections.strata.overlay2.plugins.module_utils import _ids
+    monkeypatch.setattr(_ids, "_VALID_DIGESTS", {})
+    monkeypatch.setattr(_ids, "_VALID_DIGESTS_LIMIT", 4)
+    for number in range(10):
+        assert parse_digest("sha256:%064x" % number) == "sha256:%064x" % number
+        assert len(_ids._VALID_DIGESTS) <= 4  # pylint: disable=protected-access
+
+
 @pytest.mark.parametrize("value", ["a" * 64, "n4aock4nuttz3uarulk7w9pyq"])
 def test_engine_and_buildkit_cache_ids_are_accepted(value):
     assert is_cache_id(value)
