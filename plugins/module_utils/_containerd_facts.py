@@ -38,6 +38,14 @@ class _Sizes:
         self.parts = parts
         self.usage = SnapshotUsage(parts)
         self.manifests = {}  # type: Dict[str, List[str]]  # manifest digest -> its blobs, parsed once
+        self.fs_dirs = {}  # type: Dict[Optional[str], Optional[str]]  # snapshot key -> its fs/ directory
+
+    def fs_dir(self, key: Optional[str]) -> Optional[str]:
+        """A snapshot's ``fs/`` directory (None when it has none), built once however many images list it."""
+        found = self.fs_dirs.get(key, "")
+        if found == "":
+            found = self.fs_dirs[key] = self.parts.fs_dir(key)
+        return found
 
     def blob(self, digest: Optional[str]) -> int:
         record = self.parts.blobs.get(digest) if digest else None
@@ -97,7 +105,7 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
     def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
         return ([image_facts(store, sizes, refs, intermediate, containers_by_image, image)
                  for image in sorted(store.images.values(), key=lambda i: i.id)],
-                [layer_facts(store, refs, images_by_layer, containers_by_snapshot, layer)
+                [layer_facts(sizes, refs, images_by_layer, containers_by_snapshot, layer)
                  for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)],
                 [container_facts(store, sizes, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
@@ -128,7 +136,7 @@ def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[st
                 containers_by_image: Dict[str, List[str]], image: Image) -> Facts:
     parts = store.containerd
     stack = parts.stack(image.top_chain_id)
-    dirs = [parts.fs_dir(snapshot.key) for snapshot in stack]
+    dirs = [sizes.fs_dir(snapshot.key) for snapshot in stack]
     complete = bool(image.chain_ids) and len(stack) >= len(image.chain_ids) and all(dirs)
     if image.chain_ids and not complete:
         store.note("missing", parts.snapshots_root, "image %s is not unpacked completely: its top snapshot %s "
@@ -162,16 +170,15 @@ def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[st
     }
 
 
-def layer_facts(store: Store, refs: Counter, images_by_layer: Dict[str, List[str]],
+def layer_facts(sizes: _Sizes, refs: Counter, images_by_layer: Dict[str, List[str]],
                 containers_by_snapshot: Dict[str, List[str]], layer: Layer) -> Facts:
-    parts = store.containerd
     return {
         "chain_id": layer.chain_id,
         "diff_id": layer.diff_id,
         "parent": layer.parent,
         "cache_id": None,
         "size": layer.size,
-        "diff_dir": parts.fs_dir(layer.snapshot_key),
+        "diff_dir": sizes.fs_dir(layer.snapshot_key),
         "link": None,
         "snapshot_key": layer.snapshot_key,
         "snapshot_id": layer.snapshot_id,
