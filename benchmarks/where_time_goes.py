@@ -8,7 +8,10 @@ Generates the store of ``benchmarks/run`` (devtools/synthstore.generate, 10,000 
     and time, id validation (regular expressions), JSON, and the rest, as shares of the profiled time;
   - the floor: the same opens, reads, closes and readlinks of the layer database, the overlay2 directories and
     their links in a bare loop, in one process, without building anything (what reading these files costs on
-    this machine before any Python work).
+    this machine before any Python work);
+  - on a containerd image store of the same size (devtools/ctdstore.generate), the wall time of each phase of
+    one facts run in one process (the databases, the blobs, the shaping, the orphans), and the facts core as
+    the module runs it.
 Writes benchmarks/results/profile.md and profile.json.
 
     .venv/bin/python benchmarks/where_time_goes.py [--layers 10000] [--repeat 5]
@@ -17,6 +20,7 @@ Writes benchmarks/results/profile.md and profile.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -25,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterable, Iterator, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -34,7 +38,10 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _facts, _parallel, _store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils import _containerd, _facts, _parallel, _store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.ctdstore import generate as generate_containerd  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -47,15 +54,22 @@ PHASES = {  # loader method -> what it reads
     "load_containers": "read: container configs",
     "load_buildkit": "read: BuildKit's databases",
 }
+CONTAINERD_PHASES = {  # reader method -> what it reads
+    "read_meta": "read: containerd's meta.db (namespaces, images, blobs, snapshots, leases)",
+    "read_backend": "read: the snapshotter's metadata.db",
+    "list_files": "list: blob, ingest and snapshot directories (after the databases)",
+    "load_images": "read: index, manifest and config blobs; images and layers built",
+    "load_containers": "read: container configs",
+}
 BUILTIN_POSIX = "<built-in method posix."
 SYSCALLS = ("open", "read", "close", "readlink", "lstat", "fstat", "stat", "scandir", "listdir", "readv", "fork",
             "waitpid", "pipe", "write")
 
 
-def phase_times(root: str, repeat: int) -> Dict[str, float]:
-    """Median wall seconds of each loader phase, and of the facts' joins and shaping, in one facts run."""
-    samples = {}  # type: Dict[str, List[float]]
-    originals = {name: getattr(_store._Loader, name) for name in PHASES}  # pylint: disable=protected-access
+@contextlib.contextmanager
+def timing(cls: type, names: Iterable[str], samples: Dict[str, List[float]]) -> Iterator[None]:
+    """Each named method of ``cls`` appends its wall seconds to ``samples[name]`` while the block runs."""
+    originals = {name: getattr(cls, name) for name in names}
 
     def timed(name: str, method: Callable) -> Callable:
         def run(self, *args, **kwargs):
@@ -68,7 +82,27 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
 
     try:
         for name, method in originals.items():
-            setattr(_store._Loader, name, timed(name, method))  # pylint: disable=protected-access
+            setattr(cls, name, timed(name, method))
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(cls, name, method)
+
+
+@contextlib.contextmanager
+def one_process() -> Iterator[None]:
+    workers = _parallel.MAX_WORKERS
+    _parallel.MAX_WORKERS = 1
+    try:
+        yield
+    finally:
+        _parallel.MAX_WORKERS = workers
+
+
+def phase_times(root: str, repeat: int) -> Dict[str, float]:
+    """Median wall seconds of each loader phase, and of the facts' joins and shaping, in one facts run."""
+    samples = {}  # type: Dict[str, List[float]]
+    with timing(_store._Loader, PHASES, samples):  # pylint: disable=protected-access
         _facts.gather(_store.Store.load(root))
         samples.clear()
         for _attempt in range(repeat):
@@ -80,18 +114,36 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
             samples.setdefault("load (all phases)", []).append(loaded - started)
             samples.setdefault("joins, shaping and orphans", []).append(done - loaded)
             samples.setdefault("facts core", []).append(done - started)
-    finally:
-        for name, method in originals.items():
-            setattr(_store._Loader, name, method)  # pylint: disable=protected-access
     per_run = {PHASES.get(name, name): values[-repeat:] for name, values in samples.items()}
     medians = {name: statistics.median(values) for name, values in per_run.items()}
-    workers = _parallel.MAX_WORKERS
-    try:
-        _parallel.MAX_WORKERS = 1
+    with one_process():
         medians["load in one process (for comparison)"] = median_seconds(lambda: _store.Store.load(root), repeat)
-    finally:
-        _parallel.MAX_WORKERS = workers
     return medians
+
+
+def containerd_phase_times(root: str, repeat: int) -> Dict[str, float]:
+    """Median wall seconds of each phase of one facts run on a containerd store, in one process (so that the
+    phases add up), and of the facts core as the module runs it (the snapshotter's database and the orphans in
+    a second process), the two runs taken in turn so that both meet the same machine."""
+    samples = {}  # type: Dict[str, List[float]]
+    as_module = "facts core as the module runs it (%d CPUs)" % _parallel.available_cpus()
+    for _attempt in range(repeat + 1):
+        with one_process(), timing(_containerd.ContainerdReader, CONTAINERD_PHASES, samples):
+            started = time.perf_counter()
+            store = load_store(root)
+            loaded = time.perf_counter()
+            _facts.gather(store, orphans=False)
+            shaped = time.perf_counter()
+            classify_containerd(store)
+            done = time.perf_counter()
+        samples.setdefault("load (all phases)", []).append(loaded - started)
+        samples.setdefault("shaping: images, layers, containers, sizes", []).append(shaped - loaded)
+        samples.setdefault("orphan classification", []).append(done - shaped)
+        samples.setdefault("facts core in one process", []).append(done - started)
+        started = time.perf_counter()
+        _facts.gather(load_store(root))
+        samples.setdefault(as_module, []).append(time.perf_counter() - started)
+    return {CONTAINERD_PHASES.get(name, name): statistics.median(values[-repeat:]) for name, values in samples.items()}
 
 
 FLAGS_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -166,7 +218,8 @@ def profile(root: str) -> Dict[str, Dict[str, float]]:
             **dict(sorted(kinds.items(), key=lambda item: -item[1]["seconds"]))}
 
 
-def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dict[str, float]]) -> str:
+def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dict[str, float]],
+           containerd_shape: Dict[str, int], containerd_phases: Dict[str, float]) -> str:
     lines = ["Store: %(layers)d layers, %(images)d images, %(containers)d containers (devtools/synthstore.generate)"
              % shape, "", "| Phase of one facts run (%d CPUs) | Seconds (median) |" % _parallel.available_cpus(),
              "| --- | --- |"]
@@ -175,6 +228,11 @@ def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dic
                   "overstated) | Calls | Share of the profiled time |", "| --- | --- | --- |"])
     lines.extend("| %s | %d | %.0f%% |" % (kind, entry["calls"], 100 * entry["share"])
                  for kind, entry in kinds.items() if kind != "total_profiled_s")
+    lines.extend(["", "containerd store: %(layers)d layers, %(images)d images, %(containers)d containers "
+                  "(devtools/ctdstore.generate)" % containerd_shape, "",
+                  "| Phase of one facts run on the containerd store, in one process | Seconds (median) |",
+                  "| --- | --- |"])
+    lines.extend("| %s | %.3f |" % (name, seconds) for name, seconds in containerd_phases.items())
     return "\n".join(lines)
 
 
@@ -190,10 +248,14 @@ def main() -> int:
         floor_seconds = median_seconds(lambda: floor(root), options.repeat)
         phases["floor: the same files read in a bare loop, one process"] = floor_seconds
         kinds = profile(root)
-    text = report(shape, phases, kinds)
+        containerd_root = os.path.join(work, "containerd-store")
+        containerd_shape = generate_containerd(containerd_root, options.layers)
+        containerd_phases = containerd_phase_times(containerd_root, options.repeat)
+    text = report(shape, phases, kinds, containerd_shape, containerd_phases)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "profile.json"), "w", encoding="utf-8") as handle:
-        json.dump({"store": shape, "phases": phases, "profile": kinds}, handle, indent=2)
+        json.dump({"store": shape, "phases": phases, "profile": kinds, "containerd_store": containerd_shape,
+                   "containerd_phases": containerd_phases}, handle, indent=2)
     with open(os.path.join(RESULTS, "profile.md"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     print(text)

@@ -319,6 +319,16 @@ class Bucket:
         return lambda: "%s, page %d" % (self._where(), page_id)
 
     # -- iteration ---------------------------------------------------------
+    def keys(self) -> Iterator[bytes]:
+        """Every key, in key order, without building the values' nested buckets."""
+        if self.inline is not None:
+            for key, _value in self._leaf_items(self.inline, self._inline_what, keys_only=True):
+                yield key
+            return
+        for page_id, page in self._leaves(set()):
+            for key, _value in self._leaf_items(page, self._page_what(page_id), keys_only=True):
+                yield key
+
     def items(self, seen: Optional[set] = None) -> Iterator[Tuple[bytes, Value]]:
         """Every key with its value (bytes) or nested bucket, in key order.
 
@@ -369,9 +379,10 @@ class Bucket:
             result.append((bytes(page[start:start + ksize]), child))
         return result
 
-    def _leaf_items(self, page: Page, what: Describe) -> List[Tuple[bytes, Value]]:
+    def _leaf_items(self, page: Page, what: Describe, keys_only: bool = False) -> List[Tuple[bytes, Value]]:
         """The keys and values of one leaf page, in order: the page is copied once and its element headers
-        unpacked in one call, so each key or value costs one slice."""
+        unpacked in one call, so each key or value costs one slice. With ``keys_only``, each value is b""
+        (nested buckets are not built), every element still checked against its page."""
         flags, count = _elements(page, LEAF_ELEMENT.size, what)
         if not flags & LEAF_PAGE:
             raise BoltError("%s is not a leaf page (flags %#x)" % (what(), flags))
@@ -387,7 +398,9 @@ class Bucket:
             value_end = value_at + vsize
             if value_end > end:
                 self._outside(data, at, value_at, element_flags, what)
-            if element_flags & BUCKET_LEAF_FLAG:
+            if keys_only:
+                add((data[key_at:value_at], b""))
+            elif element_flags & BUCKET_LEAF_FLAG:
                 key = data[key_at:value_at]
                 add((key, self._child(data, value_at, vsize, key, what)))
             else:

@@ -309,7 +309,7 @@ def _labels(bucket: Bucket, name: bytes = b"labels") -> Dict[str, str]:
 def _keys(bucket: Optional[Bucket]) -> Set[str]:
     if bucket is None:
         return set()
-    return {key.decode("utf-8", "replace") for key, _value in bucket.items()}
+    return {key.decode("utf-8", "replace") for key in bucket.keys()}
 
 
 def open_bolt(directory: SafeDir, *names: str) -> BoltFile:
@@ -423,7 +423,7 @@ class ContainerdReader:
         for name, bucket in v1.buckets():
             namespace = name.decode("utf-8", "replace")
             content = bucket.bucket(b"content", b"blob") if name != self.namespace else None  # in read_blobs
-            for digest, _record in (content.items() if content else ()):
+            for digest in (content.keys() if content else ()):
                 self.parts.records_any_namespace.add(digest.decode("utf-8", "replace"))
             ingests = bucket.bucket(b"content", b"ingests")
             for ref, record in (ingests.items() if ingests else ()):
@@ -443,8 +443,7 @@ class ContainerdReader:
         self.read_images(ns)
         self.read_blobs(ns)
         self.read_snapshots(ns)
-        self.parts.task_containers = {key.decode("utf-8", "replace") for key, _record in
-                                      (ns.bucket(b"containers").items() if ns.bucket(b"containers") else ())}
+        self.parts.task_containers = _keys(ns.bucket(b"containers"))
 
     def read_lease(self, namespace: str, lease_id: str, record: Bucket) -> None:
         lease = Lease(id=lease_id, namespace=namespace, created=go_time(record.value(b"createdat")),

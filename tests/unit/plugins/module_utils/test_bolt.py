@@ -117,6 +117,14 @@ def test_the_older_tree_is_read_when_the_newer_meta_is_torn():
     assert list(as_tree(read(bytes(data)).root())) == [b"old"]
 
 
+def test_keys_are_the_keys_that_iteration_finds_in_every_page_shape():
+    root = read(bolt_bytes(TREE, fanout=16)).root()
+    for name in TREE:
+        bucket = root.bucket(name)
+        assert list(bucket.keys()) == [key for key, _value in bucket.items()]
+    assert list(root.keys()) == sorted(TREE)  # bbolt keeps keys in byte order
+
+
 def test_a_value_where_a_bucket_is_expected_is_a_clear_error():
     root = read(bolt_bytes({b"v1": {b"leases": b"not a bucket"}})).root()
     with pytest.raises(BoltError, match="is a value, not a bucket"):
