@@ -101,7 +101,6 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
         for snapshot in parts.stack(container.id)[1:]:
             containers_by_snapshot.setdefault(snapshot.key, []).append(container.id)
 
-
     def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
         return ([image_facts(store, sizes, refs, intermediate, containers_by_image, image)
                  for image in sorted(store.images.values(), key=lambda i: i.id)],
