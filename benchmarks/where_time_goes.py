@@ -185,15 +185,11 @@ def floor(root: str) -> None:
 
 def profile(root: str) -> Dict[str, Dict[str, float]]:
     """One facts run in one process under cProfile: time and calls by kind."""
-    real_cpus = _parallel.available_cpus
-    _parallel.available_cpus = lambda: 1
-    try:
+    with one_process():
         profiler = cProfile.Profile()
         profiler.enable()
         _facts.gather(_store.Store.load(root))
         profiler.disable()
-    finally:
-        _parallel.available_cpus = real_cpus
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in stats.values())  # tottime of every function: the profiled run
     kinds = {}  # type: Dict[str, Dict[str, float]]

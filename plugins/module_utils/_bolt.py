@@ -321,12 +321,8 @@ class Bucket:
     # -- iteration ---------------------------------------------------------
     def keys(self) -> Iterator[bytes]:
         """Every key, in key order, without building the values' nested buckets."""
-        if self.inline is not None:
-            for key, _value in self._leaf_items(self.inline, self._inline_what, keys_only=True):
-                yield key
-            return
-        for page_id, page in self._leaves(set()):
-            for key, _value in self._leaf_items(page, self._page_what(page_id), keys_only=True):
+        for page, what in self._pages(set()):
+            for key, _value in self._leaf_items(page, what, keys_only=True):
                 yield key
 
     def items(self, seen: Optional[set] = None) -> Iterator[Tuple[bytes, Value]]:
@@ -335,11 +331,16 @@ class Bucket:
         ``seen`` (page ids) may be shared across the buckets of one walk: in a sound file every page belongs
         to one bucket's tree, so a page met twice anywhere is a cycle.
         """
+        for page, what in self._pages(set() if seen is None else seen):
+            yield from self._leaf_items(page, what)
+
+    def _pages(self, seen: set) -> Iterator[Tuple[Page, Describe]]:
+        """This bucket's leaf pages in key order (an inline bucket's one), each with who to blame for it."""
         if self.inline is not None:
-            yield from self._leaf_items(self.inline, self._inline_what)
+            yield self.inline, self._inline_what
             return
-        for page_id, page in self._leaves(set() if seen is None else seen):
-            yield from self._leaf_items(page, self._page_what(page_id))
+        for page_id, page in self._leaves(seen):
+            yield page, self._page_what(page_id)
 
     def _leaves(self, seen: set) -> Iterator[Tuple[int, memoryview]]:
         """This bucket's leaf pages in key order, with their ids (a tree bucket's: not inline)."""

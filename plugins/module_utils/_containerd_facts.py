@@ -23,15 +23,13 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, parse_digest
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Notes, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
 
 Facts = Dict[str, Any]
-ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
 
 
 class _Sizes:
-    """Blob sizes and snapshot usage, each measured once."""
+    """Blob sizes, snapshot usage, manifests' blobs and snapshots' directories, each found once."""
 
     def __init__(self, store: Store, parts: ContainerdParts) -> None:
         self.store = store
@@ -109,12 +107,8 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
                 [container_facts(store, sizes, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 
-    def orphan_section() -> Tuple[Optional[Facts], Notes]:
-        return store.set_aside(lambda: classify(store, sizes.usage).facts() if orphans else None)
-
-    aside = orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1
-    (images, layers, containers), (orphan_facts, notes) = beside(shape, orphan_section, aside)
-    store.put_back(notes)  # after the facts' own findings, where one pass puts them
+    (images, layers, containers), orphan_facts = store.shaped_with_orphans(
+        shape, (lambda: classify(store, sizes.usage).facts()) if orphans else None)
     totals = summary(store, sizes, refs, intermediate, images, containers)
     totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {

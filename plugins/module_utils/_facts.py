@@ -20,9 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._drift import drift
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Notes, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
 
 Facts = Dict[str, Any]
 
@@ -59,9 +58,6 @@ class _Joins:
                           for chain_id, layer in store.layers.items()}  # type: Dict[str, Optional[str]]
 
 
-ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
-
-
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
            drift_paths: Optional[Sequence[str]] = None) -> Facts:
     """The facts of either store; with ``drift_paths``, each container's drift below them too."""
@@ -82,12 +78,8 @@ def _gather_overlay2(store: Store, container_sizes: bool, orphans: bool) -> Fact
                 [container_facts(store, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 
-    def orphan_section() -> Tuple[Optional[Facts], Notes]:
-        return store.set_aside(lambda: classify(store).facts() if orphans else None)
-
-    aside = orphans and worker_count(len(store.layers), ORPHANS_ASIDE_LAYERS) > 1
-    (images, layers, containers), (orphan_facts, notes) = beside(shape, orphan_section, aside)
-    store.put_back(notes)  # after the facts' own findings, where one pass puts them
+    (images, layers, containers), orphan_facts = store.shaped_with_orphans(
+        shape, (lambda: classify(store).facts()) if orphans else None)
     totals = summary(store, joins, images, containers)
     totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
     return {

@@ -100,11 +100,6 @@ def _read_rest(fd: int, head: bytes, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def open_dir_at(dir_fd: int, name: str) -> int:
-    """A child directory's descriptor (the name must already be a validated single component)."""
-    return _open_dir_at(dir_fd, name)
-
-
 def _read_large_fd(fd: int, limit: int) -> bytes:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -153,6 +148,11 @@ def read_small_at(dir_fd: int, name: str, limit: int = SMALL_FILE_LIMIT) -> byte
 
 
 Read = Union[bytes, OSError]  # a file's bytes, or why it could not be read
+
+
+def present(read: Read) -> bool:
+    """Whether a file exists, from what reading it gave (a file that could not be read is still there)."""
+    return isinstance(read, bytes) or read.errno != errno.ENOENT
 
 
 def read_record_at(dir_fd: int, name: str, files: Sequence[str]) -> List[Read]:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
 
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import Ownership, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -44,11 +44,12 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     removing_chain,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split_exactly, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, map_chunks, split_exactly, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
     SafeDir,
     describe_os_error,
     Read,
+    present,
     read_record_at,
 )
 
@@ -57,6 +58,7 @@ MAX_LOWER_DEPTH = 128  # the overlay2 driver refuses a layer with more lower lay
 LAYER_FILES = ("diff", "cache-id", "size", "parent")  # what a layerdb record holds (parent: not in a base layer)
 OVERLAY_DIR_FILES = ("link", "lower")  # what an overlay2 directory holds besides its trees (lower: not in a base)
 ENTRIES_PER_WORKER = 1500  # a directory of records is read by one more process for each this many entries
+ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
 
 # What a damaged reference record might name, when the part that names it could not be read
 MIGHT_NAME_DIRS = "dirs"  # any overlay2 directory
@@ -64,9 +66,7 @@ MIGHT_NAME_CHAINS = "chains"  # any layer chain
 MIGHT_NAME_MOUNTS = "mounts"  # any container mount
 
 
-def present(read: Read) -> bool:
-    """Whether a file exists, from what reading it gave (a file that could not be read is still there)."""
-    return read.__class__ is bytes or getattr(read, "errno", None) != errno.ENOENT
+Shaped = TypeVar("Shaped")
 
 
 class StoreError(Exception):
@@ -264,6 +264,18 @@ class Store:
     def put_back(self, notes: "Notes") -> None:
         self.findings.extend(notes.findings)
         self.damaged.extend(notes.damaged)
+
+    def shaped_with_orphans(self, shape: Callable[[], "Shaped"],
+                            orphans: Optional[Callable[[], Any]]) -> Tuple["Shaped", Any]:
+        """``(shape(), orphans())``, ``orphans`` being the facts' orphan section (None: not asked for, and None
+        given). On a large store the orphans are classified by a second process while this one shapes; either
+        way their findings come after the shaping's, where one pass puts them."""
+        if orphans is None:
+            return shape(), None
+        aside = worker_count(len(self.layers), ORPHANS_ASIDE_LAYERS) > 1
+        shaped, (section, notes) = beside(shape, lambda: self.set_aside(orphans), aside)
+        self.put_back(notes)
+        return shaped, section
 
     def damage(self, code: str, path: str, message: str, might_name: Iterable[str] = (),
                chains: Iterable[Optional[str]] = (), dirs: Iterable[Optional[str]] = (),
@@ -663,17 +675,16 @@ class _Loader:
 
     def text_of(self, read: Read, dir_path: str, name: str, optional: bool = False) -> Optional[str]:
         """A small file's text as ``read_record_at`` read it, or None (with a finding unless optional and absent)."""
-        if read.__class__ is bytes:
+        if isinstance(read, bytes):
             try:
-                return read.decode("utf-8")  # type: ignore[union-attr]
+                return read.decode("utf-8")
             except UnicodeDecodeError:
                 self.store.note("invalid", dir_path + "/" + name, "is not UTF-8 text")
                 return None
-        error = read  # type: OSError  # type: ignore[assignment]
-        if error.errno != errno.ENOENT:
-            self.store.note("unreadable", dir_path + "/" + name, describe_os_error(error))
+        if read.errno != errno.ENOENT:
+            self.store.note("unreadable", dir_path + "/" + name, describe_os_error(read))
         elif not optional:
-            self.store.note("missing", dir_path + "/" + name, describe_os_error(error))
+            self.store.note("missing", dir_path + "/" + name, describe_os_error(read))
         return None
 
     # -- containers --------------------------------------------------------
