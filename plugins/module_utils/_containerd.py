@@ -23,9 +23,15 @@ import os
 import platform
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, TypeVar
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, Bucket, read_steadily
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+    BoltError,
+    BoltFile,
+    Bucket,
+    Meta,
+    read_steadily,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     InvalidId,
     chain_ids,
@@ -36,7 +42,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, disk_usage
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Notes, Store, read_containers
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"
@@ -53,7 +59,10 @@ BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is r
 # the parts that reading meta.db fills, emptied again when a commit overlapped the read
 META_FIELDS = ("records_any_namespace", "ingest_records", "leases", "image_records", "blobs", "snapshots",
                "task_containers")
-SECOND_PROCESS_BYTES = 1 << 20  # a snapshotter database this large is read by a second process beside meta.db
+Read = TypeVar("Read")
+# a store whose snapshotter database is this large (about 2,000 snapshots) has a second process read meta.db's
+# content records while this one reads the rest of meta.db and the snapshotter's database
+SECOND_PROCESS_BYTES = 1 << 20
 
 VIEW, ACTIVE, COMMITTED = "view", "active", "committed"
 _KINDS = {1: VIEW, 2: ACTIVE, 3: COMMITTED}
@@ -162,6 +171,17 @@ class Blob:
     size: int
     labels: Dict[str, str] = field(default_factory=dict)
     created: Optional[float] = None
+
+
+@dataclass
+class BlobRecords:
+    """The namespace's content records (meta.db ``content/blob``), with the state of meta.db they were read
+    from: read apart from the rest of meta.db on a large store, and taken only when that state is the one the
+    rest was read from (see ``ContainerdReader.load``)."""
+
+    state: Optional[Meta] = None  # None: not read
+    blobs: Dict[str, Blob] = field(default_factory=dict)
+    recorded: Set[str] = field(default_factory=set)  # every key, valid or not
 
 
 @dataclass
@@ -352,15 +372,22 @@ class ContainerdReader:
         self.namespace = namespace.encode()
         self.blob_dir = None  # type: Optional[SafeDir]  # the content store's blobs/sha256, opened once
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
+        self.blobs_apart = False  # meta.db's content records read by themselves (see ``load``)
+        self.meta_state = None  # type: Optional[Meta]  # the state of meta.db read; None: it could not be read
+        self.meta_mark = (0, 0)  # (findings, damaged records) before meta.db's
 
     def load(self) -> None:
         self.parts.listed_before = {listing: set(self.list_dir(*names, quiet=True))
                                     for listing, names in LISTINGS.items()}
-        # the two databases at once where it pays, the snapshotter's by a child
-        _meta, (backend, notes) = beside(self.load_meta, lambda: self.store.set_aside(self.load_backend),
-                                         self.worth_a_second_process())
-        self.parts.backend = backend
-        self.store.put_back(notes)  # after meta.db's findings, where one pass puts them
+        # where it pays, a child reads meta.db's content records meanwhile (about half the work of the two)
+        self.blobs_apart = self.worth_a_second_process()
+        if self.blobs_apart:
+            backend, blobs = beside(self.load_databases, lambda: self.store.set_aside(self.read_blobs_apart), True)
+            self.take_blobs_read_apart(*blobs)
+        else:
+            backend = self.load_databases()
+        self.parts.backend = backend[0]
+        self.store.put_back(backend[1])  # after meta.db's findings, where one pass puts them
         self.join_snapshots()
         self.list_files()
         self.check_snapshot_dirs()
@@ -370,6 +397,26 @@ class ContainerdReader:
             if self.blob_dir is not None:
                 self.blob_dir.close()
         self.load_containers()
+
+    def load_databases(self) -> Tuple[Dict[str, BackendSnapshot], Notes]:
+        """meta.db, then the snapshotter's database with its findings set aside."""
+        self.load_meta()
+        return self.store.set_aside(self.load_backend)
+
+    def take_blobs_read_apart(self, blobs: BlobRecords, notes: Notes) -> None:
+        """The content records read apart, where one pass puts them, when they come from the state of meta.db
+        that the rest was read from; else (a commit came between, or meta.db could not be read once) meta.db is
+        read again here, all of it in one state."""
+        if self.meta_state is None:
+            return  # meta.db could not be read: it has said so, and no record from it counts
+        if blobs.state == self.meta_state:
+            self.take_blobs(blobs)
+            self.store.put_back(notes)
+            return
+        del self.store.findings[self.meta_mark[0]:]
+        del self.store.damaged[self.meta_mark[1]:]
+        self.blobs_apart = False
+        self.load_meta()
 
     def worth_a_second_process(self) -> bool:
         try:
@@ -381,8 +428,12 @@ class ContainerdReader:
 
     def load_meta(self) -> None:
         meta_path = self.ctd.join(*META_DB)
+        self.meta_mark = (len(self.store.findings), len(self.store.damaged))
+        self.meta_state = None
+        for name in META_FIELDS:
+            setattr(self.parts, name, type(getattr(self.parts, name))())
         try:
-            self.read_steadily(META_DB, self.read_meta, META_FIELDS)
+            self.meta_state = self.read_steadily(META_DB, self.read_meta, META_FIELDS)
         except (OSError, BoltError, ShapeError) as exc:
             message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             self.store.note("unreadable", meta_path, message)
@@ -390,7 +441,7 @@ class ContainerdReader:
                               ("dirs", "chains", "mounts", "content"))
 
     def load_backend(self) -> Dict[str, BackendSnapshot]:
-        """The snapshotter's records (this may run in another process; see ``load``)."""
+        """The snapshotter's records."""
         backend_path = self.ctd.join(SNAPSHOTTER_DIR, "metadata.db")
         try:
             self.read_steadily((SNAPSHOTTER_DIR, "metadata.db"), self.read_backend, ("backend",))
@@ -401,8 +452,8 @@ class ContainerdReader:
                               + message, ("dirs",))
         return self.parts.backend
 
-    def read_steadily(self, names: Tuple[str, ...], read: Callable[[BoltFile], None],
-                      fields: Tuple[str, ...]) -> None:
+    def read_steadily(self, names: Tuple[str, ...], read: Callable[[BoltFile], Read],
+                      fields: Tuple[str, ...]) -> Read:
         """``read`` one committed state of a database containerd may be writing (see ``_bolt.read_steadily``);
         a read that a commit overlapped is taken back (the ``fields`` of the parts it fills, its findings)."""
         findings, damaged = len(self.store.findings), len(self.store.damaged)
@@ -413,10 +464,12 @@ class ContainerdReader:
             for name in fields:
                 setattr(self.parts, name, type(getattr(self.parts, name))())
 
-        read_steadily(lambda: open_bolt(self.ctd, *names), read, undo)
+        return read_steadily(lambda: open_bolt(self.ctd, *names), read, undo)
 
     # -- meta.db ------------------------------------------------------------------------------------------
-    def read_meta(self, meta: BoltFile) -> None:
+    def read_meta(self, meta: BoltFile) -> Meta:
+        """Reads meta.db into the parts (the content records only when they are not read apart); the state
+        read."""
         v1 = meta.root().bucket(b"v1")
         if v1 is None:
             raise ShapeError("meta.db has no v1 bucket")
@@ -439,11 +492,13 @@ class ContainerdReader:
         if ns is None:
             self.store.note("missing", self.ctd.join(*META_DB), "namespace %s is not in containerd's metadata"
                             % self.parts.namespace)
-            return
+            return meta.meta
         self.read_images(ns)
-        self.read_blobs(ns)
         self.read_snapshots(ns)
         self.parts.task_containers = _keys(ns.bucket(b"containers"))
+        if not self.blobs_apart:  # last: the findings of those read apart are put back after all the others
+            self.take_blobs(self.read_blobs(ns))
+        return meta.meta
 
     def read_lease(self, namespace: str, lease_id: str, record: Bucket) -> None:
         lease = Lease(id=lease_id, namespace=namespace, created=go_time(record.value(b"createdat")),
@@ -477,11 +532,12 @@ class ContainerdReader:
                 created=go_time(record.value(b"createdat")), updated=go_time(record.value(b"updatedat")),
                 labels=_labels(record))
 
-    def read_blobs(self, ns: Bucket) -> None:
+    def read_blobs(self, ns: Bucket) -> BlobRecords:
+        found = BlobRecords(state=ns.db.meta)
         blobs = ns.bucket(b"content", b"blob")
         for digest_raw, record in (blobs.items() if blobs else ()):
             text = digest_raw.decode("utf-8", "replace")
-            self.parts.records_any_namespace.add(text)
+            found.recorded.add(text)
             try:
                 digest = parse_digest(text, "content digest")
             except InvalidId as exc:
@@ -494,7 +550,24 @@ class ContainerdReader:
             except ShapeError as exc:
                 self.store.note("invalid", self.ctd.join(*META_DB), "blob %s: %s" % (digest, exc))
                 size = 0
-            self.parts.blobs[digest] = Blob(digest, size, _labels(record), go_time(record.value(b"createdat")))
+            found.blobs[digest] = Blob(digest, size, _labels(record), go_time(record.value(b"createdat")))
+        return found
+
+    def take_blobs(self, found: BlobRecords) -> None:
+        self.parts.blobs = found.blobs
+        self.parts.records_any_namespace |= found.recorded
+
+    def read_blobs_apart(self) -> BlobRecords:
+        """The namespace's content records, read by themselves from meta.db (see ``load``); not read (no
+        state) when meta.db cannot be read once: ``load_meta`` reads it again and says why."""
+        def read(meta: BoltFile) -> BlobRecords:
+            ns = meta.root().bucket(b"v1", self.namespace)
+            return self.read_blobs(ns) if ns is not None else BlobRecords(state=meta.meta)
+
+        try:
+            return self.read_steadily(META_DB, read, ())
+        except (OSError, BoltError, ShapeError):
+            return BlobRecords()
 
     def read_snapshots(self, ns: Bucket) -> None:
         snapshots = ns.bucket(b"snapshots", SNAPSHOTTER.encode())

@@ -19,7 +19,7 @@ def test_the_answers_are_the_same_when_the_work_is_shared_out_among_processes(st
     monkeypatch.setattr(_parallel, "available_cpus", lambda: 3)
     monkeypatch.setattr(_store, "ENTRIES_PER_WORKER", 2)  # three processes even for a directory of six entries
     monkeypatch.setattr(_store, "ORPHANS_ASIDE_LAYERS", 1)  # and the orphans classified beside the facts
-    monkeypatch.setattr(_containerd, "SECOND_PROCESS_BYTES", 0)  # and the snapshotter's database beside meta.db
+    monkeypatch.setattr(_containerd, "SECOND_PROCESS_BYTES", 0)  # and meta.db's content records beside the rest
     forked = []
     real_map = _parallel.map_chunks
 
@@ -31,7 +31,7 @@ def test_the_answers_are_the_same_when_the_work_is_shared_out_among_processes(st
     monkeypatch.setattr(_parallel, "map_chunks", counting_map)  # what beside() runs
     assert compare(store, write=False)
     if store == "containerd":
-        assert forked.count(2) >= 2  # its two databases, and the facts and the orphans
+        assert forked.count(2) >= 2  # meta.db read by two, and the facts and the orphans
     else:
         assert forked and max(forked) == 3
         assert 2 in forked  # the facts and the orphans

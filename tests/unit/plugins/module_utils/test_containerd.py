@@ -8,6 +8,7 @@ pinned on them; that their shape is the engine's is the first test here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
 import json
@@ -17,8 +18,10 @@ import time
 
 import pytest
 
+from ansible_collections.strata.overlay2.plugins.module_utils import _containerd, _parallel
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+    BlobRecords,
     ContainerdReader,
     SnapshotUsage,
     familiar,
@@ -311,6 +314,108 @@ def rewrite_without_image(synthetic, name):
                                for d, (data, labels) in synthetic.blobs.items()}},
         b"snapshots": {b"overlayfs": {key.encode(): synthetic.snapshot_record(key) for key in synthetic.snapshots}},
     }}}
+
+
+# -- meta.db's content records read apart ------------------------------------------------------------------
+def store_with_notes_everywhere(root):
+    """A small store with findings in meta.db's images and content records and in the snapshotter's database,
+    so the order in which they are reported shows where each part's findings went."""
+    synthetic = small_store(root)
+    tree = rewrite_without_image(synthetic, "none")
+    ns = tree[b"v1"][b"moby"]
+    ns[b"images"][b"docker.io/library/flat:1"] = b"not a bucket"
+    ns[b"images"][b"docker.io/library/aimless:1"] = {b"createdat": ctdstore.go_time(ctdstore.EPOCH)}
+    ns[b"content"][b"blob"][b"sha256:not-a-digest"] = {b"size": ctdstore.varint(1)}
+    ns[b"content"][b"blob"][("sha256:" + "0" * 64).encode()] = {b"size": b"\xff"}  # a varint cut short
+    ctdstore.write_bolt(os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db"), tree)
+    backend = {synthetic.backend_key(key).encode(): synthetic.backend_record(key) for key in synthetic.snapshots}
+    backend[b"moby/9999/idless"] = {b"kind": b"\x03"}
+    ctdstore.write_bolt(os.path.join(synthetic.ctd_root, SNAPSHOTTER, "metadata.db"),
+                        {b"v1": {b"snapshots": backend}})
+    return synthetic
+
+
+def everything_said(store):
+    return ([finding.as_dict() for finding in store.findings], [record.code for record in store.damaged],
+            json.dumps(gather(store), sort_keys=True))
+
+
+def blobs_apart(monkeypatch):
+    """Loads from here on read meta.db's content records in a second process; ``forks`` counts the reads."""
+    monkeypatch.setattr(_parallel, "available_cpus", lambda: 2)
+    monkeypatch.setattr(_containerd, "SECOND_PROCESS_BYTES", 0)
+    forks = []
+    beside = _containerd.beside
+
+    def counting_beside(here, elsewhere, apart):
+        forks.append(apart)
+        return beside(here, elsewhere, apart)
+
+    monkeypatch.setattr(_containerd, "beside", counting_beside)
+    return forks
+
+
+def test_content_records_read_apart_are_reported_where_one_pass_reports_them(tmp_path, monkeypatch):
+    store_with_notes_everywhere(str(tmp_path))
+    one_pass = load_store(str(tmp_path))
+    assert one_pass.containerd.blobs and "sha256:not-a-digest" in one_pass.containerd.records_any_namespace
+    said = [(os.path.basename(finding.path.split(":")[0]), finding.message[:12]) for finding in one_pass.findings]
+    assert said == [("meta.db", "has no targe"), ("meta.db", "is not a buc"),  # images, content records, then
+                    ("meta.db", "blob sha256:"), ("meta.db", "content dige"),  # the snapshotter's
+                    ("metadata.db", "not a varint")]
+    forks = blobs_apart(monkeypatch)
+    apart = load_store(str(tmp_path))
+    assert forks == [True]
+    assert everything_said(apart) == everything_said(one_pass)
+    assert apart.containerd.blobs == one_pass.containerd.blobs
+    assert apart.containerd.records_any_namespace == one_pass.containerd.records_any_namespace
+
+
+@pytest.mark.parametrize("read_apart", ["from_another_state", "not_at_all"])
+def test_content_records_read_from_another_state_of_meta_db_are_not_mixed_in(tmp_path, monkeypatch, read_apart):
+    """A commit between the two reads (or a read that failed) and meta.db is read again here, all of it in the
+    later state: nothing the child found is taken, not even its findings, and nothing of the earlier state."""
+    synthetic = store_with_notes_everywhere(str(tmp_path))
+    blobs_apart(monkeypatch)
+    read_blobs_apart = ContainerdReader.read_blobs_apart
+    meta_reads = []
+    load_meta = ContainerdReader.load_meta
+
+    def then_an_image_is_removed(reader):
+        meta_reads.append(reader.blobs_apart)
+        load_meta(reader)
+        if len(meta_reads) == 1:
+            tree = rewrite_without_image(synthetic, "docker.io/library/app:1")
+            ctdstore.write_bolt(os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db"), tree)
+
+    def elsewhere_and_earlier(reader):
+        found = read_blobs_apart(reader)
+        reader.store.note("invalid", "/from/the/child", "a finding of the other state")
+        state = None if read_apart == "not_at_all" else dataclasses.replace(found.state, txid=found.state.txid - 1)
+        bogus = _containerd.Blob("sha256:" + "e" * 64, 1)
+        return BlobRecords(state, {bogus.digest: bogus}, {bogus.digest})
+
+    monkeypatch.setattr(ContainerdReader, "read_blobs_apart", elsewhere_and_earlier)
+    monkeypatch.setattr(ContainerdReader, "load_meta", then_an_image_is_removed)
+    again = load_store(str(tmp_path))
+    assert meta_reads == [True, False]
+    monkeypatch.undo()
+    later = load_store(str(tmp_path))
+    assert "docker.io/library/app:1" not in later.containerd.image_records
+    assert everything_said(again) == everything_said(later)
+    assert "sha256:" + "e" * 64 not in again.containerd.records_any_namespace
+
+
+def test_an_unreadable_meta_db_says_so_once_when_its_content_records_are_read_apart(tmp_path, monkeypatch):
+    synthetic = small_store(str(tmp_path))
+    with open(os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db"), "r+b") as handle:
+        handle.truncate(4096)
+    one_pass = load_store(str(tmp_path))
+    assert [record.code for record in one_pass.damaged] == ["containerd_meta"]
+    forks = blobs_apart(monkeypatch)
+    apart = load_store(str(tmp_path))
+    assert forks == [True] and everything_said(apart) == everything_said(one_pass)
+    assert not apart.containerd.blobs and not apart.containerd.records_any_namespace
 
 
 # -- hostile stores ----------------------------------------------------------------------------------------
