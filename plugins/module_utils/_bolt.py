@@ -34,7 +34,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 MAGIC = 0xED0CDAED
 VERSION = 2
@@ -143,26 +143,42 @@ def read_steadily(open_db: Callable[[], "BoltFile"], read: Callable[["BoltFile"]
     it finds is the database's; from the third read on, a short pause comes first. ``undo()`` takes back
     what a discarded read did.
     """
-    name = "bolt database"
+    return read_together_steadily([open_db], lambda databases: read(databases[0]), undo, attempts)
+
+
+def read_together_steadily(open_each: Sequence[Callable[[], "BoltFile"]],
+                           read: Callable[[List["BoltFile"]], Result], undo: Callable[[], None] = lambda: None,
+                           attempts: int = READ_ATTEMPTS) -> Result:
+    """``read(databases)`` over one committed state of each database, as ``read_steadily`` reads one: the
+    databases are opened in order (an error opening one is raised, those opened before are closed), and a
+    read that a commit to any of them overlapped is done again. The states are each database's own: bbolt
+    has no transaction across files."""
+    names = "bolt databases"
     for attempt in range(attempts):
         if attempt > 1:
             time.sleep(RETRY_PAUSE * 4 ** (attempt - 2))  # out of a burst of commits
-        with open_db() as live:
-            name = live.name
-            db = live if attempt == 0 else live.steady_copy()
-            if db is None:
-                continue
+        lives = []  # type: List[BoltFile]
+        try:
+            for open_db in open_each:
+                lives.append(open_db())
+            names = ", ".join(live.name for live in lives)
+            copies = [live.steady_copy() for live in lives] if attempt else []
+            if any(copy is None for copy in copies):
+                continue  # a commit overlapped a copy: nothing was read
             try:
-                result = read(db)
+                result = read(copies or lives)
             except Exception:  # pylint: disable=broad-except  # judged below: raised again unless torn
-                if db is not live or not live.changed_since_open():
+                if copies or not any(live.changed_since_open() for live in lives):
                     raise
             else:
-                if db is not live or not live.changed_since_open():
+                if copies or not any(live.changed_since_open() for live in lives):
                     return result
+        finally:
+            for live in lives:
+                live.close()
         undo()
     raise BusyDatabase("%s changed while it was read, %d times in a row (its owner is busy writing it); "
-                       "read it again later" % (name, attempts))
+                       "read it again later" % (names, attempts))
 
 
 class BoltFile:

@@ -28,11 +28,17 @@ from __future__ import annotations
 
 import errno
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import READ_ATTEMPTS, RETRY_PAUSE, BoltError, BoltFile, Bucket
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+    READ_ATTEMPTS,
+    BoltError,
+    BoltFile,
+    Bucket,
+    BusyDatabase,
+    read_together_steadily,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_buildkit_id, is_cache_id, is_hex64, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
 
@@ -46,6 +52,15 @@ MAX_SNAPSHOT_DEPTH = 1024  # parents followed from one root; a real build cache 
 
 class ShapeError(Exception):
     """A database read fine but holds something this reader does not know how to interpret."""
+
+
+class Unopenable(Exception):
+    """One of the databases could not be opened (``path``: which one)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__("%s: %s" % (path, reason))
+        self.path = path
+        self.reason = reason
 
 
 @dataclass
@@ -70,56 +85,28 @@ def read_ownership(root: SafeDir) -> Ownership:
             return Ownership(ABSENT, path)
         return Ownership(UNKNOWN, path, "%s: %s" % (path, describe_os_error(exc)), path)
     with directory:
-        for attempt in range(READ_ATTEMPTS):
-            if attempt > 1:
-                time.sleep(RETRY_PAUSE * 4 ** (attempt - 2))  # out of a burst of commits
-            ownership, steady = _read_once(directory, path, copy=attempt > 0)
-            if steady:
-                return ownership
-    return Ownership(UNKNOWN, path, "%s changed while it was read, %d times in a row (BuildKit is busy writing "
-                     "it); read it again later" % (path, READ_ATTEMPTS), path)
-
-
-def _read_once(directory: SafeDir, path: str, copy: bool) -> Tuple[Ownership, bool]:
-    """The ownership read from both databases, and whether that read holds: neither was committed to while
-    it was read through its mapping, or (``copy``) each was read from a copy of one committed state (see
-    ``_bolt.read_steadily``; BuildKit may be writing them)."""
-    databases = {}  # type: Dict[str, BoltFile]
-    try:
-        return _resolve_once(directory, path, copy, databases)
-    finally:
-        for database in databases.values():
-            database.close()
-
-
-def _resolve_once(directory: SafeDir, path: str, copy: bool, databases: Dict[str, BoltFile]) -> Tuple[Ownership, bool]:
-    culprit = path
-    try:
-        for name in DATABASES:
-            culprit = directory.join(name)
-            databases[name] = _open(directory, name)
-            if copy:
-                steady = databases[name].steady_copy()
-                if steady is None:  # a commit overlapped the copy
-                    return Ownership(UNKNOWN, path, "", culprit), False
-                databases[name].close()
-                databases[name] = steady
-        culprit = path
-        ownership = _resolve(path, databases)
-    except (BoltError, ShapeError) as exc:
-        ownership = Ownership(UNKNOWN, path, "%s: %s" % (culprit, exc), culprit)
-    except OSError as exc:
-        ownership = Ownership(UNKNOWN, path, "%s: %s" % (culprit, describe_os_error(exc)), culprit)
-    return ownership, copy or not any(database.changed_since_open() for database in databases.values())
+        try:
+            return read_together_steadily([lambda name=name: _open(directory, name) for name in DATABASES],
+                                          lambda databases: _resolve(path, dict(zip(DATABASES, databases))))
+        except Unopenable as exc:
+            return Ownership(UNKNOWN, path, "%s: %s" % (exc.path, exc.reason), exc.path)
+        except BusyDatabase:
+            return Ownership(UNKNOWN, path, "%s changed while it was read, %d times in a row (BuildKit is busy "
+                             "writing it); read it again later" % (path, READ_ATTEMPTS), path)
+        except (BoltError, ShapeError) as exc:
+            return Ownership(UNKNOWN, path, "%s: %s" % (path, exc), path)
 
 
 def _open(directory: SafeDir, name: str) -> BoltFile:
+    path = directory.join(name)
     try:
-        return BoltFile.open_at(directory.fd, name, directory.join(name))
+        return BoltFile.open_at(directory.fd, name, path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            raise ShapeError("missing while BuildKit state exists (buildkit/ is there)") from exc
-        raise
+            raise Unopenable(path, "missing while BuildKit state exists (buildkit/ is there)") from exc
+        raise Unopenable(path, describe_os_error(exc)) from exc
+    except BoltError as exc:
+        raise Unopenable(path, str(exc)) from exc
 
 
 def _resolve(path: str, databases: Dict[str, BoltFile]) -> Ownership:

@@ -20,6 +20,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     PAGE_HEADER,
     fnv1a64,
     read_steadily,
+    read_together_steadily,
 )
 from devtools.boltwriter import bolt_bytes
 
@@ -301,6 +302,29 @@ def test_a_database_that_changes_under_every_read_is_busy_not_read(tmp_path, mon
     monkeypatch.setattr(BoltFile, "steady_copy", lambda self: None)  # a commit during every copy, too
     with pytest.raises(BusyDatabase, match="changed while it was read, 5 times in a row"):
         read_steadily(owner.open, read)
+
+
+def test_databases_read_together_are_read_again_when_any_of_them_was_committed_to(tmp_path):
+    first, second, seen = Owner(str(tmp_path / "a.db")), Owner(str(tmp_path / "b.db")), []
+
+    def read(databases):
+        seen.append([value_of(db) for db in databases])
+        if len(seen) == 1:
+            second.commit(b"second")
+        return seen[-1]
+
+    assert read_together_steadily([first.open, second.open], read) == [b"first", b"second"]
+    assert seen == [[b"first", b"first"], [b"first", b"second"]]
+
+
+def test_databases_opened_before_one_that_cannot_be_are_closed(tmp_path, monkeypatch):
+    owner, closed = Owner(str(tmp_path / "a.db")), []
+    close = BoltFile.close
+    monkeypatch.setattr(BoltFile, "close", lambda self: (closed.append(self.name), close(self)))
+    with pytest.raises(FileNotFoundError):
+        read_together_steadily([owner.open, Owner(str(tmp_path / "b.db")).open,
+                                lambda: os.open(str(tmp_path / "gone.db"), os.O_RDONLY)], lambda databases: None)
+    assert closed == [owner.path, str(tmp_path / "b.db")]
 
 
 def test_a_steady_copy_is_the_state_committed_when_it_was_taken(tmp_path):

@@ -8,11 +8,13 @@ import shutil
 
 import pytest
 
+from ansible_collections.strata.overlay2.plugins.module_utils import _bolt, _buildkit
+from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
 from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from devtools.boltwriter import write_buildkit
+from devtools.boltwriter import bolt_bytes, write_buildkit
 from devtools.synthstore import file, write
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
@@ -48,6 +50,34 @@ def test_a_database_missing_beside_the_others_makes_ownership_unknown(tmp_path, 
     os.unlink(os.path.join(directory, missing))
     ownership = ownership_of(str(tmp_path))
     assert ownership.state == UNKNOWN and ownership.culprit == os.path.join(directory, missing)
+
+
+def test_a_commit_while_the_databases_are_read_has_them_read_again_and_the_later_state_counts(
+        tmp_path, monkeypatch):
+    directory = write_buildkit(str(tmp_path), {RUN1: [RUN1]}, {RUN1: {}}, {RUN1: {"committed": GRAPH1}})
+    resolve, reads = _buildkit._resolve, []
+
+    def buildkit_commits_during_the_first_read(path, databases):
+        reads.append(path)
+        if len(reads) == 1:  # in place, as bbolt writes: the mapping being read shows it
+            with open(os.path.join(directory, "snapshots.db"), "r+b") as handle:
+                handle.write(bolt_bytes({RUN1.encode(): {b"committed": GRAPH2.encode()}}, txid=4))
+        return resolve(path, databases)
+
+    monkeypatch.setattr(_buildkit, "_resolve", buildkit_commits_during_the_first_read)
+    ownership = ownership_of(str(tmp_path))
+    assert len(reads) == 2 and ownership.state == READ and ownership.dirs == {GRAPH2}
+
+
+def test_databases_committed_to_during_every_read_are_unknown_because_buildkit_is_busy(tmp_path, monkeypatch):
+    write_buildkit(str(tmp_path), {RUN1: [RUN1]}, {RUN1: {}}, {RUN1: {"committed": GRAPH1}})
+    monkeypatch.setattr(_bolt, "RETRY_PAUSE", 0)
+    monkeypatch.setattr(BoltFile, "changed_since_open", lambda self: True)
+    monkeypatch.setattr(BoltFile, "steady_copy", lambda self: None)  # a commit during every copy, too
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == UNKNOWN and not ownership.dirs
+    assert ownership.reason.endswith("buildkit changed while it was read, 5 times in a row (BuildKit is busy "
+                                     "writing it); read it again later")
 
 
 def test_leases_and_live_records_are_roots_resolved_through_snapshots(tmp_path):
