@@ -310,7 +310,7 @@ def _leaf_headers(count: int) -> struct.Struct:
 class Bucket:
     """A bucket: keys in order, each with a bytes value or a nested ``Bucket``."""
 
-    __slots__ = ("db", "root_page", "inline", "path", "_inline_keys")
+    __slots__ = ("db", "root_page", "inline", "path", "_one_leaf")
 
     def __init__(self, db: BoltFile, root: int, inline: Optional[bytes], path: Tuple[bytes, ...]) -> None:
         if len(path) > MAX_NESTING:
@@ -319,7 +319,8 @@ class Bucket:
         self.root_page = root
         self.inline = inline
         self.path = path
-        self._inline_keys = None  # type: Optional[Dict[bytes, Value]]  # an inline bucket's keys, read once
+        # the keys of a bucket held in one leaf (inline, or a root page that is a leaf), once a look-up read them
+        self._one_leaf = None  # type: Optional[Dict[bytes, Value]]
 
     @property
     def name(self) -> str:
@@ -450,9 +451,9 @@ class Bucket:
         """The value or bucket under ``key``, or None; a binary search down the tree to a leaf, whose keys
         are read (and checked, all of them) once."""
         if self.inline is not None:
-            if self._inline_keys is None:
-                self._inline_keys = _first_of_each(self._leaf_items(self.inline, self._inline_what))
-            return self._inline_keys.get(key)
+            if self._one_leaf is None:
+                self._one_leaf = _first_of_each(self._leaf_items(self.inline, self._inline_what))
+            return self._one_leaf.get(key)
         seen = set()
         page_id = self.root_page
         while True:
@@ -460,16 +461,18 @@ class Bucket:
                 raise BoltError("%s: the search for %r loops or is too deep" % (self._where(), key))
             seen.add(page_id)
             leaf = self.db.leaves.get(page_id)
+            if leaf is None:
+                page = self.db.page(page_id, self._where)
+                flags = PAGE_HEADER.unpack_from(page, 0)[1]
+                if flags & LEAF_PAGE:
+                    leaf = self.db.leaves[page_id] = _first_of_each(self._leaf_items(page, self._page_what(page_id)))
+                elif not flags & BRANCH_PAGE:
+                    raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
+                                    % (self._where(), page_id, flags))
             if leaf is not None:
+                if page_id == self.root_page:  # a bucket of one leaf: its later look-ups need no search
+                    self._one_leaf = leaf
                 return leaf.get(key)
-            page = self.db.page(page_id, self._where)
-            flags = PAGE_HEADER.unpack_from(page, 0)[1]
-            if flags & LEAF_PAGE:
-                leaf = self.db.leaves[page_id] = _first_of_each(self._leaf_items(page, self._page_what(page_id)))
-                return leaf.get(key)
-            if not flags & BRANCH_PAGE:
-                raise BoltError("%s: page %d is neither a branch nor a leaf (flags %#x)"
-                                % (self._where(), page_id, flags))
             elements = self._branch_elements(page, page_id)
             if not elements:
                 return None
@@ -486,7 +489,7 @@ class Bucket:
         """A nested bucket by path, or None where a name is missing; a plain value there is an error."""
         current = self
         for name in names:
-            known = current._inline_keys  # an inline bucket read before: no search
+            known = current._one_leaf  # a bucket of one leaf read before: no search
             value = current.get(name) if known is None else known.get(name)
             if value is None:
                 return None
@@ -497,7 +500,7 @@ class Bucket:
 
     def value(self, key: bytes) -> Optional[bytes]:
         """A plain value, or None when absent; a bucket there is an error."""
-        known = self._inline_keys  # an inline bucket read before: no search
+        known = self._one_leaf  # a bucket of one leaf read before: no search
         found = self.get(key) if known is None else known.get(key)
         if found.__class__ is Bucket:
             raise BoltError("%s: %r is a bucket, not a value" % (self._where(), key))

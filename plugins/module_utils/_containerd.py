@@ -371,6 +371,7 @@ class ContainerdReader:
         store.containerd = self.parts
         self.namespace = namespace.encode()
         self.blob_dir = None  # type: Optional[SafeDir]  # the content store's blobs/sha256, opened once
+        self.read_ahead = {}  # type: Dict[str, dict]  # blobs parsed before they are asked for (see ``load``)
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
         self.blobs_apart = False  # meta.db's content records read by themselves (see ``load``)
         self.meta_state = None  # type: Optional[Meta]  # the state of meta.db read; None: it could not be read
@@ -381,27 +382,33 @@ class ContainerdReader:
                                     for listing, names in LISTINGS.items()}
         # where it pays, a child reads meta.db's content records meanwhile (about half the work of the two)
         self.blobs_apart = self.worth_a_second_process()
-        if self.blobs_apart:
-            backend, blobs = beside(self.load_databases, lambda: self.store.set_aside(self.read_blobs_apart), True)
-            self.take_blobs_read_apart(*blobs)
-        else:
-            backend = self.load_databases()
-        self.parts.backend = backend[0]
-        self.store.put_back(backend[1])  # after meta.db's findings, where one pass puts them
-        self.join_snapshots()
-        self.list_files()
-        self.check_snapshot_dirs()
         try:
+            if self.blobs_apart:
+                backend, blobs = beside(self.load_databases, lambda: self.store.set_aside(self.read_blobs_apart),
+                                        True)
+                self.take_blobs_read_apart(*blobs)
+            else:
+                backend = self.load_databases()
+            self.parts.backend = backend[0]
+            self.store.put_back(backend[1])  # after meta.db's findings, where one pass puts them
+            self.join_snapshots()
+            self.list_files()
+            self.check_snapshot_dirs()
             self.load_images()
         finally:
+            self.read_ahead.clear()
             if self.blob_dir is not None:
                 self.blob_dir.close()
         self.load_containers()
 
     def load_databases(self) -> Tuple[Dict[str, BackendSnapshot], Notes]:
-        """meta.db, then the snapshotter's database with its findings set aside."""
+        """meta.db, then the snapshotter's database with its findings set aside; with the content records
+        read apart, the images' blobs are read ahead meanwhile."""
         self.load_meta()
-        return self.store.set_aside(self.load_backend)
+        backend = self.store.set_aside(self.load_backend)
+        if self.blobs_apart:
+            self.read_image_blobs_ahead()
+        return backend
 
     def take_blobs_read_apart(self, blobs: BlobRecords, notes: Notes) -> None:
         """The content records read apart, where one pass puts them, when they come from the state of meta.db
@@ -676,25 +683,54 @@ class ContainerdReader:
             return []
 
     def read_blob_json(self, digest: str) -> Optional[dict]:
+        """An index, manifest or config blob, parsed (once); None, and a finding, when it cannot be."""
         cached = self.parts.blob_json.get(digest)
         if cached is not None:
             return cached
-        path = self.parts.blob_path(digest)
-        try:
-            if self.blob_dir is None:
-                self.blob_dir = self.ctd.subdir(CONTENT_DIR, "blobs", "sha256")
-            raw = self.blob_dir.read_bytes(hex_of(digest), BLOB_LIMIT)
-            value = json.loads(raw.decode("utf-8"))
-            if not isinstance(value, dict):
-                raise ValueError("not a JSON object")
-        except OSError as exc:
-            self.store.note("missing" if exc.errno == errno.ENOENT else "unreadable", path, describe_os_error(exc))
-            return None
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.store.note("invalid", path, "not a JSON document: %s" % shorten(str(exc)))
-            return None
+        value = self.read_ahead.pop(digest, None)
+        if value is None:
+            path = self.parts.blob_path(digest)
+            try:
+                value = self.parse_blob(digest)
+            except OSError as exc:
+                kind = "missing" if exc.errno == errno.ENOENT else "unreadable"
+                self.store.note(kind, path, describe_os_error(exc))
+                return None
+            except (ValueError, UnicodeDecodeError) as exc:
+                self.store.note("invalid", path, "not a JSON document: %s" % shorten(str(exc)))
+                return None
         self.parts.blob_json[digest] = value
         return value
+
+    def parse_blob(self, digest: str) -> dict:
+        if self.blob_dir is None:
+            self.blob_dir = self.ctd.subdir(CONTENT_DIR, "blobs", "sha256")
+        value = json.loads(self.blob_dir.read_bytes(hex_of(digest), BLOB_LIMIT).decode("utf-8"))
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+
+    def read_image_blobs_ahead(self) -> None:
+        """Every image's index, manifests and config parsed into ``read_ahead``, quietly, while the child
+        reads the content records; ``read_blob_json`` takes them from there, and reads again (saying what is
+        wrong) any that is not there. A blob's content is its digest's, so when it was read does not matter."""
+        pending = sorted({record.target for record in self.parts.image_records.values()}, reverse=True)
+        seen = set(pending)
+        while pending:
+            digest = pending.pop()
+            try:
+                document = self.read_ahead[digest] = self.parse_blob(digest)
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            for entry in list(document.get("manifests") or []) + [document.get("config")]:
+                if isinstance(entry, dict):
+                    try:
+                        found = parse_digest(str(entry.get("digest")), "digest")
+                    except InvalidId:
+                        continue
+                    if found not in seen:
+                        seen.add(found)
+                        pending.append(found)
 
     # -- images ---------------------------------------------------------------------------------------------
     def load_images(self) -> None:

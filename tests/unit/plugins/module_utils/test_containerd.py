@@ -406,6 +406,29 @@ def test_content_records_read_from_another_state_of_meta_db_are_not_mixed_in(tmp
     assert "sha256:" + "e" * 64 not in again.containerd.records_any_namespace
 
 
+def test_image_blobs_read_ahead_are_quiet_and_only_those_asked_for_are_kept(tmp_path, monkeypatch):
+    """While the child reads the content records, this process parses the images' blobs ahead: a broken or
+    missing one is still reported once, where one pass reports it, and nothing read ahead is kept unasked."""
+    synthetic = small_store(str(tmp_path))
+    base, app = synthetic.images
+    blobs = os.path.join(synthetic.ctd_root, CONTENT, "blobs", "sha256")
+    with open(os.path.join(blobs, app.config_digest[7:]), "wb") as handle:
+        handle.write(b"{not json")
+    os.unlink(os.path.join(blobs, base.target[7:]))
+    one_pass = load_store(str(tmp_path))
+    assert sorted(finding.kind for finding in one_pass.findings) == ["invalid", "missing", "missing"]  # + the image
+    forks = blobs_apart(monkeypatch)
+    asked = []
+    parse_blob = ContainerdReader.parse_blob
+    monkeypatch.setattr(ContainerdReader, "parse_blob", lambda reader, digest: asked.append(digest) or
+                        parse_blob(reader, digest))
+    apart = load_store(str(tmp_path))
+    assert forks == [True] and everything_said(apart) == everything_said(one_pass)
+    assert apart.containerd.blob_json.keys() == one_pass.containerd.blob_json.keys()
+    assert sorted(asked) == sorted([app.target, app.config_digest, base.target,  # ahead: each once; then again
+                                    app.config_digest, base.target])  # those that failed, to say why
+
+
 def test_an_unreadable_meta_db_says_so_once_when_its_content_records_are_read_apart(tmp_path, monkeypatch):
     synthetic = small_store(str(tmp_path))
     with open(os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db"), "r+b") as handle:
