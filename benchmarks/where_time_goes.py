@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -114,6 +115,8 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
             samples.setdefault("load (all phases)", []).append(loaded - started)
             samples.setdefault("joins, shaping and orphans", []).append(done - loaded)
             samples.setdefault("facts core", []).append(done - started)
+            del store
+            gc.collect()
     per_run = {PHASES.get(name, name): values[-repeat:] for name, values in samples.items()}
     medians = {name: statistics.median(values) for name, values in per_run.items()}
     with one_process():
@@ -123,11 +126,12 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
 
 def containerd_phase_times(root: str, repeat: int) -> Dict[str, float]:
     """Median wall seconds of each phase of one facts run on a containerd store, in one process (so that the
-    phases add up), and of the facts core as the module runs it (the snapshotter's database and the orphans in
-    a second process), the two runs taken in turn so that both meet the same machine."""
+    phases add up), and of the facts core as the module runs it (meta.db's content records and the orphans in a
+    second process), the two runs taken in turn so that both meet the same machine."""
     samples = {}  # type: Dict[str, List[float]]
     as_module = "facts core as the module runs it (%d CPUs)" % _parallel.available_cpus()
     for _attempt in range(repeat + 1):
+        gc.collect()  # each run starts with the last one's store gone, so that both meet the same heap
         with one_process(), timing(_containerd.ContainerdReader, CONTAINERD_PHASES, samples):
             started = time.perf_counter()
             store = load_store(root)
@@ -136,6 +140,8 @@ def containerd_phase_times(root: str, repeat: int) -> Dict[str, float]:
             shaped = time.perf_counter()
             classify_containerd(store)
             done = time.perf_counter()
+        del store
+        gc.collect()
         samples.setdefault("load (all phases)", []).append(loaded - started)
         samples.setdefault("shaping: images, layers, containers, sizes", []).append(shaped - loaded)
         samples.setdefault("orphan classification", []).append(done - shaped)
