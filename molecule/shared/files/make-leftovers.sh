@@ -58,6 +58,14 @@ if ! [ -d /var/lib/docker/image/overlay2 ]; then
     done
     restart
     wait "$loader" || true
+    # A snapshot removal makes containerd's GC delete every snapshots/* entry the snapshotter has no record
+    # of, and the restart may have set one off (the crashed load's snapshots). Set one off here and wait for
+    # it to take a probe directory, so that the leftovers below come after it and stay.
+    probe="$snapshots/new-strata-probe"
+    mkdir -p "$probe"
+    docker rm "$(docker create strata/base:1.0 true)" >/dev/null
+    for _ in $(seq 1 100); do [ -d "$probe" ] || break; sleep 0.2; done
+    rm -rf "$probe"
     for dir in "$snapshots/new-2611291" "$snapshots/999999" "$ingest/$(printf strata | sha256sum | cut -c1-64)"; do
         mkdir -p "$dir/fs"
         head -c 1048576 /dev/urandom > "$dir/fs/data"
