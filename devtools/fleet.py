@@ -138,6 +138,53 @@ def ensure_image(engine: Engine, suite: str) -> str:
     return tag
 
 
+# Lines of Ansible's and Molecule's output that say what failed. CI keeps only the end of a long log, so a
+# failed run repeats them at its end.
+FAILURE_MARKS = ("fatal: [", "failed: [", "UNREACHABLE!", "ERROR!", "[ERROR]")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+LOG = os.path.join(REPO, "tests", "output", "fleet.log")
+
+
+def failure_digest(lines: List[str], limit: int = 40, width: int = 1500) -> List[str]:
+    """The failed tasks in ``lines`` (Ansible output): each failure line after the task it ended."""
+    digest: List[str] = []
+    task = ""
+    for raw in lines:
+        line = ANSI.sub("", raw).strip(" \n\u2502")
+        if line.startswith(("TASK [", "PLAY [")):
+            task = line.rstrip("* ")
+        elif line == "...ignoring" and digest and digest[-1] != task:
+            digest.pop()  # Ansible prints it under the failure it ignores
+            if digest and digest[-1] == task:
+                digest.pop()
+        elif any(mark in line for mark in FAILURE_MARKS):
+            if task and task not in digest:
+                digest.append(task)
+            digest.append(line[:width] + (" ..." if len(line) > width else ""))
+    return digest[-limit:]
+
+
+def run_logged(command: List[str], env: Dict[str, str], log_path: str = LOG) -> int:
+    """Run ``command`` with its output shown and kept in ``log_path``; on failure, repeat what failed."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "w", encoding="utf-8", errors="replace") as log, \
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             encoding="utf-8", errors="replace") as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            log.write(line)
+    if process.returncode != 0:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            digest = failure_digest(log.readlines())
+        print("fleet: the command failed (rc=%d); what failed, from %s:" % (process.returncode, log_path))
+        for line in digest or ["(no failed task in the output)"]:
+            print("fleet:   " + line)
+        sys.stdout.flush()
+    return process.returncode
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -153,7 +200,7 @@ def run(command: List[str], base: Optional[str], suites: List[str]) -> int:
             ensure_image(engine, suite)
         env = engine.env
         env["STRATA_FLEET_SUITES"] = ",".join(suites)
-        return subprocess.run(command, env=env, check=False).returncode
+        return run_logged(command, env)
     finally:
         engine.destroy()
 

@@ -7,7 +7,7 @@ import json
 import os
 import random
 import shutil
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd
@@ -143,6 +143,39 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return data + bytes(rng.randrange(256) for _byte in range(rng.randrange(1, 50)))
 
 
+# JSON documents: any value may be swapped for one of another type (a parser must check every type it meets)
+JSON_KINDS = ("image config", "repositories.json", "config.v2.json", "manifest or config blob",
+              "container config.v2.json")
+WRONG_VALUES = (None, True, -1, 5, 1.5, "", "../../etc/passwd", [], [5], {}, {"digest": 5})
+JsonPath = Tuple[Union[str, int], ...]
+
+
+def json_paths(value: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
+    """Every position in a JSON value (the document itself excluded), depth first."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield path + (key,)
+        yield from json_paths(child, path + (key,))
+
+
+def replaced(document: Any, path: JsonPath, new: Any) -> Any:
+    """A copy of ``document`` with the value at ``path`` replaced by ``new``."""
+    copy = json.loads(json.dumps(document))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return copy
+
+
+def swap_a_json_value(data: bytes, rng: random.Random) -> bytes:
+    document = json.loads(data)
+    paths = list(json_paths(document))
+    if not paths:
+        return json.dumps(rng.choice(WRONG_VALUES)).encode()
+    return json.dumps(replaced(document, rng.choice(paths), rng.choice(WRONG_VALUES))).encode()
+
+
 def mutate_file(path: str, kind: str, rng: random.Random) -> None:
     with open(path, "rb") as handle:
         data = handle.read()
@@ -162,6 +195,8 @@ def mutate_file(path: str, kind: str, rng: random.Random) -> None:
         if raw:
             raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
         data = gzip.compress(bytes(raw), mtime=0)
+    elif kind in JSON_KINDS and rng.random() < 0.5:
+        data = swap_a_json_value(data, rng)
     elif kind in BOLT_KINDS and rng.random() < 0.7:  # flips inside pages reach the page parsers
         flipped = bytearray(data)
         for _flip in range(rng.randrange(1, 9)):

@@ -23,7 +23,7 @@ import os
 import platform
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     BoltError,
@@ -147,6 +147,32 @@ def familiar(name: str) -> str:
         if name.startswith("library/") and "/" not in name[len("library/"):]:
             name = name[len("library/"):]
     return name
+
+
+# -- OCI documents (index, manifest, config) as JSON: any value may be of any type ------------------------------
+def json_list(document: Dict[str, Any], key: str) -> List[Any]:
+    """The list a document holds under ``key``; empty when the key is absent or holds something else."""
+    value = document.get(key)
+    return value if isinstance(value, list) else []
+
+
+def json_object(value: Any) -> Dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def referenced_digests(document: Dict[str, Any], keys: Sequence[str]) -> List[str]:
+    """The valid digests named by a document's descriptors under ``keys``, in that order ("config" holds one
+    descriptor, "manifests" and "layers" a list); a descriptor without a valid digest names nothing."""
+    found = []  # type: List[str]
+    for key in keys:
+        for entry in [document.get(key)] if key == "config" else json_list(document, key):
+            if isinstance(entry, dict):
+                try:
+                    found.append(parse_digest(str(entry.get("digest")), "digest"))
+                except InvalidId:
+                    continue
+    return found
 
 
 # -- the parts of the store only containerd has ---------------------------------------------------------------
@@ -722,15 +748,10 @@ class ContainerdReader:
                 document = self.read_ahead[digest] = self.parse_blob(digest)
             except (OSError, ValueError, UnicodeDecodeError):
                 continue
-            for entry in list(document.get("manifests") or []) + [document.get("config")]:
-                if isinstance(entry, dict):
-                    try:
-                        found = parse_digest(str(entry.get("digest")), "digest")
-                    except InvalidId:
-                        continue
-                    if found not in seen:
-                        seen.add(found)
-                        pending.append(found)
+            for found in referenced_digests(document, ("manifests", "config")):
+                if found not in seen:
+                    seen.add(found)
+                    pending.append(found)
 
     # -- images ---------------------------------------------------------------------------------------------
     def load_images(self) -> None:
@@ -753,7 +774,7 @@ class ContainerdReader:
         manifests = []  # type: List[str]
         chosen = None  # type: Optional[str]
         arch = host_architecture()
-        for entry in index.get("manifests") or []:
+        for entry in json_list(index, "manifests"):
             if not isinstance(entry, dict):
                 continue
             try:
@@ -761,8 +782,8 @@ class ContainerdReader:
             except InvalidId:
                 continue
             manifests.append(digest)
-            annotations = entry.get("annotations") or {}
-            wanted = entry.get("platform") or {}
+            annotations = json_object(entry.get("annotations"))
+            wanted = json_object(entry.get("platform"))
             if annotations.get("vnd.docker.reference.type") == ATTESTATION:
                 continue
             if chosen is None and wanted.get("os", "linux") == "linux" and wanted.get("architecture", arch) == arch:
@@ -779,10 +800,12 @@ class ContainerdReader:
             self.store.note("missing", where, "no manifest for this platform can be read")
             return None
         try:
-            config_digest = parse_digest(str((manifest.get("config") or {}).get("digest")), "config digest")
-            layer_blobs = [parse_digest(str(layer.get("digest")), "layer digest")
-                           for layer in manifest.get("layers") or []]
-        except (InvalidId, AttributeError) as exc:
+            config_digest = parse_digest(str(json_object(manifest.get("config")).get("digest")), "config digest")
+            layers = manifest.get("layers", [])
+            if not isinstance(layers, list):
+                raise TypeError("the manifest's layers are not a list")
+            layer_blobs = [parse_digest(str(json_object(layer).get("digest")), "layer digest") for layer in layers]
+        except (InvalidId, TypeError) as exc:
             self.store.note("invalid", self.parts.blob_path(manifest_digest), str(exc))
             return None
         for other in manifests:
@@ -795,7 +818,11 @@ class ContainerdReader:
                               ("chains",))
             return None
         try:
-            diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in config["rootfs"]["diff_ids"] or []]
+            listed = config["rootfs"]["diff_ids"]
+            if not isinstance(listed, list):
+                raise TypeError("rootfs.diff_ids is not a list")
+            diff_ids = [parse_digest(value if isinstance(value, str) else repr(value), "rootfs.diff_ids entry")
+                        for value in listed]
         except (KeyError, TypeError, InvalidId) as exc:
             message = "not a valid image config: %s" % shorten(str(exc))
             self.store.note("invalid", self.parts.blob_path(config_digest), message)

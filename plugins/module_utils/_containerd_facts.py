@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage
+from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage, referenced_digests
 from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, parse_digest
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
 
 Facts = Dict[str, Any]
@@ -57,18 +56,8 @@ class _Sizes:
         return found
 
     def parse_manifest(self, manifest_digest: str) -> List[str]:
-        found = [manifest_digest]
         manifest = self.parts.blob_json.get(manifest_digest)
-        if manifest is None:
-            return found
-        entries = [manifest.get("config")] + list(manifest.get("layers") or [])
-        for entry in entries:
-            if isinstance(entry, dict):
-                try:
-                    found.append(parse_digest(str(entry.get("digest")), "digest"))
-                except InvalidId:
-                    continue
-        return found
+        return [manifest_digest] + (referenced_digests(manifest, ("config", "layers")) if manifest is not None else [])
 
     def reachable(self, image: Image) -> List[str]:
         """Every blob the image's target reaches: the index, each manifest, configs and layers."""

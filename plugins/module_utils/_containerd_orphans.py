@@ -45,6 +45,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._containerd import
     Snapshot,
     SnapshotUsage,
     is_snapshot_id,
+    referenced_digests,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, is_hex64, parse_digest, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
@@ -149,15 +150,9 @@ class _Classifier:
 
     def follow_json(self, digest: str) -> None:
         document = self.parts.blob_json.get(digest)
-        if not document:
-            return
-        entries = list(document.get("manifests") or []) + [document.get("config")] + list(document.get("layers") or [])
-        for item in entries:
-            if isinstance(item, dict):
-                try:
-                    self.keep_blob(parse_digest(str(item.get("digest")), "digest"))
-                except InvalidId:
-                    continue
+        if document:
+            for found in referenced_digests(document, ("manifests", "config", "layers")):
+                self.keep_blob(found)
 
     def close(self) -> None:
         while self.pending_blobs or self.pending_snapshots:

@@ -548,8 +548,8 @@ class _Loader:
             return None
         try:
             config = json.loads(raw.decode("utf-8"))
-            diff_ids = config["rootfs"]["diff_ids"] or []
-            if not isinstance(diff_ids, list):
+            diff_ids = config["rootfs"]["diff_ids"]
+            if not isinstance(diff_ids, list):  # the engine writes a list, or no key when there is no layer
                 raise TypeError("rootfs.diff_ids is not a list")
             diff_ids = [self.checked_digest(value) for value in diff_ids]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -59,20 +59,31 @@ if ! [ -d /var/lib/docker/image/overlay2 ]; then
     restart
     wait "$loader" || true
     # A snapshot removal makes containerd's GC delete every snapshots/* entry the snapshotter has no record
-    # of, and the restart may have set one off (the crashed load's snapshots). Set one off here and wait for
-    # it to take a probe directory, so that the leftovers below come after it and stay.
+    # of, and a restart sets one off too (the crashed load's snapshots). Set one off here and wait for it to
+    # take a probe directory, then plant the leftovers; if a later GC took one as it was planted, plant again.
     probe="$snapshots/new-strata-probe"
     mkdir -p "$probe"
     docker rm "$(docker create strata/base:1.0 true)" >/dev/null
     for _ in $(seq 1 100); do [ -d "$probe" ] || break; sleep 0.2; done
     rm -rf "$probe"
-    for dir in "$snapshots/new-2611291" "$snapshots/999999" "$ingest/$(printf strata | sha256sum | cut -c1-64)"; do
-        mkdir -p "$dir/fs"
-        head -c 1048576 /dev/urandom > "$dir/fs/data"
-        touch -d '2 days ago' "$dir/fs/data" "$dir/fs" "$dir"
+    leftovers="$snapshots/new-2611291 $snapshots/999999 $ingest/$(printf strata | sha256sum | cut -c1-64)"
+    for attempt in 1 2 3 4 5; do
+        for dir in $leftovers; do
+            if mkdir -p "$dir/fs" && head -c 1048576 /dev/urandom > "$dir/fs/data"; then
+                touch -d '2 days ago' "$dir/fs/data" "$dir/fs" "$dir" 2>/dev/null || true  # checked below
+            fi
+        done
+        sleep 3  # a GC under way when they were planted is over by now
+        missing=0
+        for dir in $leftovers; do [ -f "$dir/fs/data" ] || missing=$((missing + 1)); done
+        if [ "$missing" -eq 0 ]; then
+            echo "3 leftovers no database knows"
+            exit 0
+        fi
+        echo "attempt $attempt: containerd's GC removed $missing leftovers as they were planted; again" >&2
     done
-    echo "3 leftovers no database knows"
-    exit 0
+    echo "containerd's GC removed the leftovers in 5 attempts" >&2
+    exit 1
 fi
 
 layers_before=$(entries "$layerdb")

@@ -5,6 +5,7 @@ A bounded number of examples runs in ``make test``; ``devtools/fuzz.py`` runs th
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -14,12 +15,15 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from devtools.mutations import (
     CONTAINERD_FILE_KINDS,
     FILE_KINDS,
+    WRONG_VALUES,
     containerd_files_of_kind,
     exercise,
     exercise_containerd,
     files_of_kind,
+    json_paths,
     prepare_containerd_store,
     prepare_store,
+    replaced,
     run_once,
     run_once_containerd,
 )
@@ -85,3 +89,56 @@ def test_any_mutation_of_any_containerd_file_gives_an_answer_not_a_traceback(con
 def test_the_containerd_store_is_clean_again_after_the_mutations(containerd_root):
     result = exercise_containerd(containerd_root)
     assert result["facts"]["warnings"] == [] and result["verify"]["ok"] is True
+
+
+# -- every JSON value swapped for one of another type, each in turn -------------------------------------
+def value_at(document, where):
+    for key in where:
+        document = document[key]
+    return document
+
+
+def every_wrong_type(root, files_of, kinds, exercise_store):
+    """Each value of each JSON document of ``kinds`` replaced, in turn, with each of WRONG_VALUES; returns the
+    swaps that raised (a traceback is a bug) or made a file of the store prunable (a document read wrong)."""
+    broken = []
+    shapes = set()
+    for kind in kinds:
+        for path in files_of(root)[kind]:
+            with open(path, "rb") as handle:
+                original = handle.read()
+            document = json.loads(original)
+            shape = tuple(json_paths(document))
+            if shape in shapes:
+                continue  # a document of the same keys (a second container's config) tells nothing new
+            shapes.add(shape)
+            try:
+                for where in json_paths(document):
+                    was = value_at(document, where)
+                    # an empty list where a list was is no wrong type: a store may say "none" that way
+                    for value in [value for value in WRONG_VALUES if not (value == [] and isinstance(was, list))]:
+                        with open(path, "w", encoding="utf-8") as handle:
+                            json.dump(replaced(document, where, value), handle)
+                        try:
+                            result = exercise_store(root)
+                        except Exception as exc:  # pylint: disable=broad-except
+                            broken.append((os.path.basename(path), where, value, repr(exc)))
+                            continue
+                        if any(e.get("command") is None and not e["blocked_by"] for e in result["orphans"]["entries"]):
+                            broken.append((os.path.basename(path), where, value, "made an orphan"))
+            finally:
+                with open(path, "wb") as handle:
+                    handle.write(original)
+    return broken
+
+
+@pytest.mark.parametrize("kind", ["image config", "repositories.json", "config.v2.json"])
+def test_any_json_value_of_another_type_gives_an_answer_on_overlay2(store_root, kind):
+    assert every_wrong_type(store_root, files_of_kind, [kind], exercise) == []
+    test_the_store_is_clean_again_after_the_mutations(store_root)
+
+
+@pytest.mark.parametrize("kind", ["manifest or config blob", "container config.v2.json"])
+def test_any_json_value_of_another_type_gives_an_answer_on_containerd(containerd_root, kind):
+    assert every_wrong_type(containerd_root, containerd_files_of_kind, [kind], exercise_containerd) == []
+    test_the_containerd_store_is_clean_again_after_the_mutations(containerd_root)

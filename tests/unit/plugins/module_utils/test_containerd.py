@@ -218,6 +218,38 @@ def test_a_changed_layer_blob_is_a_digest_mismatch_of_that_layer_only(tmp_path):
     assert ("file_modified", os.path.join(snapshot_fs(store, layer.chain_id), "etc/a.conf")) in kinds
 
 
+def rewrite_blob(synthetic, digest, change):
+    path = os.path.join(synthetic.ctd_root, CONTENT, "blobs", "sha256", digest[7:])
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    change(document)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    return path
+
+
+@pytest.mark.parametrize("layers", [5, None, "sha256:" + "a" * 64, {"digest": "sha256:" + "a" * 64}])
+def test_a_manifest_whose_layers_are_not_a_list_is_invalid_and_its_image_is_kept_whole(tmp_path, layers):
+    synthetic = small_store(str(tmp_path))
+    base, app = synthetic.images
+    path = rewrite_blob(synthetic, app.target, lambda manifest: manifest.update(layers=layers))
+    store = load_store(str(tmp_path))
+    assert [(f.kind, f.path) for f in store.findings] == [("invalid", path)]
+    assert list(store.images) == [base.target]  # the other image is read all the same
+    assert app.target in store.containerd.unreadable_images  # what it names is kept, unknown
+    assert classify(store).orphans == []
+
+
+@pytest.mark.parametrize("diff_ids", [None, "", {}, ["sha256:" + "a" * 64, 5]])
+def test_a_config_whose_diff_ids_are_not_a_list_of_digests_is_damaged_and_blocks(tmp_path, diff_ids):
+    synthetic = small_store(str(tmp_path))
+    _base, app = synthetic.images
+    path = rewrite_blob(synthetic, app.config_digest, lambda config: config["rootfs"].update(diff_ids=diff_ids))
+    store = load_store(str(tmp_path))
+    assert [(f.kind, f.path) for f in store.findings] == [("invalid", path)]
+    assert [(record.code, record.path) for record in store.damaged] == [("image_config", path)]
+
+
 def test_zstd_and_missing_blobs_are_unverifiable_never_corrupt_or_verified(tmp_path):
     small_store(str(tmp_path))
     store = load_store(str(tmp_path))
