@@ -141,18 +141,32 @@ def ensure_image(engine: Engine, suite: str) -> str:
 # Lines of Ansible's and Molecule's output that say what failed. CI keeps only the end of a long log, so a
 # failed run repeats them at its end.
 FAILURE_MARKS = ("fatal: [", "failed: [", "UNREACHABLE!", "ERROR!", "[ERROR]")
+NEW_OUTPUT = ("TASK [", "PLAY [", "PLAY RECAP", "ok: [", "changed: [", "skipping: [", "included:", "...ignoring",
+              "INFO", "ERROR", "WARNING", "[WARNING]", "[ERROR]") + FAILURE_MARKS
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LOG = os.path.join(REPO, "tests", "output", "fleet.log")
 
 
 def failure_digest(lines: List[str], limit: int = 40, width: int = 1500) -> List[str]:
-    """The failed tasks in ``lines`` (Ansible output): each failure line after the task it ended."""
+    """The failed tasks in ``lines`` (Ansible output, which Molecule wraps at 80 columns): each failure, its
+    wrapped lines joined again, after the task it ended."""
     digest: List[str] = []
     task = ""
+    failing = wrapped = False  # the last line began a failure or a task name that a line may continue
     for raw in lines:
         line = ANSI.sub("", raw).strip(" \n\u2502")
+        continues = (failing or wrapped) and bool(line) and not line.startswith(NEW_OUTPUT)
+        if continues and failing:
+            digest[-1] += " " + line
+            continue
+        if continues:
+            task = (task + " " + line).rstrip("* ")
+            wrapped = "]" not in line
+            continue
+        failing = wrapped = False
         if line.startswith(("TASK [", "PLAY [")):
             task = line.rstrip("* ")
+            wrapped = "]" not in line
         elif line == "...ignoring" and digest and digest[-1] != task:
             digest.pop()  # Ansible prints it under the failure it ignores
             if digest and digest[-1] == task:
@@ -160,8 +174,9 @@ def failure_digest(lines: List[str], limit: int = 40, width: int = 1500) -> List
         elif any(mark in line for mark in FAILURE_MARKS):
             if task and task not in digest:
                 digest.append(task)
-            digest.append(line[:width] + (" ..." if len(line) > width else ""))
-    return digest[-limit:]
+            digest.append(line)
+            failing = True
+    return [line[:width] + (" ..." if len(line) > width else "") for line in digest[-limit:]]
 
 
 def run_logged(command: List[str], env: Dict[str, str], log_path: str = LOG) -> int:
@@ -178,7 +193,7 @@ def run_logged(command: List[str], env: Dict[str, str], log_path: str = LOG) -> 
     if process.returncode != 0:
         with open(log_path, encoding="utf-8", errors="replace") as log:
             digest = failure_digest(log.readlines())
-        print("fleet: the command failed (rc=%d); what failed, from %s:" % (process.returncode, log_path))
+        print("fleet: the command failed (rc=%d); the failures in %s (a rescued one too):" % (process.returncode, log_path))
         for line in digest or ["(no failed task in the output)"]:
             print("fleet:   " + line)
         sys.stdout.flush()

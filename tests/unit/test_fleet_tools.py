@@ -43,9 +43,12 @@ def test_no_sources_is_a_clear_error(tmp_path):
 MOLECULE_OUTPUT = """\
   \x1b[2m\u2502\x1b[0m TASK [Copy the crash script] ***************************************************
   \x1b[2m\u2502\x1b[0m ok: [strata-engine20]
-  \x1b[2m\u2502\x1b[0m TASK [Kill dockerd in the middle of docker load] *******************************
+  \x1b[2m\u2502\x1b[0m TASK [Kill dockerd in the middle of
+  \x1b[2m\u2502\x1b[0m   docker load] *******************************
   \x1b[2m\u2502\x1b[0m changed: [strata-engine20]
-  \x1b[2m\u2502\x1b[0m fatal: [strata-engine28c]: FAILED! => {"changed": true, "rc": 1, "stderr": "touch: no such file"}
+  \x1b[2m\u2502\x1b[0m fatal: [strata-engine28c]: FAILED! => {"changed": true, "rc": 1,
+  \x1b[2m\u2502\x1b[0m   "stderr": "touch: no such file"}
+  \x1b[2m\u2502\x1b[0m
   \x1b[2m\u2502\x1b[0m TASK [Probe] *******************************************************************
   \x1b[2m\u2502\x1b[0m fatal: [strata-engine28]: FAILED! => {"msg": "gone"}
   \x1b[2m\u2502\x1b[0m ...ignoring
@@ -59,7 +62,7 @@ def test_the_digest_names_each_failed_task_and_its_failure_but_not_an_ignored_on
     assert digest == [
         "TASK [Kill dockerd in the middle of docker load]",
         'fatal: [strata-engine28c]: FAILED! => {"changed": true, "rc": 1, "stderr": "touch: no such file"}',
-    ]
+    ]  # Molecule wraps it at 80 columns; the digest joins it again
 
 
 def test_the_digest_cuts_long_lines_and_keeps_the_last_failures():
@@ -69,11 +72,11 @@ def test_the_digest_cuts_long_lines_and_keeps_the_last_failures():
 
 
 def test_a_failed_run_keeps_its_log_and_repeats_what_failed_at_the_end(tmp_path, capsys):
-    script = "print('TASK [Build] ***'); print('fatal: [h1]: FAILED! => {}'); print('x' * 10); raise SystemExit(2)"
+    script = "print('TASK [Build] ***\\nfatal: [h1]: FAILED! => {}\\n\\n' + 'x' * 10); raise SystemExit(2)"
     log = tmp_path / "fleet.log"
     assert run_logged([sys.executable, "-c", script], {}, str(log)) == 2
     out = capsys.readouterr().out
-    assert log.read_text().splitlines() == ["TASK [Build] ***", "fatal: [h1]: FAILED! => {}", "x" * 10]
+    assert log.read_text().splitlines() == ["TASK [Build] ***", "fatal: [h1]: FAILED! => {}", "", "x" * 10]
     assert out.splitlines()[-2:] == ["fleet:   TASK [Build]", "fleet:   fatal: [h1]: FAILED! => {}"]
 
 
