@@ -162,8 +162,13 @@ def read_together_steadily(open_each: Sequence[Callable[[], "BoltFile"]],
             for open_db in open_each:
                 lives.append(open_db())
             names = ", ".join(live.name for live in lives)
-            copies = [live.steady_copy() for live in lives] if attempt else []
-            if any(copy is None for copy in copies):
+            copies = []  # type: List[BoltFile]
+            for live in lives if attempt else ():
+                copy = live.steady_copy()
+                if copy is None:
+                    break
+                copies.append(copy)
+            if len(copies) < len(lives) and attempt:
                 continue  # a commit overlapped a copy: nothing was read
             try:
                 result = read(copies or lives)

@@ -23,13 +23,14 @@ import os
 import platform
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     BoltError,
     BoltFile,
     Bucket,
     Meta,
+    Result,
     read_steadily,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
@@ -59,7 +60,6 @@ BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is r
 # the parts that reading meta.db fills, emptied again when a commit overlapped the read
 META_FIELDS = ("records_any_namespace", "ingest_records", "leases", "image_records", "blobs", "snapshots",
                "task_containers")
-Read = TypeVar("Read")
 # a store whose snapshotter database is this large (about 2,000 snapshots) has a second process read meta.db's
 # content records while this one reads the rest of meta.db and the snapshotter's database
 SECOND_PROCESS_BYTES = 1 << 20
@@ -446,8 +446,7 @@ class ContainerdReader:
             self.take_blobs(blobs)
             self.store.put_back(notes)
             return
-        del self.store.findings[self.meta_mark[0]:]
-        del self.store.damaged[self.meta_mark[1]:]
+        self.take_back(self.meta_mark, META_FIELDS)
         self.blobs_apart = False
         self.load_meta()
 
@@ -461,10 +460,8 @@ class ContainerdReader:
 
     def load_meta(self) -> None:
         meta_path = self.ctd.join(*META_DB)
-        self.meta_mark = (len(self.store.findings), len(self.store.damaged))
+        self.meta_mark = self.findings_mark()
         self.meta_state = None
-        for name in META_FIELDS:
-            setattr(self.parts, name, type(getattr(self.parts, name))())
         try:
             self.meta_state = self.read_steadily(META_DB, self.read_meta, META_FIELDS)
         except (OSError, BoltError, ShapeError) as exc:
@@ -485,19 +482,22 @@ class ContainerdReader:
                               + message, ("dirs",))
         return self.parts.backend
 
-    def read_steadily(self, names: Tuple[str, ...], read: Callable[[BoltFile], Read],
-                      fields: Tuple[str, ...]) -> Read:
+    def read_steadily(self, names: Tuple[str, ...], read: Callable[[BoltFile], Result],
+                      fields: Tuple[str, ...]) -> Result:
         """``read`` one committed state of a database containerd may be writing (see ``_bolt.read_steadily``);
         a read that a commit overlapped is taken back (the ``fields`` of the parts it fills, its findings)."""
-        findings, damaged = len(self.store.findings), len(self.store.damaged)
+        mark = self.findings_mark()
+        return read_steadily(lambda: open_bolt(self.ctd, *names), read, lambda: self.take_back(mark, fields))
 
-        def undo() -> None:
-            del self.store.findings[findings:]
-            del self.store.damaged[damaged:]
-            for name in fields:
-                setattr(self.parts, name, type(getattr(self.parts, name))())
+    def findings_mark(self) -> Tuple[int, int]:
+        return len(self.store.findings), len(self.store.damaged)
 
-        return read_steadily(lambda: open_bolt(self.ctd, *names), read, undo)
+    def take_back(self, mark: Tuple[int, int], fields: Tuple[str, ...]) -> None:
+        """What a read said since ``mark`` taken back, and the ``fields`` of the parts it filled emptied."""
+        del self.store.findings[mark[0]:]
+        del self.store.damaged[mark[1]:]
+        for name in fields:
+            setattr(self.parts, name, type(getattr(self.parts, name))())
 
     # -- meta.db ------------------------------------------------------------------------------------------
     def read_meta(self, meta: BoltFile) -> Meta:

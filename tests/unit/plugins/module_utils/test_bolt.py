@@ -317,6 +317,25 @@ def test_databases_read_together_are_read_again_when_any_of_them_was_committed_t
     assert seen == [[b"first", b"first"], [b"first", b"second"]]
 
 
+def test_no_database_is_copied_after_a_copy_that_a_commit_overlapped(tmp_path, monkeypatch):
+    first, second, copied = Owner(str(tmp_path / "a.db")), Owner(str(tmp_path / "b.db")), []
+    monkeypatch.setattr(_bolt, "RETRY_PAUSE", 0)
+    steady_copy = BoltFile.steady_copy
+
+    def copy_once_overlapped(self):
+        copied.append(os.path.basename(self.name))
+        return None if copied == ["a.db"] else steady_copy(self)
+
+    def read(databases):
+        if len(copied) == 0:
+            first.commit(b"again")  # the first read overlaps a commit: the next works on copies
+        return [value_of(db) for db in databases]
+
+    monkeypatch.setattr(BoltFile, "steady_copy", copy_once_overlapped)
+    assert read_together_steadily([first.open, second.open], read) == [b"again", b"first"]
+    assert copied == ["a.db", "a.db", "b.db"]  # the second database was not copied in the failed attempt
+
+
 def test_databases_opened_before_one_that_cannot_be_are_closed(tmp_path, monkeypatch):
     owner, closed = Owner(str(tmp_path / "a.db")), []
     close = BoltFile.close
