@@ -158,13 +158,16 @@ def json_paths(value: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
         yield from json_paths(child, path + (key,))
 
 
+def value_at(document: Any, path: JsonPath) -> Any:
+    for key in path:
+        document = document[key]
+    return document
+
+
 def replaced(document: Any, path: JsonPath, new: Any) -> Any:
     """A copy of ``document`` with the value at ``path`` replaced by ``new``."""
     copy = json.loads(json.dumps(document))
-    parent = copy
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = new
+    value_at(copy, path[:-1])[path[-1]] = new
     return copy
 
 

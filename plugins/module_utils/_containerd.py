@@ -821,8 +821,7 @@ class ContainerdReader:
             listed = config["rootfs"]["diff_ids"]
             if not isinstance(listed, list):
                 raise TypeError("rootfs.diff_ids is not a list")
-            diff_ids = [parse_digest(value if isinstance(value, str) else repr(value), "rootfs.diff_ids entry")
-                        for value in listed]
+            diff_ids = [parse_digest(value, "rootfs.diff_ids entry") for value in listed]
         except (KeyError, TypeError, InvalidId) as exc:
             message = "not a valid image config: %s" % shorten(str(exc))
             self.store.note("invalid", self.parts.blob_path(config_digest), message)

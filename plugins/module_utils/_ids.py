@@ -78,6 +78,8 @@ def parse_digest(text: str, what: str = "digest") -> str:
     known = _VALID_DIGESTS.get(text) if text.__class__ is str else None
     if known is not None:
         return known
+    if not isinstance(text, str):  # a value read from JSON may be of any type
+        raise InvalidId("%s is not sha256:<64 hex>: %s" % (what, shorten(repr(text))))
     value = text.strip()
     if _DIGEST.match(value):
         if len(_VALID_DIGESTS) >= _VALID_DIGESTS_LIMIT:

@@ -3,9 +3,9 @@ a failed fleet run repeats what failed at its end, where CI's log tail shows it.
 
 from __future__ import annotations
 
-import pytest
-
 import sys
+
+import pytest
 
 from devtools.fleet import apt_mirror, failure_digest, run_logged
 

@@ -24,9 +24,15 @@ from devtools.mutations import (
     prepare_containerd_store,
     prepare_store,
     replaced,
+    value_at,
     run_once,
     run_once_containerd,
 )
+
+
+def prunable(result):
+    """The orphans a prune may remove (containerd's records, which it leaves to containerd, are not)."""
+    return [e for e in result["orphans"]["entries"] if e.get("command") is None and not e["blocked_by"]]
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +87,8 @@ def test_any_mutation_of_any_containerd_file_gives_an_answer_not_a_traceback(con
     finally:
         restore()
     assert isinstance(result["facts"]["images"], list)
-    prunable = [e for e in result["orphans"]["entries"] if e["command"] is None and not e["blocked_by"]]
     # the clean store has no orphan: a damaged file never makes a file of the store one that may go
-    assert prunable == [], kind
+    assert prunable(result) == [], kind
 
 
 def test_the_containerd_store_is_clean_again_after_the_mutations(containerd_root):
@@ -92,12 +97,6 @@ def test_the_containerd_store_is_clean_again_after_the_mutations(containerd_root
 
 
 # -- every JSON value swapped for one of another type, each in turn -------------------------------------
-def value_at(document, where):
-    for key in where:
-        document = document[key]
-    return document
-
-
 def every_wrong_type(root, files_of, kinds, exercise_store):
     """Each value of each JSON document of ``kinds`` replaced, in turn, with each of WRONG_VALUES; returns the
     swaps that raised (a traceback is a bug) or made a file of the store prunable (a document read wrong)."""
@@ -124,7 +123,7 @@ def every_wrong_type(root, files_of, kinds, exercise_store):
                         except Exception as exc:  # pylint: disable=broad-except
                             broken.append((os.path.basename(path), where, value, repr(exc)))
                             continue
-                        if any(e.get("command") is None and not e["blocked_by"] for e in result["orphans"]["entries"]):
+                        if prunable(result):
                             broken.append((os.path.basename(path), where, value, "made an orphan"))
             finally:
                 with open(path, "wb") as handle:

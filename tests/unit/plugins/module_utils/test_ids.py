@@ -38,6 +38,12 @@ def test_a_malformed_diff_id_is_refused(bad):
         chain_ids([bad])
 
 
+@pytest.mark.parametrize("value", [None, 5, True, ["sha256:" + "a" * 64], {"digest": "sha256:" + "a" * 64}])
+def test_a_digest_read_from_json_that_is_no_string_is_refused_not_raised_on(value):
+    with pytest.raises(InvalidId, match="rootfs.diff_ids entry is not sha256"):
+        parse_digest(value, "rootfs.diff_ids entry")
+
+
 def test_digest_tolerates_surrounding_whitespace_only():
     assert parse_digest(" sha256:%s\n" % ("a" * 64)) == "sha256:" + "a" * 64
 
