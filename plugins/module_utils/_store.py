@@ -136,6 +136,11 @@ class Image:
         return self.chain_ids[-1] if self.chain_ids else None
 
 
+def config_mismatch(image: Image) -> str:
+    """What is wrong with an overlay2 image config whose bytes do not hash to its name (its id)."""
+    return "config content hashes to %s, not to its name" % image.config_digest
+
+
 @dataclass
 class Layer:
     chain_id: str
@@ -558,13 +563,20 @@ class _Loader:
             self.store.damage("image_config", path, message, (MIGHT_NAME_CHAINS,))
             return None
         created = config.get("created")
-        return Image(
+        image = Image(
             id="sha256:" + name,
             diff_ids=diff_ids,
             chain_ids=chain_ids(diff_ids, self.known_chains),
             created=created if isinstance(created, str) else None,
             config_digest="sha256:" + hashlib.sha256(raw).hexdigest(),
         )
+        if image.config_digest != image.id:
+            # Edited since the engine wrote it (the engine refuses such a config when it starts): the layers it
+            # listed before are unknown. The image is still shown as it now reads; no chain may go meanwhile.
+            message = config_mismatch(image)
+            self.store.note("invalid", path, message)
+            self.store.damage("image_config", path, message, (MIGHT_NAME_CHAINS,), chains=image.chain_ids)
+        return image
 
     def load_tags(self) -> None:
         image_root = self.open_dir("image", "overlay2")

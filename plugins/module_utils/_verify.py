@@ -30,7 +30,7 @@ from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
     FILE,
     TarSplitError,
@@ -220,8 +220,7 @@ def check_images(store: Store, images: Iterable[Image]) -> List[Verdict]:
     for image in images:
         problems = []
         if image.config_digest != image.id:
-            problems.append(Problem(METADATA, os.path.join(content, image.id[7:]),
-                                    "config content hashes to %s, not to its name" % image.config_digest))
+            problems.append(Problem(METADATA, os.path.join(content, image.id[7:]), config_mismatch(image)))
         missing = [chain_id for chain_id in image.chain_ids if chain_id not in store.layers]
         if missing:
             problems.append(Problem(METADATA, store.layer_path(missing[0]),
@@ -258,6 +257,8 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
         if not whole_store:
             continue
         image_id = "sha256:" + os.path.basename(record.path) if record.code == "image_config" else None
+        if image_id in store.images:
+            continue  # a config that reads but was edited: its image's verdict says so (``check_images``)
         found.append(Verdict(chain_id, None, sorted(record.dirs)[0] if record.dirs else None,
                              images=[image_id] if image_id else [], containers=sorted(record.containers),
                              problems=[problem]))

@@ -199,7 +199,8 @@ blocking:
     code:
       description: >-
         The record's kind: V(layer), V(mount), V(image_config), V(container_config), V(lower), V(buildkit) or
-        V(store_part) (a whole part of the store that cannot be listed).
+        V(store_part) (a whole part of the store that cannot be listed). An V(image_config) is also damaged
+        when it reads but its bytes no longer hash to its image id (edited after the engine wrote it).
       type: str
     path:
       description: The record.

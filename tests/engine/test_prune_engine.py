@@ -6,6 +6,7 @@ container), not from the classifier under test; their bytes from ``du``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 
 import pytest
 
+from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide, execute, running_daemons
 from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
@@ -268,3 +270,44 @@ def test_a_prune_while_the_engine_loads_and_builds_loses_nothing(faulty):
     for round_number in range(3):
         assert faulty.docker("run", "--rm", "--network", "none", "strata/churn:%d" % round_number,
                              "cat", "/churn").strip() == str(round_number)
+
+
+def test_an_edited_image_config_keeps_its_layers_and_putting_it_back_restores_the_image(
+        faulty, collections_path, tmp_path):
+    """An image config edited on disk (its top layer no longer listed) hashes to another id: the engine refuses
+    it at start, and the prune keeps every chain, the one no longer listed too; with the original bytes put
+    back, the engine has the whole image again."""
+    tag = "strata/edited:1"
+    build(faulty, tag, "FROM strata/base:1.0\nRUN echo edited > /edited.txt\n")  # no BuildKit: no other owner
+    image = faulty.inspect(tag)[0]
+    top = chain_ids(image["RootFS"]["Layers"])[-1]
+    config = os.path.join(faulty.data_root, "image/overlay2/imagedb/content/sha256", image["Id"][7:])
+    layer = os.path.join(faulty.data_root, LAYERDB, "sha256", top[7:])
+    with open(os.path.join(layer, "cache-id"), encoding="utf-8") as handle:
+        top_dir = os.path.join(faulty.data_root, "overlay2", handle.read())
+    with open(config, "rb") as handle:
+        original = handle.read()
+    edited = json.loads(original)
+    edited["rootfs"]["diff_ids"] = edited["rootfs"]["diff_ids"][:-1]
+    faulty.docker("stop", "-t", "0", *faulty.container_ids(), check=False)
+    faulty.stop(signal.SIGTERM)
+    try:
+        with open(config, "w", encoding="utf-8") as handle:
+            json.dump(edited, handle)
+        result = run_module(collections_path, "strata.overlay2.orphan_layer_prune",
+                            {"data_root": faulty.data_root, "min_age": "0"}, str(tmp_path))
+        faulty.start()
+        refused = faulty.run_docker("image", "inspect", tag)
+        faulty.stop(signal.SIGTERM)
+    finally:
+        with open(config, "wb") as handle:
+            handle.write(original)
+        if faulty.process is None:  # stopped above and not started again
+            faulty.start()
+    assert refused.returncode != 0  # the engine does not take an edited config for the image
+    assert [(r["code"], r["path"]) for r in result["blocking"]] == [("image_config", config)]
+    kept = {o["path"]: o for o in result["kept"]}
+    assert kept[layer]["reason_code"] == "unknown_owner" and kept[layer]["blocked_by"] == [config]
+    assert os.path.isdir(layer) and os.path.isdir(top_dir)
+    assert faulty.docker("run", "--rm", "--network", "none", tag, "cat", "/edited.txt").strip() == "edited"
+    assert verify(Store.load(faulty.data_root)).ok

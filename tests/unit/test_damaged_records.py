@@ -8,6 +8,7 @@ the leftovers that no damaged record could name (a dangling link) still go.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -63,17 +64,32 @@ DAMAGE = {
     "mount-id": (lambda s: web(s, "mount-id"), "/var/lib/docker/overlay2/x", ["dirs"]),
     "init-id": (lambda s: web(s, "init-id"), "truncat", ["dirs"]),
     "mount parent": (lambda s: web(s, "parent"), "sha256:", ["chains"]),
-    "image config": (lambda s: s.synth.path("image/overlay2/imagedb/content/sha256", s.images["app"][7:]),
-                     "{not json", ["chains"]),
+    "image config": (lambda s: config_path(s, "app"), "{not json", ["chains"]),
+    # valid, but not what the engine wrote: the tool image no longer lists its own layer
+    "image config edited": (lambda s: config_path(s, "tool"), lambda s: edited_config(s, "tool"), ["chains"]),
     "container config": (lambda s: s.synth.path("containers", s.containers["web"]["id"], "config.v2.json"),
                          "", []),
     "buildkit database": (lambda s: s.synth.path("buildkit", "snapshots.db"), "not bolt", ["chains", "dirs"]),
 }
 
 
+def config_path(sample, image):
+    return sample.synth.path("image/overlay2/imagedb/content/sha256", sample.images[image][7:])
+
+
+def edited_config(sample, image):
+    """The image's config without its top layer: valid JSON that no longer hashes to the image's id."""
+    with open(config_path(sample, image), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["rootfs"]["diff_ids"] = config["rootfs"]["diff_ids"][:-1]
+    return json.dumps(config)
+
+
 def damage(sample, case):
     path_of, content, might_name = DAMAGE[case]
     path = path_of(sample)
+    if callable(content):
+        content = content(sample)
     if case == "buildkit database":
         from devtools.boltwriter import write_buildkit  # pylint: disable=import-outside-toplevel
         write_buildkit(sample.root, {}, {}, {})
@@ -135,7 +151,7 @@ def test_a_lower_file_of_a_kept_directory_that_cannot_be_read_keeps_every_direct
 
 
 @pytest.mark.parametrize("case", ["layer cache-id", "layer parent", "layer diff", "mount-id", "image config",
-                                  "container config"])
+                                  "image config edited", "container config"])
 def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
     path, _might_name = damage(sample, case)
     report = verify(Store.load(sample.root), content=False)
