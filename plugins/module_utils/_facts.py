@@ -133,10 +133,7 @@ def image_facts(store: Store, joins: _Joins, image: Image) -> Facts:
 
 
 def layer_facts(store: Store, joins: _Joins, layer: Layer) -> Facts:
-    overlay_dir = store.dirs.get(layer.cache_id) if layer.cache_id else None
-    if layer.cache_id and overlay_dir is None:
-        store.note("missing", store.dir_path(layer.cache_id),
-                   "layer %s names cache-id %s, which has no overlay2 directory" % (layer.chain_id, layer.cache_id))
+    overlay_dir = store.dirs.get(layer.cache_id) if layer.cache_id else None  # a missing one: noted by the load
     return {
         "chain_id": layer.chain_id,
         "diff_id": layer.diff_id,

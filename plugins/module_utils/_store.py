@@ -136,6 +136,11 @@ class Image:
         return self.chain_ids[-1] if self.chain_ids else None
 
 
+def missing_layer_dir(cache_id: str) -> str:
+    """What is wrong with a layer record whose cache-id names a directory that is not in overlay2/."""
+    return "cache-id names overlay2/%s, which does not exist" % cache_id
+
+
 def config_mismatch(image: Image) -> str:
     """What is wrong with an overlay2 image config whose bytes do not hash to its name (its id)."""
     return "config content hashes to %s, not to its name" % image.config_digest
@@ -357,6 +362,7 @@ class _Listing:
 class _Records:
     parts: List[List["_Loader"]]  # image configs, layer records, overlay2 directories, links: parts in order
     configs_listed: bool  # the image config directory could be opened
+    overlay_names: Optional[Set[str]]  # the directories listed in overlay2/; None when it could not be listed
 
 
 class _Loader:
@@ -381,6 +387,7 @@ class _Loader:
         self.load_containers()
         self.take(dirs)
         self.take(links)
+        self.check_layer_dirs(records.overlay_names)
         self.load_buildkit()
 
     # what an unreadable part of the store might hold references to
@@ -479,7 +486,9 @@ class _Loader:
 
         read = map_chunks(read_share, [[index] for index in range(workers)])
         return _Records([[heads[phase]] + [share[phase] for share in read] for phase in range(4)],
-                        configs_listed=configs.directory is not None)
+                        configs_listed=configs.directory is not None,
+                        overlay_names={name for name, is_dir in overlay.entries if is_dir}
+                        if overlay.directory is not None else None)
 
     def open_links(self, overlay: Optional[SafeDir]) -> Optional[SafeDir]:
         """``overlay2/l``, when the overlay2 directory could be opened (a finding when it cannot be)."""
@@ -698,6 +707,33 @@ class _Loader:
         elif not optional:
             self.store.note("missing", dir_path + "/" + name, describe_os_error(read))
         return None
+
+    def check_layer_dirs(self, overlay_names: Optional[Set[str]]) -> None:
+        """Each layer record names a directory of its own, and that directory exists. The engine makes the
+        directory before it writes the record, and renames the record away (``-removing``) before it removes
+        the directory: a record that names a missing directory, or one another record names too, was changed,
+        and the directory it named before is unknown. No directory may then be taken for unreferenced."""
+        if overlay_names is None:
+            return  # overlay2/ could not be listed: said so, and nothing in it may go
+        named_by = {}  # type: Dict[str, List[str]]
+        for layer in self.store.layers.values():
+            if layer.cache_id is not None:  # else damaged already
+                named_by.setdefault(layer.cache_id, []).append(layer.chain_id)
+        for layer in self.store.layers.values():
+            if layer.cache_id is None:
+                continue
+            others = [chain_id for chain_id in named_by[layer.cache_id] if chain_id != layer.chain_id]
+            if others:
+                message = "cache-id %s is the cache-id of %s too" % (layer.cache_id, ", ".join(others))
+                self.store.note("invalid", self.store.layer_path(layer.chain_id) + "/cache-id", message)
+            elif layer.cache_id not in overlay_names:
+                message = missing_layer_dir(layer.cache_id)
+                self.store.note("missing", self.store.dir_path(layer.cache_id), "layer %s names cache-id %s, which "
+                                "has no overlay2 directory" % (layer.chain_id, layer.cache_id))
+            else:
+                continue
+            self.store.damage("layer", self.store.layer_path(layer.chain_id), message, (MIGHT_NAME_DIRS,),
+                              chains=[layer.chain_id])
 
     # -- containers --------------------------------------------------------
     def load_mounts(self) -> None:

@@ -30,7 +30,7 @@ from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch, missing_layer_dir
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
     FILE,
     TarSplitError,
@@ -186,9 +186,8 @@ def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Prob
         problems.append(Problem(METADATA, os.path.join(record, "cache-id"), "missing or not a valid id"))
         return problems
     overlay_dir = store.dirs.get(layer.cache_id)
-    if overlay_dir is None:
-        problems.append(Problem(METADATA, store.dir_path(layer.cache_id),
-                                "cache-id names this overlay2 directory, which does not exist"))
+    if overlay_dir is None:  # the same words as the store's damaged record, which then adds nothing
+        problems.append(Problem(METADATA, record, missing_layer_dir(layer.cache_id)))
         return problems
     if overlay_dir.link is None:
         problems.append(Problem(METADATA, store.dir_path(layer.cache_id, "link"), "missing or not a link id"))

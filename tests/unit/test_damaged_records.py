@@ -59,6 +59,9 @@ def web(sample, name):
 DAMAGE = {
     # name: (path of the record, what to write there, the might_name the record gets)
     "layer cache-id": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "cache-id"), "../../../x", ["dirs"]),
+    # a valid id, but not of this layer's directory: the directory it named before is unknown
+    "layer cache-id of no directory": (lambda s: os.path.join(s.synth.layerdb(s.tool.chain_id), "cache-id"), "f" * 64,
+                                       ["dirs"]),
     "layer parent": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "parent"), "garbage", ["chains"]),
     "layer diff": (lambda s: os.path.join(s.synth.layerdb(s.app.chain_id), "diff"), "\0\0\0", []),
     "mount-id": (lambda s: web(s, "mount-id"), "/var/lib/docker/overlay2/x", ["dirs"]),
@@ -150,8 +153,8 @@ def test_a_lower_file_of_a_kept_directory_that_cannot_be_read_keeps_every_direct
         sample.synth.overlay(name): UNKNOWN_OWNER}
 
 
-@pytest.mark.parametrize("case", ["layer cache-id", "layer parent", "layer diff", "mount-id", "image config",
-                                  "image config edited", "container config"])
+@pytest.mark.parametrize("case", ["layer cache-id", "layer cache-id of no directory", "layer parent", "layer diff",
+                                  "mount-id", "image config", "image config edited", "container config"])
 def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
     path, _might_name = damage(sample, case)
     report = verify(Store.load(sample.root), content=False)
@@ -165,3 +168,14 @@ def test_a_lower_file_longer_than_the_driver_allows_is_a_warning(sample):
     store = Store.load(sample.root)
     assert [(f.kind, f.path) for f in store.findings if "at most 128" in f.message] == [
         ("invalid", sample.synth.overlay(sample.app.cache_id, "lower"))]
+
+
+def test_two_layer_records_naming_one_directory_are_both_damaged_and_keep_every_directory(sample):
+    """The engine gives each layer a directory of its own: a cache-id copied from another layer hides which
+    directory the record named before (here the tool layer's, which nothing else names)."""
+    with open(os.path.join(sample.synth.layerdb(sample.base.chain_id), "cache-id"), encoding="utf-8") as handle:
+        write(os.path.join(sample.synth.layerdb(sample.tool.chain_id), "cache-id"), handle.read())
+    classification, decisions = plan(sample.root)
+    assert sorted(r.path for r in classification.blocking) == sorted(
+        sample.synth.layerdb(layer.chain_id) for layer in (sample.base, sample.tool))
+    assert {d.orphan.path: d.reason_code for d in decisions} == {sample.synth.overlay(sample.tool.cache_id): UNKNOWN_OWNER}
