@@ -136,9 +136,14 @@ class Image:
         return self.chain_ids[-1] if self.chain_ids else None
 
 
-def missing_layer_dir(cache_id: str) -> str:
-    """What is wrong with a layer record whose cache-id names a directory that is not in overlay2/."""
-    return "cache-id names overlay2/%s, which does not exist" % cache_id
+def missing_dir(name: str) -> str:
+    """What is wrong with a layer or mount record that names a directory that is not in overlay2/."""
+    return "names overlay2/%s, which does not exist" % name
+
+
+def shared_dir(name: str, others: List[str]) -> str:
+    """What is wrong with a layer or mount record that names a directory other records name too."""
+    return "names overlay2/%s, which %s names too" % (name, " and ".join(others))
 
 
 def config_mismatch(image: Image) -> str:
@@ -175,6 +180,7 @@ class Container:
     image_id: Optional[str]
     running: bool
     driver: Optional[str]
+    dead: bool = False  # State.Dead: a removal was interrupted; its directories go before its mount record
 
 
 @dataclass
@@ -387,7 +393,7 @@ class _Loader:
         self.load_containers()
         self.take(dirs)
         self.take(links)
-        self.check_layer_dirs(records.overlay_names)
+        self.check_dir_claims(records.overlay_names)
         self.load_buildkit()
 
     # what an unreadable part of the store might hold references to
@@ -708,32 +714,54 @@ class _Loader:
             self.store.note("missing", dir_path + "/" + name, describe_os_error(read))
         return None
 
-    def check_layer_dirs(self, overlay_names: Optional[Set[str]]) -> None:
-        """Each layer record names a directory of its own, and that directory exists. The engine makes the
-        directory before it writes the record, and renames the record away (``-removing``) before it removes
-        the directory: a record that names a missing directory, or one another record names too, was changed,
-        and the directory it named before is unknown. No directory may then be taken for unreferenced."""
+    def check_dir_claims(self, overlay_names: Optional[Set[str]]) -> None:
+        """Each layer and mount record names directories of its own, and they exist. The engine makes a layer's
+        directory before its record, and renames the record away (``-removing``) before it removes the
+        directory; it makes a container's directories and mount record before the container's config, and marks
+        the container dead before it removes them (directories first). A record that breaks this was changed:
+        the directories it named before are unknown, and no directory may be taken for unreferenced."""
         if overlay_names is None:
             return  # overlay2/ could not be listed: said so, and nothing in it may go
-        named_by = {}  # type: Dict[str, List[str]]
+        claims = {}  # type: Dict[str, List[str]]  # directory -> the records naming it (chain ids, container ids)
         for layer in self.store.layers.values():
             if layer.cache_id is not None:  # else damaged already
-                named_by.setdefault(layer.cache_id, []).append(layer.chain_id)
-        for layer in self.store.layers.values():
-            if layer.cache_id is None:
-                continue
-            others = [chain_id for chain_id in named_by[layer.cache_id] if chain_id != layer.chain_id]
-            if others:
-                message = "cache-id %s is the cache-id of %s too" % (layer.cache_id, ", ".join(others))
-                self.store.note("invalid", self.store.layer_path(layer.chain_id) + "/cache-id", message)
-            elif layer.cache_id not in overlay_names:
-                message = missing_layer_dir(layer.cache_id)
-                self.store.note("missing", self.store.dir_path(layer.cache_id), "layer %s names cache-id %s, which "
-                                "has no overlay2 directory" % (layer.chain_id, layer.cache_id))
-            else:
-                continue
-            self.store.damage("layer", self.store.layer_path(layer.chain_id), message, (MIGHT_NAME_DIRS,),
-                              chains=[layer.chain_id])
+                claims.setdefault(layer.cache_id, []).append(layer.chain_id)
+        for mount in self.store.mounts.values():
+            for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
+                claims.setdefault(name, []).append("container " + mount.container_id)
+        for layer in self.store.layers.values():  # a sound layer costs two look-ups
+            cache_id = layer.cache_id
+            if cache_id is not None and (cache_id not in overlay_names or len(claims[cache_id]) > 1):
+                self.check_claim(self.store.layer_path(layer.chain_id), layer.chain_id, [cache_id],
+                                 claims, overlay_names, "layer", chains=[layer.chain_id])
+        mounts_path = self.root.join("image", "overlay2", "layerdb", "mounts")
+        for mount in self.store.mounts.values():
+            container = self.store.containers.get(mount.container_id)
+            self.check_claim(mounts_path + "/" + mount.container_id, "container " + mount.container_id,
+                             [mount.mount_id] + ([mount.init_id] if mount.init_id else []), claims,
+                             overlay_names if container is None or not container.dead else None, "mount",
+                             containers=[mount.container_id])
+        damaged = {name for record in self.store.damaged for name in record.containers}
+        for container in self.store.containers.values():
+            if (container.id not in self.store.mounts and container.id not in damaged and not container.dead
+                    and container.driver in ("overlay2", None)):
+                message = "container %s is not dead and has no mount record" % container.id
+                self.store.note("missing", mounts_path + "/" + container.id, message)
+                self.store.damage("mount", mounts_path + "/" + container.id, message, (MIGHT_NAME_DIRS,),
+                                  containers=[container.id])
+
+    def check_claim(self, path: str, who: str, names: List[str], claims: Dict[str, List[str]],
+                    overlay_names: Optional[Set[str]], code: str, chains: Iterable[str] = (),
+                    containers: Iterable[str] = ()) -> None:
+        """One record's directories: each its own, and there (``overlay_names`` None: need not be there)."""
+        shared = [shared_dir(name, [o for o in claims[name] if o != who]) for name in names if len(claims[name]) > 1]
+        missing = [missing_dir(name) for name in names
+                   if overlay_names is not None and name not in overlay_names and len(claims[name]) == 1]
+        if not shared and not missing:
+            return
+        message = "; ".join(shared + missing)
+        self.store.note("invalid" if shared else "missing", path, message)
+        self.store.damage(code, path, message, (MIGHT_NAME_DIRS,), chains=chains, dirs=names, containers=containers)
 
     # -- containers --------------------------------------------------------
     def load_mounts(self) -> None:
@@ -830,6 +858,7 @@ class _Loader:
             image_id=image_id,
             running=state.get("Running") is True,
             driver=driver if isinstance(driver, str) else None,
+            dead=state.get("Dead") is True,
         )
 
     # -- overlay2 directories ----------------------------------------------

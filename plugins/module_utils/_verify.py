@@ -30,7 +30,7 @@ from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch, missing_layer_dir
+from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch, missing_dir
 from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
     FILE,
     TarSplitError,
@@ -187,7 +187,7 @@ def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Prob
         return problems
     overlay_dir = store.dirs.get(layer.cache_id)
     if overlay_dir is None:  # the same words as the store's damaged record, which then adds nothing
-        problems.append(Problem(METADATA, record, missing_layer_dir(layer.cache_id)))
+        problems.append(Problem(METADATA, record, missing_dir(layer.cache_id)))
         return problems
     if overlay_dir.link is None:
         problems.append(Problem(METADATA, store.dir_path(layer.cache_id, "link"), "missing or not a link id"))
@@ -258,6 +258,8 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
         image_id = "sha256:" + os.path.basename(record.path) if record.code == "image_config" else None
         if image_id in store.images:
             continue  # a config that reads but was edited: its image's verdict says so (``check_images``)
+        if record.code == "mount" and os.path.basename(record.path) in store.mounts:
+            continue  # a mount that reads but names directories wrongly: its verdict says so (``check_containers``)
         found.append(Verdict(chain_id, None, sorted(record.dirs)[0] if record.dirs else None,
                              images=[image_id] if image_id else [], containers=sorted(record.containers),
                              problems=[problem]))
@@ -266,6 +268,8 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
 
 def check_containers(store: Store) -> List[Verdict]:
     verdicts = []
+    mounts_path = os.path.join(store.data_root, "image", "overlay2", "layerdb", "mounts")
+    damaged = {record.path: record for record in store.damaged if record.code == "mount"}
     for mount in store.mounts.values():
         problems = []
         if mount.parent is not None:
@@ -274,9 +278,14 @@ def check_containers(store: Store) -> List[Verdict]:
                 problems.append(Problem(METADATA, os.path.join(store.data_root, "image", "overlay2", "layerdb",
                                                                "mounts", mount.container_id, "parent"),
                                         "the container's layer chain from %s is incomplete" % mount.parent))
-        for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
-            if name not in store.dirs:
-                problems.append(Problem(METADATA, store.dir_path(name), "the container's overlay2 directory is missing"))
+        record = damaged.get(os.path.join(mounts_path, mount.container_id))
+        if record is not None:  # it names directories that are not there, or not its own
+            problems.append(Problem(METADATA, record.path, record.message))
+        else:  # a dead container's (an interrupted removal), or one that cannot be read
+            for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
+                if name not in store.dirs:
+                    problems.append(Problem(METADATA, store.dir_path(name),
+                                            "the container's overlay2 directory is missing"))
         if problems:
             verdicts.append(Verdict(mount.parent, None, None, containers=[mount.container_id], problems=problems))
     return verdicts

@@ -8,8 +8,10 @@ the leftovers that no damaged record could name (a dangling link) still go.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -179,3 +181,113 @@ def test_two_layer_records_naming_one_directory_are_both_damaged_and_keep_every_
     assert sorted(r.path for r in classification.blocking) == sorted(
         sample.synth.layerdb(layer.chain_id) for layer in (sample.base, sample.tool))
     assert {d.orphan.path: d.reason_code for d in decisions} == {sample.synth.overlay(sample.tool.cache_id): UNKNOWN_OWNER}
+
+
+# -- records changed to other valid values: which directory they named before is unknown -----------------
+def mount_file(sample, container, name):
+    return sample.synth.path("image/overlay2/layerdb/mounts", sample.containers[container]["id"], name)
+
+
+def point_mount_at(sample, container, mount_id):
+    write(mount_file(sample, container, "mount-id"), mount_id)
+    write(mount_file(sample, container, "init-id"), mount_id + "-init")
+
+
+def set_dead(sample, container):
+    path = sample.synth.path("containers", sample.containers[container]["id"], "config.v2.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["State"].update(Running=False, Dead=True)
+    write(path, json.dumps(config))
+
+
+def assert_kept_for(sample, decisions, record_path):
+    going = {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
+    assert not going & in_use(sample)
+    assert [(d.reason_code, d.orphan.blocked_by) for d in decisions if d.orphan.kind == "unreferenced_dir"] and all(
+        d.reason_code == UNKNOWN_OWNER and record_path in d.orphan.blocked_by
+        for d in decisions if d.orphan.kind == "unreferenced_dir")
+
+
+@pytest.mark.parametrize("target", ["no directory", "the other container's directories"])
+def test_a_mount_record_naming_directories_not_its_own_keeps_every_directory(sample, target):
+    """The job container's mount (consistent mount-id and init-id) moved to a directory that is not there, or
+    to the web container's: its own two directories, which nothing else names, must stay."""
+    point_mount_at(sample, "job", "d" * 64 if target == "no directory" else sample.containers["web"]["mount_id"])
+    classification, decisions = plan(sample.root)
+    record = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["job"]["id"])
+    assert record in [r.path for r in classification.blocking]
+    assert_kept_for(sample, decisions, record)
+    report = verify(Store.load(sample.root), content=False)
+    assert [p.path for verdict in report.corrupt for p in verdict.problems].count(record) == 1
+
+
+def test_a_container_that_is_not_dead_without_its_mount_record_keeps_every_directory(sample):
+    record = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["web"]["id"])
+    shutil.rmtree(record)
+    classification, decisions = plan(sample.root)
+    assert [(r.code, r.path) for r in classification.blocking] == [("mount", record)]
+    assert_kept_for(sample, decisions, record)
+
+
+def test_a_dead_container_whose_directories_are_gone_is_an_interrupted_removal_not_damage(sample):
+    """The engine marks a container dead, removes its directories, then its mount record: a crash between
+    leaves this, and ``docker rm`` finishes it."""
+    set_dead(sample, "job")
+    for name in (sample.containers["job"]["mount_id"], sample.containers["job"]["mount_id"] + "-init"):
+        shutil.rmtree(sample.synth.overlay(name))
+    _leaked, name, _link = plant_leftovers(sample)
+    classification, decisions = plan(sample.root)
+    assert classification.blocking == []
+    assert sample.synth.overlay(name) in {d.orphan.path for d in decisions if d.action == REMOVED}
+
+
+def valid_swaps(sample):
+    """Every layer and mount record file of the sample with each other value of its kind the store holds, and
+    a fresh valid one: (what it describes, the files to write)."""
+    root = sample.root
+    kinds = {
+        "cache-id": (glob.glob(os.path.join(root, "image/overlay2/layerdb/sha256/*/cache-id")), ["f" * 64, "a" * 25]),
+        "layer parent": (glob.glob(os.path.join(root, "image/overlay2/layerdb/sha256/*/parent")), ["sha256:" + "e" * 64]),
+        "diff": (glob.glob(os.path.join(root, "image/overlay2/layerdb/sha256/*/diff")), ["sha256:" + "e" * 64]),
+        "mount parent": (glob.glob(os.path.join(root, "image/overlay2/layerdb/mounts/*/parent")), ["sha256:" + "e" * 64]),
+        "mount-id": (glob.glob(os.path.join(root, "image/overlay2/layerdb/mounts/*/mount-id")), ["d" * 64]),
+        "link": (glob.glob(os.path.join(root, "overlay2/*/link")), ["Z" * 26]),
+        "lower": (glob.glob(os.path.join(root, "overlay2/*/lower")), ["l/" + "Z" * 26]),
+    }
+    for kind, (paths, fresh) in sorted(kinds.items()):
+        values = sorted({read(path) for path in paths}) + fresh
+        for path in sorted(paths):
+            for value in values:
+                if value == read(path):
+                    continue
+                writes = {path: value}
+                if kind == "mount-id":  # the engine checks init-id against mount-id: change both, as it would
+                    writes[os.path.join(os.path.dirname(path), "init-id")] = value + "-init"
+                yield "%s %s = %s" % (kind, os.path.relpath(path, root), value), writes
+
+
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_a_record_changed_to_another_valid_value_never_frees_what_is_in_use(sample):
+    """Unknown is not unowned, for records that still validate: each layer and mount record file, in turn,
+    given each other value of its kind (another record's, or a fresh one); nothing in use may be planned."""
+    used = in_use(sample)
+    freed = []
+    swaps = list(valid_swaps(sample))
+    for what, writes in swaps:
+        before = {path: read(path) for path in writes}
+        for path, value in writes.items():
+            write(path, value)
+        try:
+            _classification, decisions = plan(sample.root)
+        finally:
+            for path, value in before.items():
+                write(path, value)
+        going = {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
+        if going & used:
+            freed.append((what, sorted(going & used)))
+    assert len(swaps) > 100 and freed == []

@@ -102,8 +102,9 @@ def test_an_image_whose_layer_is_missing_keeps_its_entry_with_unknown_sizes(samp
 def test_a_cache_id_without_directory_is_a_warning(sample):
     os.rename(sample.synth.overlay(sample.tool.cache_id), sample.synth.overlay(sample.tool.cache_id) + "x")
     facts = facts_of(sample.root)
-    assert [w["path"] for w in facts["warnings"] if w["kind"] == "missing"] == [
-        sample.synth.overlay(sample.tool.cache_id)]
+    assert [(w["path"], w["message"]) for w in facts["warnings"] if w["kind"] == "missing"] == [
+        (sample.synth.layerdb(sample.tool.chain_id),
+         "names overlay2/%s, which does not exist" % sample.tool.cache_id)]
 
 
 def test_facts_are_plain_data(sample):
