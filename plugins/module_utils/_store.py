@@ -365,8 +365,16 @@ class _Listing:
 
 
 @dataclass
+class _Found:
+    """What one loader read: the partial store, and the images whose configs it found broken."""
+
+    store: Store
+    broken_images: Set[str]
+
+
+@dataclass
 class _Records:
-    parts: List[List["_Loader"]]  # image configs, layer records, overlay2 directories, links: parts in order
+    parts: List[List[_Found]]  # image configs, layer records, overlay2 directories, links: parts in order
     configs_listed: bool  # the image config directory could be opened
     overlay_names: Optional[Set[str]]  # the directories listed in overlay2/; None when it could not be listed
 
@@ -481,17 +489,17 @@ class _Loader:
         workers = worker_count(int(weight), ENTRIES_PER_WORKER)
         shares = [split_exactly(listing.entries, workers) for listing in listings]
 
-        def read_share(indexes: List[int]) -> List["_Loader"]:
+        def read_share(indexes: List[int]) -> List[_Found]:
             found = []
             for listing, chunks in zip(listings, shares):
                 part = self.part()
                 for name, is_dir in chunks[indexes[0]]:
                     listing.body(part, listing.directory, name, is_dir)
-                found.append(part)
+                found.append(part.found())
             return found
 
         read = map_chunks(read_share, [[index] for index in range(workers)])
-        return _Records([[heads[phase]] + [share[phase] for share in read] for phase in range(4)],
+        return _Records([[heads[phase].found()] + [share[phase] for share in read] for phase in range(4)],
                         configs_listed=configs.directory is not None,
                         overlay_names={name for name, is_dir in overlay.entries if is_dir}
                         if overlay.directory is not None else None)
@@ -506,7 +514,11 @@ class _Loader:
             self.store.note("unreadable", overlay.join("l"), describe_os_error(exc))
             return None
 
-    def take(self, parts: List["_Loader"]) -> None:
+    def found(self) -> _Found:
+        """What this loader read, without what only sped up its reading (sent back from another process)."""
+        return _Found(self.store, self.broken_images)
+
+    def take(self, parts: List[_Found]) -> None:
         for part in parts:
             self.absorb(part.store, part.broken_images)
 
