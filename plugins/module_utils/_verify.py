@@ -259,7 +259,7 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
         if image_id in store.images:
             continue  # a config that reads but was edited: its image's verdict says so (``check_images``)
         if record.code == "mount" and os.path.basename(record.path) in store.mounts:
-            continue  # a mount that reads but names directories wrongly: its verdict says so (``check_containers``)
+            continue  # a mount that reads, damaged all the same: its verdict says so (``check_containers``)
         found.append(Verdict(chain_id, None, sorted(record.dirs)[0] if record.dirs else None,
                              images=[image_id] if image_id else [], containers=sorted(record.containers),
                              problems=[problem]))
@@ -269,7 +269,10 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
 def check_containers(store: Store) -> List[Verdict]:
     verdicts = []
     mounts_path = os.path.join(store.data_root, "image", "overlay2", "layerdb", "mounts")
-    damaged = {record.path: record for record in store.damaged if record.code == "mount"}
+    damaged = {}  # type: Dict[str, List[Problem]]  # a mount record's path -> what its damaged records say
+    for record in store.damaged:
+        if record.code == "mount":
+            damaged.setdefault(record.path, []).append(Problem(METADATA, record.path, record.message))
     for mount in store.mounts.values():
         problems = []
         if mount.parent is not None:
@@ -278,10 +281,9 @@ def check_containers(store: Store) -> List[Verdict]:
                 problems.append(Problem(METADATA, os.path.join(store.data_root, "image", "overlay2", "layerdb",
                                                                "mounts", mount.container_id, "parent"),
                                         "the container's layer chain from %s is incomplete" % mount.parent))
-        record = damaged.get(os.path.join(mounts_path, mount.container_id))
-        if record is not None:  # it names directories that are not there, or not its own
-            problems.append(Problem(METADATA, record.path, record.message))
-        else:  # a dead container's (an interrupted removal), or one that cannot be read
+        problems.extend(damaged.get(os.path.join(mounts_path, mount.container_id), []))
+        container = store.containers.get(mount.container_id)
+        if container is not None and container.dead:  # an interrupted removal: the store does not call it damage
             for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
                 if name not in store.dirs:
                     problems.append(Problem(METADATA, store.dir_path(name),

@@ -156,7 +156,8 @@ def test_a_lower_file_of_a_kept_directory_that_cannot_be_read_keeps_every_direct
 
 
 @pytest.mark.parametrize("case", ["layer cache-id", "layer cache-id of no directory", "layer parent", "layer diff",
-                                  "mount-id", "image config", "image config edited", "container config"])
+                                  "mount-id", "init-id", "mount parent", "image config", "image config edited",
+                                  "container config"])
 def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
     path, _might_name = damage(sample, case)
     report = verify(Store.load(sample.root), content=False)
@@ -240,6 +241,10 @@ def test_a_dead_container_whose_directories_are_gone_is_an_interrupted_removal_n
     classification, decisions = plan(sample.root)
     assert classification.blocking == []
     assert sample.synth.overlay(name) in {d.orphan.path for d in decisions if d.action == REMOVED}
+    report = verify(Store.load(sample.root), content=False)  # still not what the engine left complete
+    assert [(p.path, p.detail) for verdict in report.corrupt for p in verdict.problems] == [
+        (sample.synth.overlay(directory), "the container's overlay2 directory is missing")
+        for directory in (sample.containers["job"]["mount_id"], sample.containers["job"]["mount_id"] + "-init")]
 
 
 def valid_swaps(sample):
@@ -291,3 +296,13 @@ def test_a_record_changed_to_another_valid_value_never_frees_what_is_in_use(samp
         if going & used:
             freed.append((what, sorted(going & used)))
     assert len(swaps) > 100 and freed == []
+
+
+def test_verify_reports_every_damaged_record_of_one_mount(sample):
+    """A mount whose parent is garbage and whose directories are not there is two damaged records: both shown."""
+    point_mount_at(sample, "job", "d" * 64)
+    write(mount_file(sample, "job", "parent"), "garbage")
+    record = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["job"]["id"])
+    report = verify(Store.load(sample.root), content=False)
+    details = [p.detail for verdict in report.corrupt for p in verdict.problems if p.path == record]
+    assert len(details) == 2 and any("garbage" in d for d in details) and any("does not exist" in d for d in details)
