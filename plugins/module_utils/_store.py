@@ -753,6 +753,8 @@ class _Loader:
                              [mount.mount_id] + ([mount.init_id] if mount.init_id else []), claims,
                              overlay_names if container is None or not container.dead else None, "mount",
                              containers=[mount.container_id])
+        if any(record.path == mounts_path for record in self.store.damaged):
+            return  # the mount records could not be listed: said so, and that keeps every directory already
         damaged = {name for record in self.store.damaged for name in record.containers}
         for container in self.store.containers.values():
             if (container.id not in self.store.mounts and container.id not in damaged and not container.dead

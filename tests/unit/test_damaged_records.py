@@ -306,3 +306,14 @@ def test_verify_reports_every_damaged_record_of_one_mount(sample):
     report = verify(Store.load(sample.root), content=False)
     details = [p.detail for verdict in report.corrupt for p in verdict.problems if p.path == record]
     assert len(details) == 2 and any("garbage" in d for d in details) and any("does not exist" in d for d in details)
+
+
+def test_mount_records_that_cannot_be_listed_keep_every_directory_and_are_one_record(sample):
+    _leaked, _name, link = plant_leftovers(sample)
+    mounts = sample.synth.path("image/overlay2/layerdb/mounts")
+    shutil.rmtree(mounts)
+    write(mounts, "not a directory")
+    classification, decisions = plan(sample.root)
+    assert [(r.code, r.path) for r in classification.blocking] == [("store_part", mounts)]
+    assert_kept_for(sample, decisions, mounts)
+    assert link in {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
