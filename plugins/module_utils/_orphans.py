@@ -291,16 +291,17 @@ class _Classifier:
 
     def classify(self) -> Classification:
         live_chains = self.live_chains()
+        held = self.held_removing(live_chains)
         buildkit = self.buildkit_owned(live_chains)
         kept_chains = live_chains | buildkit.chains
-        live_dirs = self.kept_dirs(live_chains, set())
+        live_dirs = self.kept_dirs(live_chains, {name for name in held.values() if name})
         kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs, closed=live_dirs, closed_chains=live_chains)
         buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
         for name in sorted(buildkit.dirs):
             buildkit.usage.add(tree_usage(os.path.join(self.root, "overlay2", name)))
         orphans = []  # type: List[Orphan]
         orphans.extend(self.chain_orphans(kept_chains, kept_dirs))
-        orphans.extend(self.removing_orphans(kept_dirs))
+        orphans.extend(self.removing_orphans(kept_dirs, held))
         orphans.extend(self.write_set_orphans(kept_dirs))
         orphans.extend(self.mount_orphans(kept_dirs))
         for name in sorted(self.store.dirs):
@@ -333,9 +334,22 @@ class _Classifier:
         except (OSError, UnicodeDecodeError, InvalidId):
             return None
 
-    def removing_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
+    def held_removing(self, live_chains: Set[str]) -> Dict[str, Optional[str]]:
+        """The ``-removing`` records whose chain an image, a mount or a live layer still names, and that have no
+        record of that chain beside them, with their cache-ids. The engine renames a layer's record away only
+        once nothing holds the layer (an image's config is deleted first): such a record was not renamed by a
+        removal, and it and its directory stay. (With a record beside it, the chain was made again after a
+        removal was cut short: the ``-removing`` one is that removal's leftover.)"""
+        held = {}  # type: Dict[str, Optional[str]]
+        for name in self.store.removing:
+            chain_id = "sha256:" + (removing_chain(name) or "")
+            if chain_id in live_chains and chain_id not in self.store.layers:
+                held[name] = self.record_cache_id("image", "overlay2", "layerdb", "sha256", name)
+        return held
+
+    def removing_orphans(self, kept_dirs: Set[str], held: Dict[str, Optional[str]]) -> List[Orphan]:
         orphans = []
-        for name in sorted(self.store.removing):
+        for name in sorted(set(self.store.removing) - set(held)):
             record = ("image", "overlay2", "layerdb", "sha256", name)
             parts = self.dir_parts(self.record_cache_id(*record), kept_dirs) + [os.path.join(*record)]
             orphans.append(self.orphan(REMOVING, parts, chain_id="sha256:" + (removing_chain(name) or "")))

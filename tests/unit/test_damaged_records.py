@@ -317,3 +317,28 @@ def test_mount_records_that_cannot_be_listed_keep_every_directory_and_are_one_re
     assert [(r.code, r.path) for r in classification.blocking] == [("store_part", mounts)]
     assert_kept_for(sample, decisions, mounts)
     assert link in {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
+
+
+def test_a_layer_record_renamed_to_removing_while_an_image_names_it_stays_with_its_directory(sample):
+    """The engine renames a layer's record to ``-removing`` only after the last image naming it is gone: the
+    tool image still names this one, so the rename was not a removal, and the layer stays."""
+    record = sample.synth.layerdb(sample.tool.chain_id)
+    os.rename(record, record + "-" + "a" * 64 + "-removing")
+    _classification, decisions = plan(sample.root)
+    going = {p for d in decisions if d.action == REMOVED for p in d.orphan.as_dict()["paths"]}
+    assert decisions == [] and not going & in_use(sample)
+
+
+def test_a_removal_leftover_of_a_chain_made_again_still_goes_and_the_new_directory_stays(sample):
+    """A ``docker rmi`` cut short, then the same image pulled again: the chain has a new record and directory,
+    and the old ``-removing`` record (with its old, half-removed directory) is the leftover."""
+    record = sample.synth.layerdb(sample.tool.chain_id)
+    leftover = record + "-" + "a" * 64 + "-removing"
+    shutil.copytree(record, leftover)
+    old_dir = sample.synth.next_hex()
+    sample.synth.make_overlay_dir(old_dir, None)
+    write(os.path.join(leftover, "cache-id"), old_dir)
+    _classification, decisions = plan(sample.root)
+    assert [(d.action, d.orphan.kind) for d in decisions] == [(REMOVED, "removing")]
+    paths = set(decisions[0].orphan.as_dict()["paths"])
+    assert {leftover, sample.synth.overlay(old_dir)} <= paths and not paths & in_use(sample)
