@@ -199,8 +199,11 @@ blocking:
     code:
       description: >-
         The record's kind: V(layer), V(mount), V(image_config), V(container_config), V(lower), V(buildkit) or
-        V(store_part) (a whole part of the store that cannot be listed). An V(image_config) is also damaged
-        when it reads but its bytes no longer hash to its image id (edited after the engine wrote it).
+        V(store_part) (a whole part of the store that cannot be listed). A record that reads is damaged too
+        when it breaks what the engine keeps true - an V(image_config) whose bytes no longer hash to its image
+        id, a V(layer) or V(mount) record naming an overlay2 directory that is not there (for a mount, unless
+        its container is dead) or that another record names, a container that is not dead without its mount
+        record (V(mount)).
       type: str
     path:
       description: The record.
