@@ -244,9 +244,7 @@ class _Classifier:
             if layer is not None and layer.cache_id:
                 names.add(layer.cache_id)
         for mount in self.live_mounts():
-            names.add(mount.mount_id)
-            if mount.init_id:
-                names.add(mount.init_id)
+            names.update(mount.dir_names)
         for record in self.store.damaged:
             names.update(record.dirs)
         # whatever a kept directory's lower file lists stays too, even where the layer database disagrees

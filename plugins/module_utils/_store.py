@@ -172,6 +172,11 @@ class Mount:
     init_id: Optional[str]
     parent: Optional[str]
 
+    @property
+    def dir_names(self) -> List[str]:
+        """The container's overlay2 directories: its writable layer, and its init layer when it has one."""
+        return [self.mount_id] + ([self.init_id] if self.init_id else [])
+
 
 @dataclass
 class Container:
@@ -256,6 +261,9 @@ class Store:
 
     def layer_path(self, chain_id: str) -> str:
         return self.data_root + "/image/overlay2/layerdb/sha256/" + hex_of(chain_id)
+
+    def mount_path(self, container_id: str) -> str:
+        return self.data_root + "/image/overlay2/layerdb/mounts/" + container_id
 
     def children_of_images(self) -> Dict[str, List[str]]:
         children = {}  # type: Dict[str, List[str]]
@@ -739,29 +747,29 @@ class _Loader:
             if layer.cache_id is not None:  # else damaged already
                 claims.setdefault(layer.cache_id, []).append(layer.chain_id)
         for mount in self.store.mounts.values():
-            for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
+            for name in mount.dir_names:
                 claims.setdefault(name, []).append("container " + mount.container_id)
         for layer in self.store.layers.values():  # a sound layer costs two look-ups
             cache_id = layer.cache_id
             if cache_id is not None and (cache_id not in overlay_names or len(claims[cache_id]) > 1):
                 self.check_claim(self.store.layer_path(layer.chain_id), layer.chain_id, [cache_id],
                                  claims, overlay_names, "layer", chains=[layer.chain_id])
-        mounts_path = self.root.join("image", "overlay2", "layerdb", "mounts")
         for mount in self.store.mounts.values():
             container = self.store.containers.get(mount.container_id)
-            self.check_claim(mounts_path + "/" + mount.container_id, "container " + mount.container_id,
-                             [mount.mount_id] + ([mount.init_id] if mount.init_id else []), claims,
+            self.check_claim(self.store.mount_path(mount.container_id), "container " + mount.container_id,
+                             mount.dir_names, claims,
                              overlay_names if container is None or not container.dead else None, "mount",
                              containers=[mount.container_id])
-        if any(record.path == mounts_path for record in self.store.damaged):
+        mounts_dir = self.root.join("image", "overlay2", "layerdb", "mounts")
+        if any(record.path == mounts_dir for record in self.store.damaged):
             return  # the mount records could not be listed: said so, and that keeps every directory already
         damaged = {name for record in self.store.damaged for name in record.containers}
         for container in self.store.containers.values():
             if (container.id not in self.store.mounts and container.id not in damaged and not container.dead
                     and container.driver in ("overlay2", None)):
                 message = "container %s is not dead and has no mount record" % container.id
-                self.store.note("missing", mounts_path + "/" + container.id, message)
-                self.store.damage("mount", mounts_path + "/" + container.id, message, (MIGHT_NAME_DIRS,),
+                self.store.note("missing", self.store.mount_path(container.id), message)
+                self.store.damage("mount", self.store.mount_path(container.id), message, (MIGHT_NAME_DIRS,),
                                   containers=[container.id])
 
     def check_claim(self, path: str, who: str, names: List[str], claims: Dict[str, List[str]],

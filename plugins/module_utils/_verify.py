@@ -268,7 +268,6 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
 
 def check_containers(store: Store) -> List[Verdict]:
     verdicts = []
-    mounts_path = os.path.join(store.data_root, "image", "overlay2", "layerdb", "mounts")
     damaged = {}  # type: Dict[str, List[Problem]]  # a mount record's path -> what its damaged records say
     for record in store.damaged:
         if record.code == "mount":
@@ -281,10 +280,10 @@ def check_containers(store: Store) -> List[Verdict]:
                 problems.append(Problem(METADATA, os.path.join(store.data_root, "image", "overlay2", "layerdb",
                                                                "mounts", mount.container_id, "parent"),
                                         "the container's layer chain from %s is incomplete" % mount.parent))
-        problems.extend(damaged.get(os.path.join(mounts_path, mount.container_id), []))
+        problems.extend(damaged.get(store.mount_path(mount.container_id), []))
         container = store.containers.get(mount.container_id)
         if container is not None and container.dead:  # an interrupted removal: the store does not call it damage
-            for name in [mount.mount_id] + ([mount.init_id] if mount.init_id else []):
+            for name in mount.dir_names:
                 if name not in store.dirs:
                     problems.append(Problem(METADATA, store.dir_path(name),
                                             "the container's overlay2 directory is missing"))
