@@ -25,9 +25,9 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import select  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import select  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position

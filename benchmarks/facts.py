@@ -21,8 +21,8 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine, build, build_samples  # noqa: E402  pylint: disable=wrong-import-position
 

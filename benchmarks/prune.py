@@ -27,11 +27,11 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import remove_part  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import remove_part  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Optional, Tuple, Union
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import (
     BRANCH_ELEMENT,
     BRANCH_PAGE,
     BUCKET_HEADER,

@@ -27,8 +27,8 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import SnapshotUsage  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import SnapshotUsage  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import ChrootEngine, build, import_base  # noqa: E402  pylint: disable=wrong-import-position
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

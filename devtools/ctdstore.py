@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from devtools.boltwriter import write_bolt
 
 CONTENT = "io.containerd.content.v1.content"

@@ -9,13 +9,13 @@ import random
 import shutil
 from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify as classify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify as verify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.samples import build_sample
 
 FILE_KINDS = ("image config", "repositories.json", "diff", "size", "cache-id", "parent", "mount-id", "init-id",

@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Set
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 # The engine's own CLI (Debian's docker.io) speaks its API version and has the built-in BuildKit client.

@@ -20,8 +20,8 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids, hex_of, next_chain_id
-from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, SEGMENT, Entry, crc64, encode_entry
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids, hex_of, next_chain_id
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, SEGMENT, Entry, crc64, encode_entry
 
 MTIME = 1700000000
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Dict, List
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, chain_ids as compute_chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import InvalidId, chain_ids as compute_chain_ids
 
 
 def chain_ids(diff_ids: Any) -> List[str]:

@@ -172,19 +172,19 @@ from typing import Any, List
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     Waiver,
     select,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import (
     AUTO,
     Location,
     configured_daemon,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, open_store
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store import StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import StoreError
 
 
 def open_for(module: AnsibleModule):

@@ -169,10 +169,10 @@ store_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, open_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify as verify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import SelectionError, verify
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify as verify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError, verify
 
 
 def describe(report_dict: dict, store: Store) -> str:

@@ -242,12 +242,12 @@ from typing import Any, Dict, List
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, open_store
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import CONTAINERD_ORPHAN_KINDS
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify as classify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import running_containerds
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, Classification, classify
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import CONTAINERD_ORPHAN_KINDS
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify as classify_containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import running_containerds
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, Classification, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
@@ -259,7 +259,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     execute,
     running_daemons,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
 
 ALL_KINDS = ORPHAN_KINDS + CONTAINERD_ORPHAN_KINDS
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

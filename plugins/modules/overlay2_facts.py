@@ -433,9 +433,9 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.strata.overlay2.plugins.module_utils._drift import DEFAULT_PATHS
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._open import STORE_OPTIONS, daemon_facts, open_store
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import DEFAULT_PATHS
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, daemon_facts, open_store
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import tarfile
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import CHECKS as CONTAINER_CHECKS
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import Containers, container_facts
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import CHECKS as CONTAINER_CHECKS
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import Containers, container_facts
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from devtools.collection import run_module
 from devtools.sandbox import build
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from devtools.collection import run_module, target_pythons
 from devtools.bolt_fixtures import build_with_buildkit
 from devtools.sandbox import ChrootEngine, build_samples
@@ -285,9 +285,9 @@ def test_reading_while_buildkit_builds_never_takes_work_in_progress_for_an_orpha
     snapshot directories before the commits that record them and commits every few milliseconds; no read
     may report a file orphan that nothing blocks, and the databases are read whole despite the commits."""
     import threading  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import (  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import (  # pylint: disable=import-outside-toplevel
         classify)
-    from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # pylint: disable=import-outside-toplevel
     from devtools.sandbox import build  # pylint: disable=import-outside-toplevel
     done, built, errors = threading.Event(), [], []
 
@@ -362,7 +362,7 @@ RUN head -c 48000000 /dev/urandom > /big.bin
 
 
 def snapshot_keys_now(engine):
-    from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import BoltFile  # pylint: disable=import-outside-toplevel
     directory = os.path.join(engine.containerd_root, "io.containerd.metadata.v1.bolt")
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -406,8 +406,8 @@ def crash_during_load(engine, archive, moment):
 def test_a_load_killed_midway_leaves_no_false_orphan_and_nothing_is_pruned_that_containerd_holds(
         ctd, collections_path, tmp_path, moment):
     from devtools.sandbox import build  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # pylint: disable=import-outside-toplevel
     tag = "strata/big-%s:1" % moment
     build(ctd, tag, BIG_IMAGE, buildkit=True)
     archive = os.path.join(ctd.base, "big-%s.tar" % moment)

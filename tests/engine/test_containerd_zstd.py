@@ -17,16 +17,16 @@ import tempfile
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from devtools.ctdstore import SNAPSHOTTER, SynthStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERIFY = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 print(json.dumps(verify(load_store(sys.argv[2])).as_dict()))
 """
 ZSTD = "import sys; from compression import zstd; sys.stdout.buffer.write(zstd.compress(sys.stdin.buffer.read()))"

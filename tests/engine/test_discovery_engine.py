@@ -15,14 +15,14 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import (
     DiscoveryError,
     configured_daemon,
     discover,
     owners,
     system_store,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import running_daemons
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import running_daemons
 from devtools.collection import run_module, run_playbook
 from devtools.sandbox import ChrootEngine, Engine, import_base
 

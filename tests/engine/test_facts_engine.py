@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from devtools.collection import run_playbook, target_pythons
 
 

@@ -188,7 +188,7 @@ def records(engine: Engine, image: str, container: str) -> dict:
     info = engine.inspect(image)[0]
     chain = os.path.join(engine.data_root, LAYERDB, "sha256")
     top = sorted(os.listdir(chain))  # any chain the image uses: its top one
-    from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids  # pylint: disable=import-outside-toplevel
     top_chain = chain_ids(info["RootFS"]["Layers"])[-1][7:]
     assert top_chain in top
     mount = os.path.join(engine.data_root, LAYERDB, "mounts", container)

@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import Gates, decide, execute, running_daemons
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Gates, decide, execute, running_daemons
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.collection import run_module
 from devtools.sandbox import DOCKER, Engine, build, build_samples
 

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
 from devtools.sandbox import Engine
 from devtools.synthstore import SyntheticStore, directory, file, generate, hardlink, opaque, symlink, whiteout
 

@@ -56,10 +56,10 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
     enough to be read by several processes equal those of one process reading it here."""
     import json  # pylint: disable=import-outside-toplevel
 
-    from ansible_collections.strata.overlay2.plugins.module_utils import _parallel  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, ENTRIES_PER_WORKER  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, ENTRIES_PER_WORKER  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # pylint: disable=import-outside-toplevel
     from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
 
     if _parallel.available_cpus() < 2:

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (
     REMOVED,
     SKIPPED,
     UNKNOWN_OWNER,
@@ -25,8 +25,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     decide,
     execute,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.synthstore import file, write
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _containerd, _parallel, _store
+from ansible_collections.strata.overlay2.plugins.module_utils._store import containerd as _containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel
+from ansible_collections.strata.overlay2.plugins.module_utils._store import overlay2 as _store
 from devtools.golden import STORES, compare
 
 

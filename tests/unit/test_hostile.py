@@ -12,12 +12,12 @@ import tracemalloc
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import SKIPPED, Gates, decide, execute
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, SEGMENT, Entry, encode_entry
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import SKIPPED, Gates, decide, execute
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, SEGMENT, Entry, encode_entry
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
 from devtools.synthstore import SyntheticStore, write
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _bolt
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats import bolt as _bolt
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import (
     BoltError,
     BoltFile,
     Bucket,

@@ -8,12 +8,13 @@ import shutil
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _bolt, _buildkit
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
-from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, read_ownership
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._formats import bolt as _bolt
+from ansible_collections.strata.overlay2.plugins.module_utils._store import buildkit as _buildkit
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import BoltFile
+from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT, READ, UNKNOWN, read_ownership
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
 from devtools.boltwriter import bolt_bytes, write_buildkit
 from devtools.synthstore import file, write
 

@@ -8,22 +8,22 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _cis_images
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis import images as _cis_images
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     BY_ID,
     CONTROLS,
     LEVEL1,
     Waiver,
     select,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import (
     evaluate, host_has_apparmor, host_has_selinux)
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import CHECKS as CONTAINER_CHECKS
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_containers import Containers, container_facts
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_daemon import parse_command_line
-from ansible_collections.strata.overlay2.plugins.module_utils._cis_images import LayerFiles, tar_split_headers, walked_headers
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import CHECKS as CONTAINER_CHECKS
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import Containers, container_facts
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.daemon import parse_command_line
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles, tar_split_headers, walked_headers
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from devtools.synthstore import HOST_CONFIG, SyntheticStore, directory, file, opaque, whiteout
 
 TODAY = datetime.date(2026, 12, 4)
@@ -418,7 +418,7 @@ def test_manual_controls_are_reported_not_dropped(tmp_path):
 
 
 def test_headers_read_by_several_processes_give_the_same_report(tmp_path, monkeypatch):
-    from ansible_collections.strata.overlay2.plugins.module_utils import _parallel  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel  # pylint: disable=import-outside-toplevel
     from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
     generate(str(tmp_path), 300, seed="cis")
     layered = str(tmp_path / "layered")

@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _containerd, _parallel
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltFile
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store import containerd as _containerd
+from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import BoltFile
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     BlobRecords,
     ContainerdReader,
     SnapshotUsage,
@@ -28,12 +29,12 @@ from ansible_collections.strata.overlay2.plugins.module_utils._containerd import
     go_time,
     varint,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_verify import verify
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import chain_ids
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store import StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.containerd import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import StoreError
 from devtools import ctdstore
 from devtools.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
 
@@ -546,7 +547,7 @@ def test_a_data_root_with_containers_on_the_snapshotter_but_no_containerd_root_s
 
 # -- the prune's gates on this store -----------------------------------------------------------------------
 def test_the_prune_removes_only_files_and_keeps_records_and_what_a_running_containerd_may_be_writing(tmp_path):
-    from ansible_collections.strata.overlay2.plugins.module_utils._prune import (  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (  # pylint: disable=import-outside-toplevel
         Daemon, Gates, decide, execute)
     synthetic = small_store(str(tmp_path))
     ctd = synthetic.ctd_root

@@ -8,7 +8,7 @@ import pwd
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import (
     CONTAINERD,
     OVERLAY2,
     Daemon,
@@ -132,9 +132,9 @@ def test_the_storage_mode_comes_from_the_config_then_from_the_disk(tmp_path):
 def test_a_configured_system_daemon_is_found_from_its_files(tmp_path, monkeypatch):
     config = tmp_path / "daemon.json"
     config.write_text(json.dumps({"data-root": str(tmp_path / "moved")}))
-    monkeypatch.setattr("ansible_collections.strata.overlay2.plugins.module_utils._discovery.DEFAULT_CONFIG",
+    monkeypatch.setattr("ansible_collections.strata.overlay2.plugins.module_utils._store.discovery.DEFAULT_CONFIG",
                         str(config))
-    monkeypatch.setattr("ansible_collections.strata.overlay2.plugins.module_utils._discovery.UNIT_PATHS", ())
+    monkeypatch.setattr("ansible_collections.strata.overlay2.plugins.module_utils._store.discovery.UNIT_PATHS", ())
     daemon = configured_daemon()
     assert (daemon.source, daemon.data_root, daemon.running) == ("config", str(tmp_path / "moved"), False)
 

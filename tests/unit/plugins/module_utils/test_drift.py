@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils import _drift
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._facts import drift as _drift
 from ansible_collections.strata.overlay2.plugins.plugin_utils._compliance import evaluate
 from devtools.synthstore import SyntheticStore, directory, file, opaque, whiteout
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
 
 from devtools.synthstore import SyntheticStore, file
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     chain_ids,
     is_buildkit_id,
@@ -59,7 +59,7 @@ def test_a_digest_seen_before_gives_the_same_answer_and_a_bad_one_is_refused_eve
 
 
 def test_the_memory_of_valid_digests_stays_bounded(monkeypatch):
-    from ansible_collections.strata.overlay2.plugins.module_utils import _ids
+    from ansible_collections.strata.overlay2.plugins.module_utils._util import ids as _ids
     monkeypatch.setattr(_ids, "_VALID_DIGESTS", {})
     monkeypatch.setattr(_ids, "_VALID_DIGESTS_LIMIT", 4)
     for number in range(10):

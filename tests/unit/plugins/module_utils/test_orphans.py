@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import ORPHAN_KINDS, classify
-from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
@@ -21,8 +21,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._prune import (
     decide,
     execute,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
 from devtools.synthstore import file, write
 
@@ -344,7 +344,7 @@ def test_every_reason_code_is_documented_where_playbooks_read_it():
 
     import yaml  # pylint: disable=import-outside-toplevel
 
-    from ansible_collections.strata.overlay2.plugins.module_utils._prune import REASON_CODES
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import REASON_CODES
     from ansible_collections.strata.overlay2.plugins.modules import orphan_layer_prune
 
     returned = yaml.safe_load(orphan_layer_prune.RETURN)["orphans"]["contains"]["reason_code"]["description"]

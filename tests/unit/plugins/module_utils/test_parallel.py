@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _parallel
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import (
     map_chunks, partition, split, split_exactly, worker_count)
 
 
@@ -106,7 +106,7 @@ def test_when_the_share_done_here_fails_the_children_are_stopped_and_reaped():
 
 
 def test_beside_runs_the_second_task_in_a_child_only_when_apart():
-    from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside
+    from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside
     assert beside(os.getpid, os.getpid, apart=False) == (os.getpid(), os.getpid())
     here, elsewhere = beside(os.getpid, os.getpid, apart=True)
     assert here == os.getpid() and elsewhere != here

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import read_record_at
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import read_record_at
 
 
 @pytest.fixture(name="parent")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, StoreError
 
 from devtools.synthstore import SyntheticStore, file
 

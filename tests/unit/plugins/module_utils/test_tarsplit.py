@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import (
     FILE,
     SEGMENT,
     Entry,
@@ -105,7 +105,7 @@ def test_a_small_tar_split_read_in_one_piece_gives_what_the_line_by_line_reader_
 
 
 def test_a_small_intact_tar_split_is_not_read_line_by_line_and_a_damaged_one_is(monkeypatch):
-    from ansible_collections.strata.overlay2.plugins.module_utils import _tarsplit
+    from ansible_collections.strata.overlay2.plugins.module_utils._formats import tarsplit as _tarsplit
     streamed = []
     real = _tarsplit._stream_lines  # pylint: disable=protected-access
     monkeypatch.setattr(_tarsplit, "_stream_lines", lambda stream: streamed.append(1) or real(stream))

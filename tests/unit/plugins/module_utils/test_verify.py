@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import SelectionError, verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError, verify
 
 from devtools.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
 
@@ -218,8 +218,8 @@ def test_the_verdict_does_not_depend_on_the_number_of_workers(sample, workers):
 
 
 def test_layers_are_shared_out_by_cost_so_each_worker_gets_bytes_and_entries(tmp_path):
-    from ansible_collections.strata.overlay2.plugins.module_utils._parallel import partition
-    from ansible_collections.strata.overlay2.plugins.module_utils._verify import layer_cost
+    from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import partition
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import layer_cost
     synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
     big = [synth.add_layer([file("big%d" % i, b"x" * (2000000 * (i + 1)))]) for i in range(2)]
     many = [synth.add_layer([file("f%d/%d" % (i, j), "x") for j in range(3000)]) for i in range(2)]

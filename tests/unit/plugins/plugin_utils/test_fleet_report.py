@@ -11,9 +11,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._facts import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from ansible_collections.strata.overlay2.plugins.plugin_utils._compliance import evaluate, junit_xml, repository
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import (
     CORRUPT, NOT_VERIFIED, VERIFIED, ReportError, fleet_report, host_summary, render_html)
@@ -199,8 +199,8 @@ def test_junit_carries_failures_with_details_and_skips(sample):
 
 
 def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path):
-    from ansible_collections.strata.overlay2.plugins.module_utils._cis import Waiver, select  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import Waiver, select  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
     from devtools.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
     store = SyntheticStore(str(tmp_path))
     store.add_image([store.add_layer([file("bin/tool", b"t", 0o4755)])], tags=["strata/suid:1"])
@@ -217,8 +217,8 @@ def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path)
 
 
 def test_the_report_shows_a_control_by_host_matrix_of_the_benchmark(sample, tmp_path):
-    from ansible_collections.strata.overlay2.plugins.module_utils._cis import Waiver, select  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._cis_benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import Waiver, select  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
     facts, verdict = results_of(sample.root)
     controls = select(["4.1", "4.6", "5.7"])
     strict = json.loads(json.dumps(cis(Store.load(sample.root), None, controls, []).as_dict()))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import (
     Daemon,
     DiscoveryError,
     Location,
     locate,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._source import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, StoreError
 
 # the options every module has beside data_root (documented once in the data_root doc fragment)
 STORE_OPTIONS = {

@@ -26,13 +26,13 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import Evidence, Verdict
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, split, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
-from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import FILE, TarSplitError, iter_entries
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import StoreDirs, open_tar_split
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import Evidence, Verdict
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import hex_of
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, split, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, TarSplitError, iter_entries
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import StoreDirs, open_tar_split
 
 CONFIG_LIMIT = 16 << 20  # an image config larger than this is not read
 UNREADABLE_IMAGES = ("image_config", "image_record")  # the store model's damaged records that hide an image

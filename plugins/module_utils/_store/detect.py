@@ -20,7 +20,7 @@ import os
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     META_DB,
     NAMESPACE,
     ContainerdReader,
@@ -28,9 +28,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._containerd import
     namespace_names,
     snapshot_keys,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store, StoreError, check_layout, resolve_data_root
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, StoreError, check_layout, resolve_data_root
 
 AUTO, OVERLAY2, CONTAINERD = "auto", "overlay2", "containerd"
 STORE_KINDS = (AUTO, OVERLAY2, CONTAINERD)

@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import (
     BoltError,
     BoltFile,
     Bucket,
@@ -33,7 +33,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     Result,
     read_steadily,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     chain_ids,
     hex_of,
@@ -41,9 +41,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     parse_digest,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, disk_usage
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Notes, Store, read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, disk_usage
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Notes, Store, read_containers
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"

@@ -20,8 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _cis_containers, _cis_daemon, _cis_images
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis import containers as _cis_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._cis import daemon as _cis_daemon
+from ansible_collections.strata.overlay2.plugins.module_utils._cis import images as _cis_images
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     MANUAL,
     NOT_APPLICABLE,
     STATUSES,
@@ -33,9 +35,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
     apply_waivers,
     manual,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import Daemon
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import Daemon
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
 
 
 @dataclass

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils import _containerd_facts
-from ansible_collections.strata.overlay2.plugins.module_utils._drift import drift
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import tree_size
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._facts import containerd as _containerd_facts
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import drift
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import tree_size
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Container, Image, Layer, Store
 
 Facts = Dict[str, Any]
 

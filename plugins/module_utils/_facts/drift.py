@@ -19,7 +19,7 @@ from __future__ import annotations
 import stat
 from typing import Dict, List, Optional, Sequence
 
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
 
 DEFAULT_PATHS = ("/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ADDED, CHANGED, DELETED, REPLACED = "added", "changed", "deleted", "replaced"

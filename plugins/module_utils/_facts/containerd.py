@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import ContainerdParts, SnapshotUsage, referenced_digests
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd_orphans import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Container, Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import ContainerdParts, SnapshotUsage, referenced_digests
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Container, Image, Layer, Store
 
 Facts = Dict[str, Any]
 

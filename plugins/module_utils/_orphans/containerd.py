@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import BoltError, BoltFile, read_steadily
-from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT, READ, UNKNOWN, ShapeError, live_records
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import BoltError, BoltFile, read_steadily
+from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT, READ, UNKNOWN, ShapeError, live_records
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     BLOB_FILES,
     CONTENT_DIR,
     CONTENT_REF_PREFIX,
@@ -47,16 +47,16 @@ from ansible_collections.strata.overlay2.plugins.module_utils._containerd import
     is_snapshot_id,
     referenced_digests,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import InvalidId, is_hex64, parse_digest, shorten
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import InvalidId, is_hex64, parse_digest, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import (
     BuildKitCache,
     Orphan,
     Usage,
     orphan_facts,
     tree_usage,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store import DamagedRecord, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import DamagedRecord, Store
 
 UNKNOWN_SNAPSHOT_DIR = "unknown_snapshot_dir"
 STALE_INGEST = "stale_ingest"

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     FAIL,
     NOT_APPLICABLE,
     PASS,
@@ -28,7 +28,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis import (
     Verdict,
     manual,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import (
     CONFIG_LIMIT,
     DEFAULT_CONFIG,
     SYSTEM_CONTAINERD_SOCKET,

@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_hex64, next_chain_id, shorten
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store, config_mismatch, missing_dir
-from ansible_collections.strata.overlay2.plugins.module_utils._tarsplit import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64, next_chain_id, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, partition, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store, config_mismatch, missing_dir
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import (
     FILE,
     TarSplitError,
     crc64_update,

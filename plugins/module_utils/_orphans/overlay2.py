@@ -21,15 +21,15 @@ import os
 from dataclasses import dataclass, field
 from typing import AbstractSet, Dict, List, Optional, Sequence, Set
 
-from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import ABSENT
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     is_hex64,
     parse_cache_id,
     removing_chain,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, walk_stats
-from ansible_collections.strata.overlay2.plugins.module_utils._store import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, walk_stats
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
     MIGHT_NAME_CHAINS,
     MIGHT_NAME_DIRS,
     MIGHT_NAME_MOUNTS,

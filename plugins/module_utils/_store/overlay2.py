@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
 
-from ansible_collections.strata.overlay2.plugins.module_utils._buildkit import Ownership, UNKNOWN, read_ownership
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import Ownership, UNKNOWN, read_ownership
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     chain_ids,
     checked_lower,
@@ -44,8 +44,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._ids import (
     removing_chain,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import beside, map_chunks, split_exactly, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import (
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside, map_chunks, split_exactly, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import (
     SafeDir,
     describe_os_error,
     Read,

@@ -31,7 +31,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
+from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import (
     READ_ATTEMPTS,
     BoltError,
     BoltFile,
@@ -39,8 +39,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._bolt import (
     BusyDatabase,
     read_together_steadily,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import is_buildkit_id, is_cache_id, is_hex64, shorten
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_buildkit_id, is_cache_id, is_hex64, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
 
 ABSENT = "absent"  # no buildkit/ directory: BuildKit owns nothing here
 READ = "read"  # the databases were read; ``chains`` and ``dirs`` are exact

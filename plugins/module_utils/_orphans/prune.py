@@ -28,13 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._discovery import owners, running_dockerds
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import owners, running_dockerds
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import (
     HELD_BY_RUNNING_DAEMON,
     Orphan,
     UNREFERENCED_CHAIN,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, check_component, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, check_component, describe_os_error
 
 REMOVED = "removed"
 WOULD_REMOVE = "would_remove"

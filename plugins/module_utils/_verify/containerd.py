@@ -31,12 +31,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts
-from ansible_collections.strata.overlay2.plugins.module_utils._ids import hex_of
-from ansible_collections.strata.overlay2.plugins.module_utils._parallel import map_chunks, partition, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store import Image, Layer, Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import hex_of
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, partition, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import (
     BUFFER_SIZE,
     DIGEST_MISMATCH,
     FILE_ADDED,
