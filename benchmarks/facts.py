@@ -22,7 +22,7 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 make_importable()
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine, build, build_samples  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -44,11 +44,11 @@ def main() -> int:
         for number in range(options.extra_images):
             build(engine, "strata/extra-%d:1" % number,
                   "FROM strata/app-%s:1.0\nRUN echo %d > /extra && mkdir -p /x/%d\n" % ("ab"[number % 2], number, number))
-        facts = gather(Store.load(engine.data_root))
+        facts = gather(Overlay2Store.load(engine.data_root))
         shape = {key: facts["summary"][key] for key in ("images", "layers", "containers")}
         results = {
             "store": shape,
-            "facts_core_s": median_seconds(lambda: gather(Store.load(engine.data_root)), options.repeat),
+            "facts_core_s": median_seconds(lambda: gather(Overlay2Store.load(engine.data_root)), options.repeat),
             "engine_api_route_s": median_seconds(lambda: engine_route(engine), options.repeat),
             "docker_system_df_v_s": median_seconds(lambda: engine.docker("system", "df", "-v"), options.repeat),
         }

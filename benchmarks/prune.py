@@ -31,7 +31,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather impo
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import remove_part  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -56,11 +56,11 @@ def main() -> int:
         for size in options.sizes:
             root = os.path.join(work, "store-%d" % size)
             shape = generate(root, size)
-            store = Store.load(root)
+            store = Overlay2Store.load(root)
             found = classify(store)
             row = dict(shape, orphans=len(found.orphans),
-                       classify_s=median_seconds(lambda: classify(Store.load(root)), options.repeat),
-                       facts_s=median_seconds(lambda: gather(Store.load(root)), options.repeat))
+                       classify_s=median_seconds(lambda: classify(Overlay2Store.load(root)), options.repeat),
+                       facts_s=median_seconds(lambda: gather(Overlay2Store.load(root)), options.repeat))
             results["stores"].append(row)
             print("%(layers)6d layers %(images)5d images %(containers)4d containers %(orphans)4d orphans: "
                   "classification %(classify_s).3f s, facts with orphans %(facts_s).3f s" % row)

@@ -28,7 +28,7 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import DOCKER, Engine, build, import_base  # noqa: E402  pylint: disable=wrong-import-position
@@ -74,7 +74,7 @@ def main() -> int:
     cpus = os.cpu_count() or 1
     with Engine() as engine:
         tags = build_store(engine, options.megabytes)
-        store = Store.load(engine.data_root)
+        store = Overlay2Store.load(engine.data_root)
         report = verify(store)
         if not report.ok:
             raise SystemExit("the benchmark store does not verify: %s" % report.as_dict()["corrupt"])
@@ -98,8 +98,8 @@ def main() -> int:
         results = {
             "store": {"images": len(store.images), "layers": len(store.layers), "files": len(files),
                       "bytes_verified": report.bytes_verified, "cpus": cpus},
-            "verify_core_s": median_seconds(lambda: verify(Store.load(engine.data_root)), options.repeat),
-            "verify_core_one_worker_s": median_seconds(lambda: verify(Store.load(engine.data_root), workers=1), options.repeat),
+            "verify_core_s": median_seconds(lambda: verify(Overlay2Store.load(engine.data_root)), options.repeat),
+            "verify_core_one_worker_s": median_seconds(lambda: verify(Overlay2Store.load(engine.data_root), workers=1), options.repeat),
             "sha256sum_same_files_s": median_seconds(sha256sum_all, options.repeat),
             "docker_save_s": median_seconds(docker_save, options.repeat),
             "largest_file_bytes": os.path.getsize(largest),

@@ -107,11 +107,11 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
     """Median wall seconds of each loader phase, and of the facts' joins and shaping, in one facts run."""
     samples = {}  # type: Dict[str, List[float]]
     with timing(_store._Loader, PHASES, samples):  # pylint: disable=protected-access
-        _facts.gather(_store.Store.load(root))
+        _facts.gather(_store.Overlay2Store.load(root))
         samples.clear()
         for _attempt in range(repeat):
             started = time.perf_counter()
-            store = _store.Store.load(root)
+            store = _store.Overlay2Store.load(root)
             loaded = time.perf_counter()
             _facts.gather(store)
             done = time.perf_counter()
@@ -123,7 +123,7 @@ def phase_times(root: str, repeat: int) -> Dict[str, float]:
     per_run = {PHASES.get(name, name): values[-repeat:] for name, values in samples.items()}
     medians = {name: statistics.median(values) for name, values in per_run.items()}
     with one_process():
-        medians["load in one process (for comparison)"] = median_seconds(lambda: _store.Store.load(root), repeat)
+        medians["load in one process (for comparison)"] = median_seconds(lambda: _store.Overlay2Store.load(root), repeat)
     return medians
 
 
@@ -197,7 +197,7 @@ def profile(root: str) -> Dict[str, Dict[str, float]]:
     with one_process():
         profiler = cProfile.Profile()
         profiler.enable()
-        _facts.gather(_store.Store.load(root))
+        _facts.gather(_store.Overlay2Store.load(root))
         profiler.disable()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in stats.values())  # tottime of every function: the profiled run

@@ -58,8 +58,8 @@ def populate(engine: ChrootEngine) -> Dict[str, Any]:
     # what the active snapshots used when the engine answered (the fixture keeps their directories empty)
     store = load_store(engine.data_root, "containerd",
                        engine.containerd_root if engine.system_containerd else None)
-    measure = SnapshotUsage(store.containerd)
-    active = sum(measure(snapshot) for snapshot in store.containerd.snapshots.values() if snapshot.kind == "active")
+    measure = SnapshotUsage(store.parts)
+    active = sum(measure(snapshot) for snapshot in store.parts.snapshots.values() if snapshot.kind == "active")
     return {
         "active_usage": active,
         "engine": engine.version,

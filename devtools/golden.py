@@ -34,7 +34,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather impo
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, classify  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Gates, decide  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.results import normalized  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -64,7 +64,7 @@ def build(name: str, work: str) -> str:
 def containerd_answers(root: str) -> Dict[str, Any]:
     store = load_store(root)
     classification = classify_containerd(load_store(root))
-    gates = Gates(kinds=CONTAINERD_ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=0)
+    gates = Gates(kinds=CONTAINERD_ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=0)
     plan = decide(classification.orphans, gates, check_mode=True, quarantine=False)
     return normalized({"facts": gather(store, container_sizes=True),
                        "verify": verify_containerd(load_store(root)).as_dict(),
@@ -72,11 +72,11 @@ def containerd_answers(root: str) -> Dict[str, Any]:
 
 
 def answers(root: str) -> Dict[str, Any]:
-    store = Store.load(root)
-    classification = classify(Store.load(root))
-    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+    store = Overlay2Store.load(root)
+    classification = classify(Overlay2Store.load(root))
+    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=len(store.dirs))
     plan = decide(classification.orphans, gates, check_mode=True, quarantine=False)
-    return normalized({"facts": gather(store, container_sizes=True), "verify": verify(Store.load(root)).as_dict(),
+    return normalized({"facts": gather(store, container_sizes=True), "verify": verify(Overlay2Store.load(root)).as_dict(),
                        "orphans": classification.facts(), "plan": [d.as_dict() for d in plan]}, root, VARYING)
 
 

@@ -14,7 +14,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.samples import build_sample
 
@@ -213,10 +213,10 @@ def mutate_file(path: str, kind: str, rng: random.Random) -> None:
 
 def exercise(root: str) -> Dict[str, object]:
     """Everything the modules do with a store; any exception here is a bug."""
-    store = Store.load(root)
+    store = Overlay2Store.load(root)
     facts = gather(store, container_sizes=True)
-    report = verify(Store.load(root))
-    orphans = classify(Store.load(root))
+    report = verify(Overlay2Store.load(root))
+    orphans = classify(Overlay2Store.load(root))
     result = {"facts": facts, "verify": report.as_dict(), "orphans": orphans.facts()}
     json.dumps(result)
     return result

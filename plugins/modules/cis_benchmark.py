@@ -184,14 +184,15 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery i
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import StoreError
 
 
 def open_for(module: AnsibleModule):
     """The store to judge: on this host as every module finds it; on a mounted root, the one its files name."""
     host_root = module.params["host_root"]
     if host_root in ("", "/") or module.params["data_root"] != AUTO:
-        return open_store(module)
+        backend, location = open_store(module)
+        return backend.store, location
     daemon = configured_daemon(host_root)
     if daemon is None:
         module.fail_json(msg="host_root %s holds no Docker configuration or store; set data_root" % host_root)

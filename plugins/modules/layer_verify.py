@@ -170,9 +170,8 @@ store_warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify as verify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError, verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError
 
 
 def describe(report_dict: dict, store: Store) -> str:
@@ -204,11 +203,10 @@ def main() -> None:
     params = module.params
     if params["workers"] is not None and params["workers"] < 1:
         module.fail_json(msg="workers must be at least 1, got %d" % params["workers"])
-    store, _location = open_store(module)
+    backend, _location = open_store(module)
+    store = backend.store
     try:
-        check = verify_containerd if store.kind == "containerd" else verify
-        report = check(store, images=params["images"], layers=params["layers"], content=params["content"],
-                       workers=params["workers"])
+        report = backend.verify(params["images"], params["layers"], params["content"], params["workers"])
     except (SelectionError, OSError) as exc:
         module.fail_json(msg=str(exc))
     result = report.as_dict()

@@ -243,25 +243,21 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import CONTAINERD_ORPHAN_KINDS
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify as classify_containerd
-from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import running_containerds
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, Classification, classify
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Classification
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import ORPHAN_KINDS
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (
     QUARANTINED,
     REMOVED,
     SKIPPED,
     WOULD_REMOVE,
-    Daemon,
     Decision,
     Gates,
     decide,
     execute,
     running_daemons,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
 
-ALL_KINDS = ORPHAN_KINDS + CONTAINERD_ORPHAN_KINDS
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -289,7 +285,7 @@ def main() -> None:
         argument_spec={
             **STORE_OPTIONS,
             "min_age": {"type": "str", "default": "1h"},
-            "kinds": {"type": "list", "elements": "str", "choices": list(ALL_KINDS), "default": list(ALL_KINDS)},
+            "kinds": {"type": "list", "elements": "str", "choices": list(ORPHAN_KINDS), "default": list(ORPHAN_KINDS)},
             "quarantine_dir": {"type": "path"},
             "max_remove_bytes": {"type": "str"},
         },
@@ -301,20 +297,16 @@ def main() -> None:
         ceiling = human_to_bytes(params["max_remove_bytes"]) if params["max_remove_bytes"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    store, location = open_store(module)
+    backend, location = open_store(module)
+    store = backend.store
     if params["quarantine_dir"] and (params["quarantine_dir"] + "/").startswith(store.data_root + "/"):
         module.fail_json(msg="quarantine_dir must be outside the data-root %s" % store.data_root)
-    owning = running_daemons(store.data_root, location.daemons)
-    base = store.data_root
-    if store.kind == "containerd":
-        classification = classify_containerd(store)
-        base = store.containerd.root
-        owning.extend(Daemon(pid, started, "containerd") for pid, started in running_containerds(base))
-    else:
-        classification = classify(store)
+    owning = running_daemons(store.data_root, location.daemons) + backend.prune_owners()
+    base = backend.prune_root
+    classification = backend.classify()
     daemon = max(owning, key=lambda d: d.started_at) if owning else None
     gates = Gates(kinds=params["kinds"], min_age=min_age, now=time.time(), daemon=daemon,
-                  overlay_dirs=len(store.dirs), max_remove_bytes=ceiling)
+                  layer_dirs=backend.layer_dir_count(), max_remove_bytes=ceiling)
     decisions = decide(classification.orphans, gates, module.check_mode, bool(params["quarantine_dir"]))
     try:
         outcome = execute(base, decisions, params["quarantine_dir"]) if not module.check_mode else None

@@ -449,7 +449,8 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    store, location = open_store(module)
+    backend, location = open_store(module)
+    store = backend.store
     drift_paths = module.params["drift_paths"] if module.params["container_drift"] else None
     facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"],
                    drift_paths=drift_paths)

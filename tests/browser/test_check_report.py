@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import fleet_report, host_summary, render_html
 
@@ -29,7 +29,7 @@ def page(tmp_path_factory):
             path = os.path.join(sample.synth.overlay(sample.app.cache_id, "diff"), "opt", "data.bin")
             with open(path, "r+b") as handle:
                 handle.write(b"X")
-        rows.append(host_summary(gather(Store.load(sample.root)), verify(Store.load(sample.root)).as_dict(), host))
+        rows.append(host_summary(gather(Overlay2Store.load(sample.root)), verify(Overlay2Store.load(sample.root)).as_dict(), host))
     return render_html(fleet_report(rows, generated="2026-11-27T00:00:00Z"))
 
 

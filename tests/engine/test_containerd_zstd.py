@@ -75,7 +75,7 @@ def test_python_314_verifies_a_zstd_layer_and_names_a_change_in_it(testing_root,
     clean = verify_with_python_314(testing_root, inside)
     assert clean["ok"] and clean["unverifiable"] == [] and clean["checked_layers"] == 2
     store = load_store(os.path.join(work, "docker"))
-    path = os.path.join(store.containerd.root, SNAPSHOTTER, "snapshots", store.containerd.snapshots[chain].id, "fs",
+    path = os.path.join(store.parts.root, SNAPSHOTTER, "snapshots", store.parts.snapshots[chain].id, "fs",
                         "etc", "z.conf")
     with open(path, "r+b") as handle:
         handle.write(b"Z")

@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Gates, decide, execute, running_daemons
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.collection import run_module
 from devtools.sandbox import DOCKER, Engine, build, build_samples
@@ -159,7 +159,7 @@ def faulty():
 
 
 def test_the_faults_left_every_kind_of_leftover(faulty):
-    kinds = {orphan.kind for orphan in classify(Store.load(faulty.data_root)).orphans}
+    kinds = {orphan.kind for orphan in classify(Overlay2Store.load(faulty.data_root)).orphans}
     assert {"unreferenced_chain", "write_set", "removing", "dangling_link"} <= kinds
     assert len(faulty.expected) >= 6
 
@@ -202,7 +202,7 @@ def test_with_the_daemon_stopped_the_prune_reclaims_exactly_the_leftovers(faulty
 
 
 def test_every_image_still_runs_and_saves_and_every_container_starts(faulty):
-    assert verify(Store.load(faulty.data_root)).ok
+    assert verify(Overlay2Store.load(faulty.data_root)).ok
     for image_id in faulty.image_ids():
         assert faulty.run_docker("save", image_id).returncode == 0
     for tag in ("strata/base:1.0", "strata/app-a:1.0", "strata/app-b:1.0", "strata/app-c:1.0", "strata/app-d:1.0"):
@@ -257,16 +257,16 @@ def test_a_prune_while_the_engine_loads_and_builds_loses_nothing(faulty):
     worker.start()
     prunes = 0
     while not done.is_set():
-        store = Store.load(faulty.data_root)
+        store = Overlay2Store.load(faulty.data_root)
         daemons = running_daemons(faulty.data_root)
         gates = Gates(kinds=("unreferenced_dir", "unreferenced_chain", "removing", "write_set", "dangling_link",
                              "stale_mount"), min_age=0, now=time.time(), daemon=daemons[0] if daemons else None,
-                      overlay_dirs=len(store.dirs))
+                      layer_dirs=len(store.dirs))
         execute(store.data_root, decide(classify(store).orphans, gates, False, False))
         prunes += 1
     worker.join()
     assert errors == [] and prunes >= 3
-    assert verify(Store.load(faulty.data_root)).ok
+    assert verify(Overlay2Store.load(faulty.data_root)).ok
     for round_number in range(3):
         assert faulty.docker("run", "--rm", "--network", "none", "strata/churn:%d" % round_number,
                              "cat", "/churn").strip() == str(round_number)
@@ -310,4 +310,4 @@ def test_an_edited_image_config_keeps_its_layers_and_putting_it_back_restores_th
     assert kept[layer]["reason_code"] == "unknown_owner" and kept[layer]["blocked_by"] == [config]
     assert os.path.isdir(layer) and os.path.isdir(top_dir)
     assert faulty.docker("run", "--rm", "--network", "none", tag, "cat", "/edited.txt").strip() == "edited"
-    assert verify(Store.load(faulty.data_root)).ok
+    assert verify(Overlay2Store.load(faulty.data_root)).ok

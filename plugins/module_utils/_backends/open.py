@@ -4,8 +4,8 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""How every module opens its store: find it (``data_root``: a path, or ``auto``), then read it with the source
-its layout names (``_source``)."""
+"""How every module opens its store: find it (``data_root``: a path, or ``auto``), read it with the reader its
+layout names (``_store.detect``), and hand back the store's backend (``_backends.registry``)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery i
     Location,
     locate,
 )
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import StoreBackend
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import StoreError
 
 # the options every module has beside data_root (documented once in the data_root doc fragment)
 STORE_OPTIONS = {
@@ -33,9 +35,9 @@ def daemon_facts(daemons: List[Daemon]) -> List[Dict[str, Any]]:
     return [daemon.as_dict() for daemon in daemons]
 
 
-def open_store(module: Any) -> Tuple[Store, Location]:
-    """The store of ``module.params['data_root']`` and where it was found; fails the task with the reason and
-    every daemon found when there is no store to read."""
+def open_store(module: Any) -> Tuple[StoreBackend, Location]:
+    """The backend of the store of ``module.params['data_root']`` and where it was found; fails the task with
+    the reason and every daemon found when there is no store to read."""
     daemons = []  # type: List[Daemon]
     try:
         location = locate(module.params["data_root"])
@@ -46,7 +48,7 @@ def open_store(module: Any) -> Tuple[Store, Location]:
         hints = [daemon.containerd_root] if daemon is not None and daemon.containerd_root else []
         store = load_store(location.data_root, params.get("store") or "auto", params.get("containerd_root"),
                            params.get("namespace") or "moby", hints)
-        return store, location
+        return backend_for(store), location
     except DiscoveryError as exc:
         module.fail_json(msg=str(exc), daemons=daemon_facts(exc.daemons))
     except (StoreError, OSError) as exc:

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import containers as _cis_containers
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import daemon as _cis_daemon
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import images as _cis_images
@@ -37,7 +38,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue imp
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import Daemon
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
 
 
 @dataclass
@@ -79,8 +80,9 @@ class _Inputs:
     @property
     def images(self) -> _cis_images.Images:
         if self._images is None:
-            self._images = _cis_images.Images(_cis_images.image_facts(self.store),
-                                              _cis_images.Views(_cis_images.LayerFiles(self.store)))
+            backend = backend_for(self.store)
+            self._images = _cis_images.Images(_cis_images.image_facts(self.store, backend.image_config),
+                                              _cis_images.Views(backend.layer_files()))
         return self._images
 
     @property

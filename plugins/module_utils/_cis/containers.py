@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     FAIL, NOT_APPLICABLE, PASS, Evidence, Verdict, manual)
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
 
 CONFIG_LIMIT = 16 << 20
 SENSITIVE_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")

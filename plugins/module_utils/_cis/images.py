@@ -30,9 +30,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue imp
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import hex_of
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, split, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer, Store
 from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, TarSplitError, iter_entries
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import StoreDirs, open_tar_split
 
 CONFIG_LIMIT = 16 << 20  # an image config larger than this is not read
 UNREADABLE_IMAGES = ("image_config", "image_record")  # the store model's damaged records that hide an image
@@ -144,54 +143,38 @@ def walked_headers(root: SafeDir) -> List[Header]:
 
 
 class LayerFiles:
-    """Where a layer's files and headers are, for both stores."""
+    """Where a layer's files are, and their headers: one implementation per store, chosen by its backend."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def directory(self, layer: Layer) -> Optional[str]:
+        """The directory that holds the layer's files, or None when the store records none."""
+        raise NotImplementedError
 
-    def directory(self, layer: Layer) -> str:
-        if self.store.kind == "containerd":
-            return self.store.containerd.snapshot_dir(layer.snapshot_id or "?", "fs")
-        return self.store.diff_dir(layer.cache_id or "?")
-
-    def headers(self, layer: Layer, dirs: Optional[StoreDirs] = None) -> Tuple[List[Header], Optional[str]]:
-        """The layer's headers, and what could not be read (None when all was); ``dirs`` are the overlay2
-        store's directories, opened once for many layers."""
-        problem = None
-        if self.store.kind != "containerd":
-            try:
-                with (open_tar_split(dirs, layer.chain_id) if dirs is not None else
-                      self._tar_split(layer.chain_id)) as stream:
-                    return tar_split_headers(stream), None
-            except (OSError, TarSplitError) as exc:
-                reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-                problem = "tar-split of %s: %s; its directory was walked instead" % (layer.chain_id, reason)
-        missing = (self.store.kind == "containerd" and not layer.snapshot_id) or \
-            (self.store.kind != "containerd" and not layer.cache_id)
-        if missing:
-            return [], "layer %s has no directory on disk" % layer.chain_id
-        try:
-            with SafeDir.open(self.directory(layer)) as root:
-                return walked_headers(root), problem
-        except OSError as exc:
-            return [], "%s: %s" % (self.directory(layer), describe_os_error(exc))
-
-    def _tar_split(self, chain_id: str):
-        with StoreDirs.open(self.store.data_root) as dirs:
-            return open_tar_split(dirs, chain_id)
+    def headers(self, layer: Layer) -> Tuple[List[Header], Optional[str]]:
+        """The layer's headers, and what could not be read (None when all was)."""
+        return self.walked(layer, None)
 
     def scans(self, layers: List[Layer]) -> List["LayerScan"]:
-        """The scans of ``layers``, the overlay2 store's directories opened once for all of them."""
-        if self.store.kind == "containerd":
-            return [scan(*self.headers(layer)) for layer in layers]
-        with StoreDirs.open(self.store.data_root) as dirs:
-            return [scan(*self.headers(layer, dirs)) for layer in layers]
+        return [scan(*self.headers(layer)) for layer in layers]
+
+    def walked(self, layer: Layer, problem: Optional[str]) -> Tuple[List[Header], Optional[str]]:
+        """The headers of the layer's directory, walked with ``lstat``."""
+        directory = self.directory(layer)
+        if directory is None:
+            return [], "layer %s has no directory on disk" % layer.chain_id
+        try:
+            with SafeDir.open(directory) as root:
+                return walked_headers(root), problem
+        except OSError as exc:
+            return [], "%s: %s" % (directory, describe_os_error(exc))
 
     def peek(self, layer: Layer, path: str, limit: int = PEEK_LIMIT) -> Optional[bytes]:
         """The first bytes of a small regular file in the layer, never following a symlink; None otherwise."""
         parts = [p for p in path.split("/") if p]
+        directory = self.directory(layer)
+        if directory is None:
+            return None
         try:
-            with SafeDir.open(self.directory(layer)) as root:
+            with SafeDir.open(directory) as root:
                 with root.subdir(*parts[:-1]) as parent:
                     return parent.read_bytes(parts[-1], limit)
         except (OSError, ValueError):
@@ -344,14 +327,8 @@ class ImageFacts:
         return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
 
 
-def read_config(store: Store, image: Image) -> Tuple[Optional[dict], Optional[str]]:
-    if store.kind == "containerd":
-        cached = store.containerd.blob_json.get(image.config_digest or "")
-        if cached is not None:
-            return cached, None
-        path = store.containerd.blob_path(image.config_digest) if image.config_digest else "?"
-    else:
-        path = store.data_root + "/image/overlay2/imagedb/content/sha256/" + hex_of(image.id)
+def read_config_file(path: str) -> Tuple[Optional[dict], Optional[str]]:
+    """An image config read from its file, or None and why it could not be read."""
     try:
         with SafeDir.open(posixpath.dirname(path)) as directory:
             value = json.loads(directory.read_bytes(posixpath.basename(path), CONFIG_LIMIT).decode("utf-8"))
@@ -364,14 +341,15 @@ def read_config(store: Store, image: Image) -> Tuple[Optional[dict], Optional[st
     return value, None
 
 
-def image_facts(store: Store) -> List[ImageFacts]:
+def image_facts(store: Store, read_config: Callable[[Image], Tuple[Optional[dict], Optional[str]]]) -> List[ImageFacts]:
+    """Every image with its config (``read_config``: the store backend's), and those the store could not read."""
     facts = []
     for image_id in sorted(store.images):
         image = store.images[image_id]
         tags = sorted(image.tags or image.names)
         short = hex_of(image.id)[:12] if image.id.startswith("sha256:") else image.id
         names = tuple(tags + list(image.digests) + [image.id, short])
-        config, problem = read_config(store, image)
+        config, problem = read_config(image)
         layers = store.image_layers(image) or []
         facts.append(ImageFacts(image, tags[0] if tags else short, names, config, problem, layers))
     for record in store.damaged:  # images the store model could not read are judged as unreadable, not skipped

@@ -18,19 +18,30 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import ContainerdParts, SnapshotUsage, referenced_digests
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import (
+    Facts,
+    container_skeleton,
+    image_identity,
+    sized,
+    store_facts,
+    summary_counts,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Container, Image, Layer, Store
-
-Facts = Dict[str, Any]
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
+    ContainerdParts,
+    ContainerdStore,
+    SnapshotUsage,
+    referenced_digests,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Container, Image, Layer
 
 
 class _Sizes:
     """Blob sizes, snapshot usage, manifests' blobs and snapshots' directories, each found once."""
 
-    def __init__(self, store: Store, parts: ContainerdParts) -> None:
+    def __init__(self, store: ContainerdStore, parts: ContainerdParts) -> None:
         self.store = store
         self.parts = parts
         self.usage = SnapshotUsage(parts)
@@ -67,8 +78,9 @@ class _Sizes:
         return found
 
 
-def gather(store: Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
-    parts = store.containerd
+def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool = True) -> Facts:
+    """The facts of a containerd image store."""
+    parts = store.parts
     sizes = _Sizes(store, parts)
     children = store.children_of_images()
     intermediate = {image.id for image in store.images.values()
@@ -98,25 +110,14 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True) ->
 
     (images, layers, containers), orphan_facts = store.shaped_with_orphans(
         shape, (lambda: classify(store, sizes.usage).facts()) if orphans else None)
-    totals = summary(store, sizes, refs, intermediate, images, containers)
-    totals["orphan_bytes"] = orphan_facts["bytes"] if orphan_facts else None
-    return {
-        "data_root": store.data_root,
-        "driver": "overlayfs",
-        "store": "containerd",
-        "containerd": {"root": parts.root, "namespace": parts.namespace, "layout": parts.layout},
-        "images": images,
-        "layers": layers,
-        "containers": containers,
-        "orphans": orphan_facts,
-        "summary": totals,
-        "warnings": [finding.as_dict() for finding in store.findings],
-    }
+    return store_facts(store, "overlayfs", "containerd", images, layers, containers, orphan_facts,
+                       summary(store, sizes, refs, images, containers),
+                       containerd={"root": parts.root, "namespace": parts.namespace, "layout": parts.layout})
 
 
-def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[str],
+def image_facts(store: ContainerdStore, sizes: _Sizes, refs: Counter, intermediate: Set[str],
                 containers_by_image: Dict[str, List[str]], image: Image) -> Facts:
-    parts = store.containerd
+    parts = store.parts
     stack = parts.stack(image.top_chain_id)
     dirs = [sizes.fs_dir(snapshot.key) for snapshot in stack]
     complete = bool(image.chain_ids) and len(stack) >= len(image.chain_ids) and all(dirs)
@@ -128,17 +129,9 @@ def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[st
     shared = sum(sizes.usage(parts.snapshots[chain]) for chain in set(image.chain_ids)
                  if refs[chain] > 1 and chain in parts.snapshots)
     size = compressed + unpacked
-    return {
-        "id": image.id,
-        "tags": list(image.tags),
-        "digests": list(image.digests),
-        "created": image.created,
-        "parent": store.image_parents.get(image.id),
-        "intermediate": image.id in intermediate,
+    facts = image_identity(store, image, image.id in intermediate)
+    facts.update({
         "dangling": not image.tags,
-        "diff_ids": list(image.diff_ids),
-        "chain_ids": list(image.chain_ids),
-        "top_chain_id": image.top_chain_id,
         "manifest_digest": image.manifest_digest,
         "config_digest": image.config_digest,
         "upper_dir": dirs[0] if complete else None,
@@ -149,7 +142,8 @@ def image_facts(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[st
         "compressed_size": compressed,
         "unpacked_size": unpacked,
         "containers": sorted(containers_by_image.get(image.id, [])),
-    }
+    })
+    return facts
 
 
 def layer_facts(sizes: _Sizes, refs: Counter, images_by_layer: Dict[str, List[str]],
@@ -172,65 +166,39 @@ def layer_facts(sizes: _Sizes, refs: Counter, images_by_layer: Dict[str, List[st
     }
 
 
-def container_facts(store: Store, sizes: _Sizes, container: Container, with_size: bool) -> Facts:
-    parts = store.containerd
-    facts = {
-        "id": container.id,
-        "name": container.name,
-        "image_id": container.image_id,
-        "running": container.running,
-        "mount_id": None,
-        "init_id": None,
-        "upper_dir": None,
-        "lower_dirs": [],
-        "work_dir": None,
-        "merged_dir": None,
-        "snapshot_id": None,
-    }  # type: Facts
+def container_facts(store: ContainerdStore, sizes: _Sizes, container: Container, with_size: bool) -> Facts:
+    parts = store.parts
+    facts = container_skeleton(container, snapshot_id=None)
     stack = parts.stack(container.id)
     if not stack or stack[0].id is None:
         store.note("missing", parts.snapshots_root, "container %s has no snapshot" % container.id)
-    else:
-        rw = stack[0]
-        init = stack[1] if len(stack) > 1 and stack[1].key == container.id + "-init" else None
-        facts.update(
-            mount_id=rw.key,
-            init_id=init.key if init else None,
-            snapshot_id=rw.id,
-            upper_dir=parts.snapshot_dir(rw.id, "fs"),
-            work_dir=parts.snapshot_dir(rw.id, "work"),
-            lower_dirs=[parts.fs_dir(snapshot.key) for snapshot in stack[1:] if snapshot.id],
-            merged_dir=store.data_root + "/rootfs/overlayfs/" + container.id,
-        )
-        if with_size:
-            facts["rw_size"] = sizes.usage(rw)
-    if with_size and "rw_size" not in facts:
-        facts["rw_size"] = None
+        return sized(facts, with_size)
+    rw = stack[0]
+    init = stack[1] if len(stack) > 1 and stack[1].key == container.id + "-init" else None
+    facts.update(
+        mount_id=rw.key,
+        init_id=init.key if init else None,
+        snapshot_id=rw.id,
+        upper_dir=parts.snapshot_fs(rw.id),
+        work_dir=parts.snapshot_dir(rw.id, "work"),
+        lower_dirs=[parts.fs_dir(snapshot.key) for snapshot in stack[1:] if snapshot.id],
+        merged_dir=store.data_root + "/rootfs/overlayfs/" + container.id,
+    )
+    if with_size:
+        facts["rw_size"] = sizes.usage(rw)
     return facts
 
 
-def summary(store: Store, sizes: _Sizes, refs: Counter, intermediate: Set[str], images: List[Facts],
-            containers: List[Facts]) -> Facts:
-    parts = store.containerd
+def summary(store: ContainerdStore, sizes: _Sizes, refs: Counter, images: List[Facts], containers: List[Facts]) -> Facts:
+    parts = store.parts
     snapshots_size = sum(sizes.usage(snapshot) for snapshot in parts.snapshots.values())
-    reachable = set()  # type: Set[str]
+    reachable: Set[str] = set()
     for image in store.images.values():
         reachable.update(sizes.reachable(image))
     content_size = sum(sizes.blob(digest) for digest in reachable)
     shared_size = sum(sizes.usage(parts.snapshots[chain]) for chain, count in refs.items()
                       if count > 1 and chain in parts.snapshots)
-    listed = [image for image in images if not image["intermediate"]]
-    in_use = sum(image["unique_size"] or 0 for image in listed if image["containers"])
-    layers_size = snapshots_size + content_size
-    return {
-        "images": len(listed),
-        "layers": len(store.layers),
-        "containers": len(containers),
-        "layers_size": layers_size,
-        "shared_size": shared_size,
-        "reclaimable_size": max(layers_size - in_use, 0),
-        "snapshots_size": snapshots_size,
-        "content_size": content_size,
-        "snapshots": len(parts.snapshots),
-        "blobs": len(parts.blobs),
-    }
+    totals = summary_counts(store, images, containers, snapshots_size + content_size, shared_size)
+    totals.update(snapshots_size=snapshots_size, content_size=content_size, snapshots=len(parts.snapshots),
+                  blobs=len(parts.blobs))
+    return totals

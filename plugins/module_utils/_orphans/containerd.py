@@ -41,22 +41,23 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd 
     SNAPSHOT_DIRS,
     SNAPSHOT_REF_LABEL,
     SNAPSHOTTER_DIR,
-    ContainerdParts,
+    ContainerdStore,
     Snapshot,
     SnapshotUsage,
     is_snapshot_id,
     referenced_digests,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import InvalidId, is_hex64, parse_digest, shorten
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import (
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import (
     BuildKitCache,
+    ContainerdOrphan,
     Orphan,
     Usage,
     orphan_facts,
     tree_usage,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import DamagedRecord, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import DamagedRecord
 
 UNKNOWN_SNAPSHOT_DIR = "unknown_snapshot_dir"
 STALE_INGEST = "stale_ingest"
@@ -91,7 +92,7 @@ class ContainerdClassification:
         return orphan_facts(self.orphans, self.buildkit, self.blocking, CONTAINERD_ORPHAN_KINDS)
 
 
-def buildkit_snapshots(store: Store) -> BuildKitCache:
+def buildkit_snapshots(store: ContainerdStore) -> BuildKitCache:
     """BuildKit's live records in this mode (``buildkit/containerd-overlayfs/metadata_v2.db``), read by the same
     rule as in overlay2 mode (``_buildkit.live_records``): their snapshot keys, in ``dirs``."""
     usage = Usage()
@@ -116,9 +117,9 @@ def buildkit_snapshots(store: Store) -> BuildKitCache:
 
 
 class _Classifier:
-    def __init__(self, store: Store, usage_of: Callable[[Snapshot], int], now: float) -> None:
+    def __init__(self, store: ContainerdStore, usage_of: Callable[[Snapshot], int], now: float) -> None:
         self.store = store
-        self.parts = store.containerd  # type: ContainerdParts
+        self.parts = store.parts
         self.usage_of = usage_of
         self.now = now
         self.blocking = list(store.damaged)
@@ -212,8 +213,8 @@ class _Classifier:
     # -- the orphans -----------------------------------------------------------------------------------------
     def orphan(self, kind: str, relative: str, usage: Usage, command: Optional[str] = None,
                blocked: Optional[List[str]] = None) -> Orphan:
-        return Orphan(kind=kind, path=self.parts.root + "/" + relative, parts=[relative], usage=usage,
-                      blocked_by=list(blocked or []), command=command, containerd=True)
+        return ContainerdOrphan(kind=kind, path=self.parts.root + "/" + relative, parts=[relative], usage=usage,
+                                blocked_by=list(blocked or []), command=command)
 
     def classify(self) -> ContainerdClassification:
         buildkit = buildkit_snapshots(self.store)
@@ -303,7 +304,7 @@ class _Classifier:
         return found
 
 
-def classify(store: Store, usage_of: Optional[Callable[[Snapshot], int]] = None,
+def classify(store: ContainerdStore, usage_of: Optional[Callable[[Snapshot], int]] = None,
              now: Optional[float] = None) -> ContainerdClassification:
-    usage = usage_of or SnapshotUsage(store.containerd)
+    usage = usage_of or SnapshotUsage(store.parts)
     return _Classifier(store, usage, time.time() if now is None else now).classify()

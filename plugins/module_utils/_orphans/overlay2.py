@@ -8,18 +8,18 @@
 
 A layer chain is live when an image, a container mount or a damaged record that still names it reaches it
 (directly or as an ancestor); BuildKit's build cache owns the chains and directories its databases hold
-(see ``_buildkit``), closed over layer parents and cache-ids. An overlay2 directory is kept when a kept
+(see ``_store.buildkit``), closed over layer parents and cache-ids. An overlay2 directory is kept when a kept
 chain, a mount or a damaged record names it, or a kept directory's ``lower`` lists it. Everything else is an
 ``Orphan`` of a named kind, each with the paths that make it up, its bytes, the newest mtime inside it, and
 the damaged records that might still own it (``blocked_by``: unknown is not unowned). Classification reads
-only; deciding what may go is ``_prune``'s job.
+only; deciding what may go is ``_orphans.prune``'s job.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import AbstractSet, Dict, List, Optional, Sequence, Set
+from typing import AbstractSet, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
@@ -28,13 +28,28 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     parse_cache_id,
     removing_chain,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, walk_stats
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import (
+    BuildKitCache,
+    Orphan,
+    Usage,
+    orphan_facts,
+    tree_usage,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import (
     MIGHT_NAME_CHAINS,
     MIGHT_NAME_DIRS,
     MIGHT_NAME_MOUNTS,
     DamagedRecord,
-    Store,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
+    LAYER_DIRS,
+    LAYER_RECORDS,
+    LINKS,
+    MOUNT_RECORDS,
+    WRITE_SETS,
+    Overlay2Store,
+    relative,
 )
 
 UNREFERENCED_DIR = "unreferenced_dir"
@@ -58,58 +73,6 @@ REMOVES = {
 
 
 @dataclass
-class Usage:
-    """Allocated bytes (st_blocks, hard links once) and the newest mtime of a tree, symlinks not followed."""
-
-    bytes: int = 0
-    newest_mtime: float = 0.0
-
-    def add(self, other: "Usage") -> None:
-        self.bytes += other.bytes
-        self.newest_mtime = max(self.newest_mtime, other.newest_mtime)
-
-
-@dataclass
-class Orphan:
-    kind: str
-    path: str  # the object's main path, under the data-root
-    parts: List[str]  # every path removing it removes, relative to the data-root, children before parents
-    usage: Usage = field(default_factory=Usage)
-    chain_id: Optional[str] = None
-    parent_chain: Optional[str] = None  # for chains: the parent chain, which must stay if this one stays
-    mounted: bool = False
-    blocked_by: List[str] = field(default_factory=list)  # damaged records that might own it (their paths)
-    command: Optional[str] = None  # containerd store: how containerd itself reclaims a record-held orphan
-    containerd: bool = False  # an orphan of the containerd image store (its entries carry ``command``)
-
-    def as_dict(self) -> Dict[str, object]:
-        root = self.path[:-len(self.parts[-1]) - 1]
-        return {"kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
-                "newest_mtime": self.usage.newest_mtime,
-                "paths": [os.path.join(root, part) for part in self.parts],
-                "blocked_by": list(self.blocked_by)} if not self.containerd else {
-                    "kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
-                    "newest_mtime": self.usage.newest_mtime,
-                    "paths": [os.path.join(root, part) for part in self.parts],
-                    "blocked_by": list(self.blocked_by), "command": self.command}
-
-
-@dataclass
-class BuildKitCache:
-    """What BuildKit's build cache holds here, left to ``docker builder prune``."""
-
-    state: str  # absent | read | unknown (see ``_buildkit``)
-    reason: str
-    chains: Set[str]  # layer chains it owns, ancestors included, that no image or container uses
-    dirs: Set[str]  # overlay2 directories it owns that no image or container uses
-    usage: Usage
-
-    def facts(self) -> Dict[str, object]:
-        return {"state": self.state, "reason": self.reason, "chains": len(self.chains), "dirs": len(self.dirs),
-                "bytes": self.usage.bytes}
-
-
-@dataclass
 class Classification:
     orphans: List[Orphan]
     buildkit: BuildKitCache
@@ -125,37 +88,9 @@ class Classification:
         return orphan_facts(self.orphans, self.buildkit, self.blocking, ORPHAN_KINDS)
 
 
-def orphan_facts(orphans: List[Orphan], buildkit: BuildKitCache, blocking: List[DamagedRecord],
-                 kinds: Sequence[str]) -> Dict[str, object]:
-    """The facts' ``orphans`` section, the same for both stores (``kinds``: the store's orphan kinds)."""
-    return {
-        "entries": [orphan.as_dict() for orphan in orphans],
-        "bytes": sum(orphan.usage.bytes for orphan in orphans),
-        "by_kind": {kind: sum(1 for o in orphans if o.kind == kind) for kind in kinds},
-        "buildkit_dirs": len(buildkit.dirs),
-        "buildkit_chains": len(buildkit.chains),
-        "buildkit_bytes": buildkit.usage.bytes,
-        "buildkit_state": buildkit.state,
-        "blocking": [record.as_dict() for record in blocking],
-    }
-
-
-def tree_usage(path: str) -> Usage:
-    """Usage of a file or tree; symlinks count as themselves."""
-    usage = Usage()
-    seen = set()
-    for info in walk_stats(path):
-        usage.newest_mtime = max(usage.newest_mtime, info.st_mtime)
-        key = (info.st_dev, info.st_ino)
-        if key not in seen:
-            seen.add(key)
-            usage.bytes += info.st_blocks * 512
-    return usage
-
-
 def mounted_dirs(data_root: str, mountinfo_paths: List[str]) -> Set[str]:
     """Names of overlay2 directories with something mounted inside them (merged/ of a running container)."""
-    prefix = os.path.join(data_root, "overlay2") + "/"
+    prefix = os.path.join(data_root, *LAYER_DIRS) + "/"
     names = set()
     for mountinfo in mountinfo_paths:
         try:
@@ -171,8 +106,13 @@ def mounted_dirs(data_root: str, mountinfo_paths: List[str]) -> Set[str]:
     return names
 
 
+def is_layer_dir_part(part: str) -> bool:
+    """Whether a part of an orphan (relative to the data-root) is a layer directory: ``overlay2/<dir>``."""
+    return part.startswith("overlay2/") and not part.startswith("overlay2/l/")
+
+
 class _Classifier:
-    def __init__(self, store: Store, mounted: Set[str]) -> None:
+    def __init__(self, store: Overlay2Store, mounted: Set[str]) -> None:
         self.store = store
         self.root = store.data_root
         self.mounted = mounted
@@ -274,18 +214,17 @@ class _Classifier:
         if not name or name in kept_dirs or name in self.claimed or name not in self.store.dirs:
             return []
         self.claimed.add(name)
-        return [os.path.join("overlay2", "l", link) for link in self.links_to.get(name, [])] + [
-            os.path.join("overlay2", name)]
+        return [relative(LINKS, link) for link in self.links_to.get(name, [])] + [relative(LAYER_DIRS, name)]
 
     def orphan(self, kind: str, parts: List[str], **extra) -> Orphan:
         """An orphan named by its principal part: the record it hangs from, else its directory, else its link."""
         usage = Usage()
         for part in parts:
             usage.add(tree_usage(os.path.join(self.root, part)))
-        names = {part.split("/")[1] for part in parts if part.startswith("overlay2/") and not part.startswith("overlay2/l/")}
+        names = {part.split("/")[1] for part in parts if is_layer_dir_part(part)}
         principal = parts[-1]  # parts end with the record (or the directory, or the lone link)
         return Orphan(kind, os.path.join(self.root, principal), parts, usage,
-                      mounted=bool(names & self.mounted), **extra)
+                      mounted=bool(names & self.mounted), layer_dirs=len(names), **extra)
 
     def classify(self) -> Classification:
         live_chains = self.live_chains()
@@ -296,7 +235,7 @@ class _Classifier:
         kept_dirs = self.kept_dirs(kept_chains, buildkit.dirs, closed=live_dirs, closed_chains=live_chains)
         buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
         for name in sorted(buildkit.dirs):
-            buildkit.usage.add(tree_usage(os.path.join(self.root, "overlay2", name)))
+            buildkit.usage.add(tree_usage(self.store.dir_path(name)))
         orphans = []  # type: List[Orphan]
         orphans.extend(self.chain_orphans(kept_chains, kept_dirs))
         orphans.extend(self.removing_orphans(kept_dirs, held))
@@ -307,7 +246,7 @@ class _Classifier:
                 orphans.append(self.orphan(UNREFERENCED_DIR, self.dir_parts(name, kept_dirs)))
         for link_id, target in sorted(self.store.links.items()):
             if target is None or target not in self.store.dirs:
-                orphans.append(self.orphan(DANGLING_LINK, [os.path.join("overlay2", "l", link_id)]))
+                orphans.append(self.orphan(DANGLING_LINK, [relative(LINKS, link_id)]))
         for orphan in orphans:
             classes = REMOVES.get(orphan.kind, ())
             orphan.blocked_by = sorted({record.path for record in self.blocking
@@ -319,15 +258,17 @@ class _Classifier:
         depth = {layer.chain_id: len(self.store.chain(layer.chain_id)) for layer in dead}
         orphans = []
         for layer in sorted(dead, key=lambda l: (-depth[l.chain_id], l.chain_id)):  # children first
-            parts = [os.path.join("image", "overlay2", "layerdb", "sha256", layer.chain_id[7:])]
+            parts = [relative(LAYER_RECORDS, layer.chain_id[7:])]
             parts = self.dir_parts(layer.cache_id, kept_dirs) + parts
             orphans.append(self.orphan(UNREFERENCED_CHAIN, parts, chain_id=layer.chain_id,
                                        parent_chain=layer.parent))
         return orphans
 
-    def record_cache_id(self, *record: str) -> Optional[str]:
+    def record_cache_id(self, records: Tuple[str, ...], name: str) -> Optional[str]:
+        """The cache-id in the record ``name`` of ``records`` (a ``-removing`` layer record, a write-set), or
+        None when it cannot be read."""
         try:
-            with SafeDir.open(self.root) as root, root.subdir(*record) as directory:
+            with SafeDir.open(self.root) as root, root.subdir(*records, name) as directory:
                 return parse_cache_id(directory.read_text("cache-id"))
         except (OSError, UnicodeDecodeError, InvalidId):
             return None
@@ -342,28 +283,26 @@ class _Classifier:
         for name in self.store.removing:
             chain_id = "sha256:" + (removing_chain(name) or "")
             if chain_id in live_chains and chain_id not in self.store.layers:
-                held[name] = self.record_cache_id("image", "overlay2", "layerdb", "sha256", name)
+                held[name] = self.record_cache_id(LAYER_RECORDS, name)
         return held
 
     def removing_orphans(self, kept_dirs: Set[str], held: Dict[str, Optional[str]]) -> List[Orphan]:
         orphans = []
         for name in sorted(set(self.store.removing) - set(held)):
-            record = ("image", "overlay2", "layerdb", "sha256", name)
-            parts = self.dir_parts(self.record_cache_id(*record), kept_dirs) + [os.path.join(*record)]
+            parts = self.dir_parts(self.record_cache_id(LAYER_RECORDS, name), kept_dirs) + [relative(LAYER_RECORDS, name)]
             orphans.append(self.orphan(REMOVING, parts, chain_id="sha256:" + (removing_chain(name) or "")))
         return orphans
 
     def write_set_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
         orphans = []
         try:
-            with SafeDir.open(self.root) as root, root.subdir("image", "overlay2", "layerdb", "tmp") as tmp:
+            with SafeDir.open(self.root) as root, root.subdir(*WRITE_SETS) as tmp:
                 names = [e.name for e in tmp.entries() if e.name.startswith("write-set-")
                          and e.name[len("write-set-"):].isdigit() and e.is_dir(follow_symlinks=False)]
         except OSError:
             return orphans
         for name in sorted(names):
-            record = ("image", "overlay2", "layerdb", "tmp", name)
-            parts = self.dir_parts(self.record_cache_id(*record), kept_dirs) + [os.path.join(*record)]
+            parts = self.dir_parts(self.record_cache_id(WRITE_SETS, name), kept_dirs) + [relative(WRITE_SETS, name)]
             orphans.append(self.orphan(WRITE_SET, parts))
         return orphans
 
@@ -374,11 +313,11 @@ class _Classifier:
                     or not is_hex64(container_id):
                 continue
             parts = (self.dir_parts(mount.mount_id, kept_dirs) + self.dir_parts(mount.init_id, kept_dirs)
-                     + [os.path.join("image", "overlay2", "layerdb", "mounts", container_id)])
+                     + [relative(MOUNT_RECORDS, container_id)])
             orphans.append(self.orphan(STALE_MOUNT, parts))
         return orphans
 
 
-def classify(store: Store, mountinfo_paths: Optional[List[str]] = None) -> Classification:
+def classify(store: Overlay2Store, mountinfo_paths: Optional[List[str]] = None) -> Classification:
     mounted = mounted_dirs(store.data_root, mountinfo_paths or ["/proc/self/mountinfo"])
     return _Classifier(store, mounted).classify()

@@ -88,7 +88,7 @@ class Gates:
     min_age: float
     now: float
     daemon: Optional[Daemon]
-    overlay_dirs: int  # layer directories in overlay2/ now: a run never removes the last one
+    layer_dirs: int  # the store's layer directories now (overlay2/): a run never removes the last one
     max_remove_bytes: Optional[int] = None
 
 
@@ -111,14 +111,14 @@ class Decision:
 def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bool) -> List[Decision]:
     decisions = []  # type: List[Decision]
     budget = gates.max_remove_bytes
-    dirs_left = gates.overlay_dirs
+    dirs_left = gates.layer_dirs
     staying_chains = set()  # type: Set[str]
     go = QUARANTINED if quarantine else REMOVED
     for orphan in orphans:  # chains come children first, so a staying child is known before its parent
         blocked = blocked_by(orphan, gates, staying_chains)
         if blocked is None and budget is not None and orphan.usage.bytes > budget:
             blocked = OVER_BUDGET, "max_remove_bytes reached (%d bytes left, this needs %d)" % (budget, orphan.usage.bytes)
-        dirs = overlay_dir_count(orphan)
+        dirs = orphan.layer_dirs
         if blocked is None and dirs and dirs >= dirs_left:
             blocked = LAST_LAYER_DIR, "would leave overlay2/ without layer directories (newer engines then switch stores)"
         if blocked is not None:
@@ -131,10 +131,6 @@ def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bo
         dirs_left -= dirs
         decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, UNREFERENCED, "unreferenced and old enough"))
     return decisions
-
-
-def overlay_dir_count(orphan: Orphan) -> int:
-    return sum(1 for part in orphan.parts if part.startswith("overlay2/") and not part.startswith("overlay2/l/"))
 
 
 def blocked_by(orphan: Orphan, gates: Gates, staying_chains: Set[str]) -> Optional[Tuple[str, str]]:

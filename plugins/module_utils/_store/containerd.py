@@ -41,9 +41,10 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     parse_digest,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import run_alongside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, disk_usage
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Notes, Store, read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containers import read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer, Notes, Store, walk_parents
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"
@@ -278,6 +279,10 @@ class ContainerdParts:
     def snapshot_dir(self, snapshot_id: str, *rest: str) -> str:
         return "/".join((self.snapshots_root, snapshot_id) + rest)
 
+    def snapshot_fs(self, snapshot_id: str) -> str:
+        """The directory that holds a snapshot's files (its upper directory, when active)."""
+        return self.snapshots_root + "/" + snapshot_id + "/fs"
+
     def blob_path(self, digest: str) -> str:
         return self.root + "/" + CONTENT_DIR + "/blobs/sha256/" + hex_of(digest)
 
@@ -297,20 +302,26 @@ class ContainerdParts:
         snapshot = self.snapshots.get(key) if key else None
         if snapshot is None or snapshot.id is None:
             return None
-        return self.snapshot_dir(snapshot.id, "fs")
+        return self.snapshot_fs(snapshot.id)
 
     def stack(self, key: Optional[str]) -> List[Snapshot]:
         """A snapshot and its parents, nearest first; stops at a gap or a loop."""
-        found = []  # type: List[Snapshot]
-        seen = set()  # type: Set[str]
-        while key and key not in seen:
-            seen.add(key)
-            snapshot = self.snapshots.get(key)
-            if snapshot is None:
-                break
-            found.append(snapshot)
-            key = snapshot.parent
-        return found
+        return walk_parents(key, self.snapshots.get, _snapshot_parent)
+
+
+def _snapshot_parent(snapshot: Snapshot) -> Optional[str]:
+    return snapshot.parent
+
+
+@dataclass
+class ContainerdStore(Store):
+    """The containerd image store: the model, plus the parts only it has (snapshots, blobs, leases, ingests),
+    whose paths ``ContainerdParts`` builds."""
+
+    parts: ContainerdParts = field(default_factory=lambda: ContainerdParts(root="", namespace="", layout=""))
+
+    def layer_path(self, chain_id: str) -> str:
+        return self.parts.fs_dir(chain_id) or self.parts.snapshots_root
 
 
 class SnapshotUsage:
@@ -326,7 +337,7 @@ class SnapshotUsage:
             return snapshot.size or 0
         if snapshot.kind == ACTIVE and snapshot.id is not None:
             if snapshot.key not in self.live:
-                self.live[snapshot.key] = disk_usage(self.parts.snapshot_dir(snapshot.id, "fs"))
+                self.live[snapshot.key] = disk_usage(self.parts.snapshot_fs(snapshot.id))
             return self.live[snapshot.key]
         return 0
 
@@ -389,17 +400,17 @@ def snapshot_keys(root: SafeDir, namespace: str) -> Optional[Set[str]]:
 class ContainerdReader:
     """Fills a ``Store`` from a containerd root; every bad entry becomes a finding, the rest is still read."""
 
-    def __init__(self, store: Store, data_root: SafeDir, ctd_root: SafeDir, namespace: str, layout: str) -> None:
+    def __init__(self, store: ContainerdStore, data_root: SafeDir, ctd_root: SafeDir, namespace: str, layout: str) -> None:
         self.store = store
         self.data_root = data_root
         self.ctd = ctd_root
         self.parts = ContainerdParts(root=ctd_root.path, namespace=namespace, layout=layout)
-        store.containerd = self.parts
+        store.parts = self.parts
         self.namespace = namespace.encode()
         self.blob_dir = None  # type: Optional[SafeDir]  # the content store's blobs/sha256, opened once
         self.read_ahead = {}  # type: Dict[str, dict]  # blobs parsed before they are asked for (see ``load``)
         self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
-        self.blobs_apart = False  # meta.db's content records read by themselves (see ``load``)
+        self.content_records_alongside = False  # meta.db's content records read by themselves (see ``load``)
         self.meta_state = None  # type: Optional[Meta]  # the state of meta.db read; None: it could not be read
         self.meta_mark = (0, 0)  # (findings, damaged records) before meta.db's
 
@@ -407,16 +418,16 @@ class ContainerdReader:
         self.parts.listed_before = {listing: set(self.list_dir(*names, quiet=True))
                                     for listing, names in LISTINGS.items()}
         # where it pays, a child reads meta.db's content records meanwhile (about half the work of the two)
-        self.blobs_apart = self.worth_a_second_process()
+        self.content_records_alongside = self.snapshotter_db_large_enough_for_two_processes()
         try:
-            if self.blobs_apart:
-                backend, blobs = beside(self.load_databases, lambda: self.store.set_aside(self.read_blobs_apart),
-                                        True)
-                self.take_blobs_read_apart(*blobs)
+            if self.content_records_alongside:
+                snapshotter, content = run_alongside(self.load_databases,
+                                                     lambda: self.store.set_aside(self.read_content_records_alone), True)
+                self.take_content_records_read_alongside(*content)
             else:
-                backend = self.load_databases()
-            self.parts.backend = backend[0]
-            self.store.put_back(backend[1])  # after meta.db's findings, where one pass puts them
+                snapshotter = self.load_databases()
+            self.parts.backend, snapshotter_notes = snapshotter
+            self.store.put_back(snapshotter_notes)  # after meta.db's findings, where one pass puts them
             self.join_snapshots()
             self.list_files()
             self.check_snapshot_dirs()
@@ -432,11 +443,11 @@ class ContainerdReader:
         read apart, the images' blobs are read ahead meanwhile."""
         self.load_meta()
         backend = self.store.set_aside(self.load_backend)
-        if self.blobs_apart:
+        if self.content_records_alongside:
             self.read_image_blobs_ahead()
         return backend
 
-    def take_blobs_read_apart(self, blobs: BlobRecords, notes: Notes) -> None:
+    def take_content_records_read_alongside(self, blobs: BlobRecords, notes: Notes) -> None:
         """The content records read apart, where one pass puts them, when they come from the state of meta.db
         that the rest was read from; else (a commit came between, or meta.db could not be read once) meta.db is
         read again here, all of it in one state."""
@@ -447,10 +458,10 @@ class ContainerdReader:
             self.store.put_back(notes)
             return
         self.take_back(self.meta_mark, META_FIELDS)
-        self.blobs_apart = False
+        self.content_records_alongside = False
         self.load_meta()
 
-    def worth_a_second_process(self) -> bool:
+    def snapshotter_db_large_enough_for_two_processes(self) -> bool:
         try:
             with self.ctd.subdir(SNAPSHOTTER_DIR) as snapshotter:
                 backend_size = snapshotter.lstat("metadata.db").st_size
@@ -529,7 +540,7 @@ class ContainerdReader:
         self.read_images(ns)
         self.read_snapshots(ns)
         self.parts.task_containers = _keys(ns.bucket(b"containers"))
-        if not self.blobs_apart:  # last: the findings of those read apart are put back after all the others
+        if not self.content_records_alongside:  # last: the findings of those read apart are put back after all the others
             self.take_blobs(self.read_blobs(ns))
         return meta.meta
 
@@ -590,7 +601,7 @@ class ContainerdReader:
         self.parts.blobs = found.blobs
         self.parts.records_any_namespace |= found.recorded
 
-    def read_blobs_apart(self) -> BlobRecords:
+    def read_content_records_alone(self) -> BlobRecords:
         """The namespace's content records, read by themselves from meta.db (see ``load``); not read (no
         state) when meta.db cannot be read once: ``load_meta`` reads it again and says why."""
         def read(meta: BoltFile) -> BlobRecords:

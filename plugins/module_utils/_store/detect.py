@@ -4,7 +4,7 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""Which source fills the store model: the overlay2 graph driver (``_store``) or containerd (``_containerd``).
+"""Which store a data-root holds (the overlay2 graph driver's or containerd's), and where containerd keeps its root.
 
 ``load_store`` looks at the data-root once: ``image/<driver>/`` means the graph-driver store; containers whose
 ``config.v2.json`` names the ``overlayfs`` snapshotter, or dockerd's own containerd below the data-root, mean
@@ -24,13 +24,15 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd 
     META_DB,
     NAMESPACE,
     ContainerdReader,
+    ContainerdStore,
     candidate_roots,
     namespace_names,
     snapshot_keys,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store, StoreError, check_layout, resolve_data_root
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store, StoreError, resolve_data_root
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store, check_layout
 
 AUTO, OVERLAY2, CONTAINERD = "auto", "overlay2", "containerd"
 STORE_KINDS = (AUTO, OVERLAY2, CONTAINERD)
@@ -49,9 +51,9 @@ def load_store(data_root: str, store: str = AUTO, containerd_root: Optional[str]
         kind = store if store != AUTO else detect(root, containerd_root)
         if kind == OVERLAY2:
             check_layout(root)
-            return Store.load(root_path)
+            return Overlay2Store.load(root_path)
         ctd_path, layout = containerd_root_of(root, containerd_root, namespace, hints)
-        model = Store(data_root=root_path, kind=CONTAINERD)
+        model = ContainerdStore(data_root=root_path)
         try:
             ctd = SafeDir.open(ctd_path)
         except OSError as exc:

@@ -4,17 +4,13 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""The store model every module reads through, and its first source: the overlay2 graph driver.
+"""The overlay2 graph-driver store: its layout (every path of it is built here) and its reader.
 
-The model (``Store``, ``Image``, ``Layer``, ``Container``, findings and damaged records) is shared by both
-sources; ``_containerd`` fills it from the containerd image store and ``_source`` picks the source.
-``Store.load(data_root)`` reads image configs, tags, the layer database,
-container mounts and configs, and the overlay2 directories with their short
-links. Nothing is written. Every id read from disk is validated before it is
-used as a path component (see ``_ids``) and every file is opened without
-following symlinks (see ``_safefs``). One bad entry becomes a ``Finding`` and
-the rest of the store is still read; only a data-root that is missing or holds
-another layout raises ``StoreError``.
+``Overlay2Store.load(data_root)`` reads image configs, tags, the layer database, container mounts and
+configs, and the overlay2 directories with their short links. Nothing is written. Every id read from disk is
+validated before it is used as a path component (see ``_util.ids``) and every file is opened without
+following symlinks (see ``_util.safefs``). One bad entry becomes a ``Finding`` and the rest of the store is
+still read; only a data-root that is missing or holds another layout raises ``StoreError``.
 """
 
 from __future__ import annotations
@@ -25,9 +21,20 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import Ownership, UNKNOWN, read_ownership
+from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import UNKNOWN, read_ownership
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containers import read_containers
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import (
+    CONFIG_LIMIT,
+    MIGHT_NAME_CHAINS,
+    MIGHT_NAME_DIRS,
+    Image,
+    Layer,
+    Store,
+    StoreError,
+    resolve_data_root,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     chain_ids,
@@ -44,7 +51,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     removing_chain,
     shorten,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside, map_chunks, split_exactly, worker_count
+from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, split_exactly, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import (
     SafeDir,
     describe_os_error,
@@ -53,87 +60,26 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs impor
     read_record_at,
 )
 
-CONFIG_LIMIT = 64 << 20  # an image config or container config larger than this is refused
 MAX_LOWER_DEPTH = 128  # the overlay2 driver refuses a layer with more lower layers than this
 LAYER_FILES = ("diff", "cache-id", "size", "parent")  # what a layerdb record holds (parent: not in a base layer)
 OVERLAY_DIR_FILES = ("link", "lower")  # what an overlay2 directory holds besides its trees (lower: not in a base)
 ENTRIES_PER_WORKER = 1500  # a directory of records is read by one more process for each this many entries
-ORPHANS_ASIDE_LAYERS = 1000  # from twice this many layers, a second process classifies while the facts are shaped
 
-# What a damaged reference record might name, when the part that names it could not be read
-MIGHT_NAME_DIRS = "dirs"  # any overlay2 directory
-MIGHT_NAME_CHAINS = "chains"  # any layer chain
-MIGHT_NAME_MOUNTS = "mounts"  # any container mount
-
-
-Shaped = TypeVar("Shaped")
-
-
-class StoreError(Exception):
-    """The data-root cannot be read as an overlay2 store at all."""
+# The layout below the data-root: every part of the store, as path components
+IMAGE_CONFIGS = ("image", "overlay2", "imagedb", "content", "sha256")  # <image id hex>: the image's config
+IMAGE_METADATA = ("image", "overlay2", "imagedb", "metadata", "sha256")  # <image id hex>/parent
+TAG_STORE = ("image", "overlay2")  # repositories.json
+LAYER_RECORDS = ("image", "overlay2", "layerdb", "sha256")  # <chain id hex>/{diff,cache-id,size,parent,...}
+MOUNT_RECORDS = ("image", "overlay2", "layerdb", "mounts")  # <container id>/{mount-id,init-id,parent}
+WRITE_SETS = ("image", "overlay2", "layerdb", "tmp")  # write-set-<n>: a layer being registered
+LAYER_DIRS = ("overlay2",)  # <cache-id or mount-id>/{diff,work,merged,link,lower}
+LINKS = ("overlay2", "l")  # <link id> -> ../<dir>/diff
+LAYER_RECORDS_PATH, MOUNT_RECORDS_PATH = "/".join(LAYER_RECORDS), "/".join(MOUNT_RECORDS)
 
 
-@dataclass
-class Finding:
-    """One entry that could not be read or does not fit the format."""
-
-    kind: str  # unreadable | invalid | missing | unexpected
-    path: str
-    message: str
-
-    def as_dict(self) -> Dict[str, str]:
-        return {"kind": self.kind, "path": self.path, "message": self.message}
-
-
-@dataclass
-class DamagedRecord:
-    """A reference record that could not be read or is invalid: the owner of something is unknown.
-
-    What it names and could be read stays (``chains`` with their ancestors, ``dirs``, the mounts of
-    ``containers``); for each reference that could not be read, ``might_name`` holds the class of objects it
-    might have named, none of which may be removed while the record stays as it is.
-    """
-
-    code: str  # layer | mount | image_config | container_config | lower | buildkit | store_part
-    path: str
-    message: str
-    chains: Set[str] = field(default_factory=set)
-    dirs: Set[str] = field(default_factory=set)
-    containers: Set[str] = field(default_factory=set)
-    might_name: FrozenSet[str] = frozenset()
-
-    def as_dict(self) -> Dict[str, object]:
-        return {"code": self.code, "path": self.path, "message": self.message,
-                "might_name": sorted(self.might_name)}
-
-
-@dataclass
-class Notes:
-    """Findings and damaged records set aside (``Store.set_aside``)."""
-
-    findings: List[Finding]
-    damaged: List[DamagedRecord]
-
-
-@dataclass
-class Image:
-    id: str
-    diff_ids: List[str]
-    chain_ids: List[str]
-    tags: List[str] = field(default_factory=list)
-    digests: List[str] = field(default_factory=list)
-    parent: Optional[str] = None
-    created: Optional[str] = None
-    config_digest: Optional[str] = None  # sha256 of the config file's bytes; equals id when intact
-    # the containerd image store only: the id is the target (an index or a manifest)
-    manifest_digest: Optional[str] = None  # the manifest of this host's platform
-    manifests: List[str] = field(default_factory=list)  # every manifest of the target, attestations included
-    layer_blobs: List[str] = field(default_factory=list)  # the compressed layers, bottom first
-    names: List[str] = field(default_factory=list)  # containerd's image records naming this target
-
-    @property
-    def top_chain_id(self) -> Optional[str]:
-        return self.chain_ids[-1] if self.chain_ids else None
+def relative(where: Tuple[str, ...], *names: str) -> str:
+    """A part of the layout below the data-root, as a relative path."""
+    return "/".join(where + names)
 
 
 def missing_dir(name: str) -> str:
@@ -150,21 +96,6 @@ def config_mismatch(image: Image) -> str:
     """What is wrong with an overlay2 image config whose bytes do not hash to its name (its id)."""
     return "config content hashes to %s, not to its name" % image.config_digest
 
-
-@dataclass
-class Layer:
-    chain_id: str
-    diff_id: str
-    parent: Optional[str]
-    cache_id: Optional[str]
-    size: Optional[int]
-    # the containerd image store only
-    snapshot_key: Optional[str] = None  # the snapshot's key in the namespace (``sha256:<chainID>``)
-    snapshot_id: Optional[str] = None  # its directory under snapshots/
-    blob: Optional[str] = None  # the compressed layer blob of the first image that names this layer
-    compressed_size: Optional[int] = None
-
-
 @dataclass
 class Mount:
     container_id: str
@@ -176,17 +107,6 @@ class Mount:
     def dir_names(self) -> List[str]:
         """The container's overlay2 directories: its writable layer, and its init layer when it has one."""
         return [self.mount_id] + ([self.init_id] if self.init_id else [])
-
-
-@dataclass
-class Container:
-    id: str
-    name: str
-    image_id: Optional[str]
-    running: bool
-    driver: Optional[str]
-    dead: bool = False  # State.Dead: a removal was interrupted; its directories go before its mount record
-
 
 @dataclass
 class OverlayDir:
@@ -203,24 +123,18 @@ class OverlayDir:
 
 
 @dataclass
-class Store:
-    data_root: str
-    images: Dict[str, Image] = field(default_factory=dict)
-    layers: Dict[str, Layer] = field(default_factory=dict)
+class Overlay2Store(Store):
+    """The overlay2 store: the model, plus what only it has, and the paths of its layout."""
+
     removing: List[str] = field(default_factory=list)  # layerdb ``*-removing`` dir names
     mounts: Dict[str, Mount] = field(default_factory=dict)
-    containers: Dict[str, Container] = field(default_factory=dict)
     dirs: Dict[str, OverlayDir] = field(default_factory=dict)
     links: Dict[str, Optional[str]] = field(default_factory=dict)  # link id -> dir name (None: dangling or foreign)
-    image_parents: Dict[str, str] = field(default_factory=dict)
-    dangling_tags: List[Tuple[str, str]] = field(default_factory=list)  # (reference, image id not in the store)
-    findings: List[Finding] = field(default_factory=list)
-    damaged: List[DamagedRecord] = field(default_factory=list)
-    buildkit: Optional[Ownership] = None
-    kind: str = "overlay2"  # overlay2 | containerd: which source filled the model
-    containerd: Optional[Any] = None  # ``_containerd.ContainerdParts`` when kind is containerd
 
     # -- paths (plain concatenation: the data-root is absolute with no trailing slash, names are validated ids) --
+    def path(self, where: Tuple[str, ...], *names: str) -> str:
+        return self.data_root + "/" + relative(where, *names)
+
     @property
     def overlay_root(self) -> str:
         return self.data_root + "/overlay2"
@@ -231,104 +145,24 @@ class Store:
     def diff_dir(self, name: str) -> str:
         return self.data_root + "/overlay2/" + name + "/diff"
 
-    # -- joins -------------------------------------------------------------
-    def chain(self, top_chain_id: Optional[str]) -> List[Layer]:
-        """The layers of a chain, topmost first; stops (with a finding) at a gap or a loop."""
-        layers = []  # type: List[Layer]
-        seen = set()
-        current = top_chain_id
-        while current is not None:
-            if current in seen:
-                self.note("invalid", self.layer_path(current), "parent chain loops back to itself")
-                break
-            seen.add(current)
-            layer = self.layers.get(current)
-            if layer is None:
-                break
-            layers.append(layer)
-            current = layer.parent
-        return layers
-
-    def image_layers(self, image: Image) -> Optional[List[Layer]]:
-        """The image's layers bottom first, or None when one is missing from the layer database."""
-        layers = []
-        for chain_id in image.chain_ids:
-            layer = self.layers.get(chain_id)
-            if layer is None:
-                return None
-            layers.append(layer)
-        return layers
-
     def layer_path(self, chain_id: str) -> str:
-        return self.data_root + "/image/overlay2/layerdb/sha256/" + hex_of(chain_id)
+        return self.data_root + "/" + LAYER_RECORDS_PATH + "/" + hex_of(chain_id)
 
     def mount_path(self, container_id: str) -> str:
-        return self.data_root + "/image/overlay2/layerdb/mounts/" + container_id
+        return self.data_root + "/" + MOUNT_RECORDS_PATH + "/" + container_id
 
-    def children_of_images(self) -> Dict[str, List[str]]:
-        children = {}  # type: Dict[str, List[str]]
-        for child, parent in self.image_parents.items():
-            children.setdefault(parent, []).append(child)
-        return children
-
-    def note(self, kind: str, path: str, message: str) -> None:
-        self.findings.append(Finding(kind, path, message))
-
-    def set_aside(self, action: Callable[[], Any]) -> Tuple[Any, "Notes"]:
-        """``action()``, and the findings and damaged records it added, taken back out of the store so that
-        the caller can ``put_back`` them where one pass would have added them (the action may have run in
-        another process; see ``_parallel.beside``)."""
-        findings, damaged = len(self.findings), len(self.damaged)
-        result = action()
-        added = Notes(self.findings[findings:], self.damaged[damaged:])
-        del self.findings[findings:]
-        del self.damaged[damaged:]
-        return result, added
-
-    def put_back(self, notes: "Notes") -> None:
-        self.findings.extend(notes.findings)
-        self.damaged.extend(notes.damaged)
-
-    def shaped_with_orphans(self, shape: Callable[[], "Shaped"],
-                            orphans: Optional[Callable[[], Any]]) -> Tuple["Shaped", Any]:
-        """``(shape(), orphans())``, ``orphans`` being the facts' orphan section (None: not asked for, and None
-        given). On a large store the orphans are classified by a second process while this one shapes; either
-        way their findings come after the shaping's, where one pass puts them."""
-        if orphans is None:
-            return shape(), None
-        aside = worker_count(len(self.layers), ORPHANS_ASIDE_LAYERS) > 1
-        shaped, (section, notes) = beside(shape, lambda: self.set_aside(orphans), aside)
-        self.put_back(notes)
-        return shaped, section
-
-    def damage(self, code: str, path: str, message: str, might_name: Iterable[str] = (),
-               chains: Iterable[Optional[str]] = (), dirs: Iterable[Optional[str]] = (),
-               containers: Iterable[str] = ()) -> None:
-        self.damaged.append(DamagedRecord(code, path, message, {c for c in chains if c}, {d for d in dirs if d},
-                                          set(containers), frozenset(might_name)))
+    def config_path(self, image_id: str) -> str:
+        return self.path(IMAGE_CONFIGS, hex_of(image_id))
 
     # -- loading -----------------------------------------------------------
     @classmethod
-    def load(cls, data_root: str) -> "Store":
+    def load(cls, data_root: str) -> "Overlay2Store":
         root_path = resolve_data_root(data_root)
         store = cls(data_root=root_path)
         with SafeDir.open(root_path) as root:
             check_layout(root)
             _Loader(store, root).load()
         return store
-
-
-def resolve_data_root(data_root: str) -> str:
-    if not data_root or not os.path.isabs(data_root):
-        raise StoreError("data_root must be an absolute path, got %r" % (data_root,))
-    real = os.path.realpath(data_root)
-    if real == "/":
-        raise StoreError("data_root %s resolves to /; refusing to treat the whole file system as a Docker store" % data_root)
-    if not os.path.exists(real):
-        raise StoreError("data_root %s does not exist" % data_root)
-    if not os.path.isdir(real):
-        raise StoreError("data_root %s is not a directory" % data_root)
-    return real
 
 
 def check_layout(root: SafeDir) -> None:
@@ -354,18 +188,16 @@ def check_layout(root: SafeDir) -> None:
     raise StoreError("%s is not a Docker data-root: image/overlay2 not found" % root.path)
 
 
-def read_containers(store: Store, root: SafeDir) -> None:
-    """The engine's ``containers/`` (the same in both stores) into ``store``."""
-    _Loader(store, root).load_containers()
-
 
 EntryReader = Callable[["_Loader", SafeDir, str, bool], None]
 
 
 @dataclass
 class _Listing:
-    """One record directory of the bulk read: open (or None), its entries listed once, and their reader."""
+    """One record directory of the bulk read: what opening it found, the directory (None when it could not be
+    opened), its entries listed once, and their reader."""
 
+    head: "_Loader"
     directory: Optional[SafeDir]
     entries: List[Tuple[str, bool]]
     body: EntryReader
@@ -376,21 +208,26 @@ class _Listing:
 class _Found:
     """What one loader read: the partial store, and the images whose configs it found broken."""
 
-    store: Store
+    store: Overlay2Store
     broken_images: Set[str]
 
 
 @dataclass
 class _Records:
-    parts: List[List[_Found]]  # image configs, layer records, overlay2 directories, links: parts in order
+    """What the bulk read found, each directory's parts in order: what opening it found, then each share."""
+
+    configs: List[_Found]  # image configs
+    layers: List[_Found]  # layer records
+    dirs: List[_Found]  # overlay2 directories
+    links: List[_Found]  # overlay2/l
     configs_listed: bool  # the image config directory could be opened
     overlay_names: Optional[Set[str]]  # the directories listed in overlay2/; None when it could not be listed
 
 
 class _Loader:
-    """Reads each part of the store into a Store, turning every bad entry into a Finding."""
+    """Reads each part of the store into an Overlay2Store, turning every bad entry into a Finding."""
 
-    def __init__(self, store: Store, root: SafeDir) -> None:
+    def __init__(self, store: Overlay2Store, root: SafeDir) -> None:
         self.store = store
         self.root = root
         self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
@@ -400,25 +237,23 @@ class _Loader:
     def load(self) -> None:
         with contextlib.ExitStack() as open_dirs:
             records = self.read_records(open_dirs)
-        images, layers, dirs, links = records.parts
-        self.take(images)
+        self.take(records.configs)
         self.load_image_parents(records.configs_listed)
         self.load_tags()
-        self.take(layers)
+        self.take(records.layers)
         self.load_mounts()
         self.load_containers()
-        self.take(dirs)
-        self.take(links)
+        self.take(records.dirs)
+        self.take(records.links)
         self.check_dir_claims(records.overlay_names)
         self.load_buildkit()
 
     # what an unreadable part of the store might hold references to
     PART_MIGHT_NAME = {
-        ("image", "overlay2", "imagedb", "content", "sha256"): (MIGHT_NAME_CHAINS,),
-        ("image", "overlay2", "layerdb", "sha256"): (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
-        ("image", "overlay2", "layerdb", "mounts"): (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
-        ("containers",): (MIGHT_NAME_MOUNTS,),
-    }
+        IMAGE_CONFIGS: (MIGHT_NAME_CHAINS,),
+        LAYER_RECORDS: (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
+        MOUNT_RECORDS: (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
+        }
 
     # -- helpers -----------------------------------------------------------
     def open_dir(self, *names: str) -> Optional[SafeDir]:
@@ -465,15 +300,19 @@ class _Loader:
 
     def part(self) -> "_Loader":
         """A loader of its own for one share of the records, merged later with ``take``."""
-        return _Loader(Store(data_root=self.store.data_root), self.root)
+        return _Loader(Overlay2Store(data_root=self.store.data_root), self.root)
 
-    def listing(self, open_dirs: contextlib.ExitStack, directory: Optional[SafeDir], body: "EntryReader",
-                weight: float) -> "_Listing":
+    def listing(self, open_dirs: contextlib.ExitStack, opener: Callable[["_Loader"], Optional[SafeDir]],
+                body: "EntryReader", weight: float) -> "_Listing":
+        """One record directory, opened by ``opener`` with a loader of its own (which keeps what opening it
+        found), and its entries listed once."""
+        head = self.part()
+        directory = opener(head)
         if directory is None:
-            return _Listing(None, [], body, weight)
+            return _Listing(head, None, [], body, weight)
         open_dirs.enter_context(directory)
         entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in directory.entries()]
-        return _Listing(directory, entries, body, weight)
+        return _Listing(head, directory, entries, body, weight)
 
     def read_records(self, open_dirs: contextlib.ExitStack) -> "_Records":
         """The image configs, layer records, overlay2 directories and their links, each as a list of parts in
@@ -483,21 +322,19 @@ class _Loader:
         fork for the whole read); merged in order, the parts make exactly the model (findings included) that
         one pass builds. An entry's ``weight`` is its cost relative to a layer record's.
         """
-        heads = [self.part() for _phase in range(4)]  # each holds what opening its directory found
-        configs = self.listing(open_dirs, heads[0].open_dir("image", "overlay2", "imagedb", "content", "sha256"),
-                               _Loader.image_entry, 4.0)
-        layers = self.listing(open_dirs, heads[1].open_dir("image", "overlay2", "layerdb", "sha256"),
-                              _Loader.layer_entry, 1.0)
-        overlay = self.listing(open_dirs, heads[2].open_dir("overlay2"), _Loader.overlay_entry, 1.0)
-        if overlay.directory is None:
-            heads[2].store.note("missing", self.root.join("overlay2"), "the overlay2 directory is missing")
-        links = self.listing(open_dirs, heads[3].open_links(overlay.directory), _Loader.link_entry, 0.5)
-        listings = [configs, layers, overlay, links]
+        configs = self.listing(open_dirs, lambda head: head.open_dir(*IMAGE_CONFIGS), _Loader.image_entry, 4.0)
+        layers = self.listing(open_dirs, lambda head: head.open_dir(*LAYER_RECORDS), _Loader.layer_entry, 1.0)
+        layer_dirs = self.listing(open_dirs, lambda head: head.open_dir(*LAYER_DIRS), _Loader.overlay_entry, 1.0)
+        if layer_dirs.directory is None:
+            layer_dirs.head.store.note("missing", self.root.join(*LAYER_DIRS), "the overlay2 directory is missing")
+        links = self.listing(open_dirs, lambda head: head.open_links(layer_dirs.directory), _Loader.link_entry, 0.5)
+        listings = [configs, layers, layer_dirs, links]
         weight = sum(len(listing.entries) * listing.weight for listing in listings)
         workers = worker_count(int(weight), ENTRIES_PER_WORKER)
         shares = [split_exactly(listing.entries, workers) for listing in listings]
 
         def read_share(indexes: List[int]) -> List[_Found]:
+            """What one process reads: its share of each listing, in the order of ``listings``."""
             found = []
             for listing, chunks in zip(listings, shares):
                 part = self.part()
@@ -506,11 +343,14 @@ class _Loader:
                 found.append(part.found())
             return found
 
-        read = map_chunks(read_share, [[index] for index in range(workers)])
-        return _Records([[heads[phase].found()] + [share[phase] for share in read] for phase in range(4)],
+        read_by_worker = map_chunks(read_share, [[index] for index in range(workers)])
+        config_parts, layer_parts, dir_parts, link_parts = [
+            [listing.head.found()] + [found[position] for found in read_by_worker]
+            for position, listing in enumerate(listings)]
+        return _Records(configs=config_parts, layers=layer_parts, dirs=dir_parts, links=link_parts,
                         configs_listed=configs.directory is not None,
-                        overlay_names={name for name, is_dir in overlay.entries if is_dir}
-                        if overlay.directory is not None else None)
+                        overlay_names={name for name, is_dir in layer_dirs.entries if is_dir}
+                        if layer_dirs.directory is not None else None)
 
     def open_links(self, overlay: Optional[SafeDir]) -> Optional[SafeDir]:
         """``overlay2/l``, when the overlay2 directory could be opened (a finding when it cannot be)."""
@@ -530,7 +370,7 @@ class _Loader:
         for part in parts:
             self.absorb(part.store, part.broken_images)
 
-    def absorb(self, part: "Store", broken_images: Set[str]) -> None:
+    def absorb(self, part: Overlay2Store, broken_images: Set[str]) -> None:
         """What a partial read found, appended after what this loader holds."""
         store = self.store
         store.images.update(part.images)
@@ -549,7 +389,7 @@ class _Loader:
     def load_image_parents(self, configs_listed: bool) -> None:
         if not configs_listed:
             return  # without image configs there is no parent to look up
-        metadata = self.open_dir("image", "overlay2", "imagedb", "metadata", "sha256")
+        metadata = self.open_dir(*IMAGE_METADATA)
         if metadata is None:
             return
         with metadata:
@@ -614,14 +454,14 @@ class _Loader:
         return image
 
     def load_tags(self) -> None:
-        image_root = self.open_dir("image", "overlay2")
+        image_root = self.open_dir(*TAG_STORE)
         if image_root is None:
             return
         with image_root:
             text = self.read_optional(image_root, "repositories.json")
         if text is None:
             return
-        path = os.path.join(self.root.path, "image", "overlay2", "repositories.json")
+        path = self.store.path(TAG_STORE, "repositories.json")
         try:
             repositories = json.loads(text).get("Repositories") or {}
             if not isinstance(repositories, dict):
@@ -760,7 +600,7 @@ class _Loader:
                              mount.dir_names, claims,
                              overlay_names if container is None or not container.dead else None, "mount",
                              containers=[mount.container_id])
-        mounts_dir = self.root.join("image", "overlay2", "layerdb", "mounts")
+        mounts_dir = self.root.join(*MOUNT_RECORDS)
         if any(record.path == mounts_dir for record in self.store.damaged):
             return  # the mount records could not be listed: said so, and that keeps every directory already
         damaged = {name for record in self.store.damaged for name in record.containers}
@@ -787,7 +627,7 @@ class _Loader:
 
     # -- containers --------------------------------------------------------
     def load_mounts(self) -> None:
-        mounts = self.open_dir("image", "overlay2", "layerdb", "mounts")
+        mounts = self.open_dir(*MOUNT_RECORDS)
         if mounts is None:
             return
         with mounts:
@@ -837,51 +677,7 @@ class _Loader:
         return Mount(container_id=name, mount_id=mount_id, init_id=init_id, parent=parent)
 
     def load_containers(self) -> None:
-        containers = self.open_dir("containers")
-        if containers is None:
-            return
-        with containers:
-            for entry in containers.entries():
-                name = entry.name
-                if not is_hex64(name):
-                    self.unexpected(containers, name, "not a container id")
-                    continue
-                container = self.load_container(containers, name)
-                if container is not None:
-                    self.store.containers[name] = container
-
-    def load_container(self, containers: SafeDir, name: str) -> Optional[Container]:
-        path = containers.join(name, "config.v2.json")
-        try:
-            with containers.subdir(name) as directory:
-                raw = directory.read_bytes("config.v2.json", CONFIG_LIMIT)
-            config = json.loads(raw.decode("utf-8"))
-            state = config.get("State") or {}
-            image_id = config.get("Image")
-            image_id = parse_digest(image_id, "Image") if image_id else None
-            container_name = config.get("Name") or ""
-            if not isinstance(container_name, str) or not isinstance(state, dict):
-                raise TypeError("Name or State has the wrong type")
-        except OSError as exc:
-            self.store.note("unreadable", path, describe_os_error(exc))
-            self.store.damage("container_config", path, describe_os_error(exc), containers=[name])
-            return None
-        except (ValueError, TypeError, AttributeError) as exc:
-            message = "not a valid container config: %s" % shorten(str(exc))
-            self.store.note("invalid", path, message)
-            self.store.damage("container_config", path, message, containers=[name])
-            return None
-        if config.get("ID") not in (None, name):
-            self.store.note("invalid", path, "ID %s differs from its directory name" % shorten(config.get("ID")))
-        driver = config.get("Driver")
-        return Container(
-            id=name,
-            name=container_name.lstrip("/"),
-            image_id=image_id,
-            running=state.get("Running") is True,
-            driver=driver if isinstance(driver, str) else None,
-            dead=state.get("Dead") is True,
-        )
+        read_containers(self.store, self.root)
 
     # -- overlay2 directories ----------------------------------------------
     def overlay_entry(self, overlay: SafeDir, name: str, is_dir: bool) -> None:

@@ -106,11 +106,12 @@ First = TypeVar("First")
 Second = TypeVar("Second")
 
 
-def beside(here: Callable[[], First], elsewhere: Callable[[], Second], apart: bool) -> Tuple[First, Second]:
-    """``(here(), elsewhere())``; with ``apart``, ``elsewhere`` runs in a forked child meanwhile."""
-    if not apart:
-        return here(), elsewhere()
-    first, second = map_chunks(lambda task: task[0](), [[here], [elsewhere]])
+def run_alongside(main: Callable[[], First], other: Callable[[], Second],
+                  in_second_process: bool) -> Tuple[First, Second]:
+    """``(main(), other())``; with ``in_second_process``, ``other`` runs in a forked child meanwhile."""
+    if not in_second_process:
+        return main(), other()
+    first, second = map_chunks(lambda task: task[0](), [[main], [other]])
     return first, second  # type: ignore[return-value]
 
 

@@ -31,12 +31,18 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import CONTENT_DIR, SNAPSHOTTER_DIR, ContainerdParts, ContainerdStore
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import hex_of
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import (
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.layer_dir import (
+    DiffTree,
+    list_diff_dir,
+    read_regular,
+    split_member_name,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.report import (
     BUFFER_SIZE,
     DIGEST_MISMATCH,
     FILE_ADDED,
@@ -47,11 +53,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 i
     Problem,
     Report,
     Verdict,
-    _DiffTree,
-    _read_regular,
-    list_diff_dir,
     select,
-    split_member_name,
 )
 
 COMPRESSION_UNSUPPORTED = "compression_unsupported"
@@ -143,14 +145,14 @@ def blob_digest(parts: ContainerdParts, digest: str) -> Tuple[Optional[str], int
 class _LayerCheck:
     """One layer: its blob's digest, its DiffID, and its tar members against its snapshot."""
 
-    def __init__(self, store: Store, layer: Layer) -> None:
+    def __init__(self, store: ContainerdStore, layer: Layer) -> None:
         self.store = store
-        self.parts = store.containerd  # type: ContainerdParts
+        self.parts = store.parts
         self.layer = layer
         self.problems = []  # type: List[Problem]
         self.unverifiable = None  # type: Optional[Unverifiable]
         self.bytes_read = 0
-        self.fs_path = self.parts.snapshot_dir(layer.snapshot_id or "", "fs")
+        self.fs_path = self.parts.snapshot_fs(layer.snapshot_id or "")
 
     def skip(self, code: str, reason: str) -> "_LayerCheck":
         self.unverifiable = Unverifiable(self.layer.chain_id, code, reason)
@@ -189,7 +191,7 @@ class _LayerCheck:
         diff_hash = hashlib.sha256()
         stream = DECOMPRESSORS[compression](raw)
         tar_stream = _Hashing(stream, diff_hash)
-        tree = _DiffTree(root)
+        tree = DiffTree(root)
         expected = set()  # type: Set[str]
         try:
             try:
@@ -232,7 +234,7 @@ class _LayerCheck:
             self.problems.append(Problem(FILE_ADDED, os.path.join(self.fs_path, name), "not in the layer"))
 
     def compare_member(self, archive: tarfile.TarFile, member: tarfile.TarInfo, parts: List[str],
-                       tree: _DiffTree) -> None:
+                       tree: DiffTree) -> None:
         name = parts[-1]
         if name.startswith(".wh."):
             return  # whiteouts and opaque markers: compared by name in their on-disk form
@@ -281,7 +283,7 @@ class _LayerCheck:
                     expected.update(chunk)
                 actual = hashlib.sha256()
                 try:
-                    self.bytes_read += _read_regular(tree, parts, bytearray(min(BUFFER_SIZE, max(member.size, 1))),
+                    self.bytes_read += read_regular(tree, parts, bytearray(min(BUFFER_SIZE, max(member.size, 1))),
                                                      actual.update)
                 except OSError as exc:
                     differences.append(describe_os_error(exc))
@@ -291,10 +293,10 @@ class _LayerCheck:
             self.problems.append(Problem(FILE_MODIFIED, path, "; ".join(differences)))
 
 
-def check_blobs(store: Store, images: Sequence[Image], whole_store: bool) -> Tuple[List[Verdict], int]:
+def check_blobs(store: ContainerdStore, images: Sequence[Image], whole_store: bool) -> Tuple[List[Verdict], int]:
     """Every index, manifest and config blob of the images hashes to its digest (layer blobs: per layer); an
     image whose blobs could not be read is one verdict with what was found about them."""
-    parts = store.containerd  # type: ContainerdParts
+    parts = store.parts
     users = {}  # type: Dict[str, List[str]]
     for image in images:
         wanted = ([image.id] if image.id not in image.manifests else []) + list(image.manifests)
@@ -338,7 +340,7 @@ def check_blobs(store: Store, images: Sequence[Image], whole_store: bool) -> Tup
 LayerResult = Tuple[str, List[Problem], int, Optional[Unverifiable]]  # chainID, problems, bytes read, why unverifiable
 
 
-def check_layers(store: Store, chains: List[str], workers: Optional[int]) -> List[LayerResult]:
+def check_layers(store: ContainerdStore, chains: List[str], workers: Optional[int]) -> List[LayerResult]:
     """Each layer's content check, the layers shared out by size among processes as on the overlay2 store
     (``_verify.verify_layers``); results in the order of ``chains``."""
     def check_share(share: List[str]) -> List[LayerResult]:
@@ -357,7 +359,7 @@ def check_layers(store: Store, chains: List[str], workers: Optional[int]) -> Lis
     return [done[chain_id] for chain_id in chains]
 
 
-def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
+def verify(store: ContainerdStore, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
            content: bool = True, workers: Optional[int] = None) -> ContainerdReport:
     started = time.monotonic()
     chosen_images, chains = select(store, images, layers)
@@ -366,7 +368,7 @@ def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optiona
         for chain_id in image.chain_ids:
             images_by_layer.setdefault(chain_id, []).append(image.id)
     containers_by_layer = {}  # type: Dict[str, List[str]]
-    parts = store.containerd  # type: ContainerdParts
+    parts = store.parts
     for container in store.containers.values():
         for snapshot in parts.stack(container.id)[1:]:
             containers_by_layer.setdefault(snapshot.key, []).append(container.id)

@@ -4,7 +4,7 @@
 # This module_utils is PRIVATE to the strata.overlay2 collection. It may change
 # without notice; do not import it from other collections.
 
-"""Verification of a store: metadata consistency, and every layer's content against its DiffID.
+"""Verification of an overlay2 store: metadata consistency, and every layer's content against its DiffID.
 
 Checking is read-only and kept apart from any repair. Every finding is a typed
 ``Problem`` attached to the layer, image or container it concerns.
@@ -30,7 +30,37 @@ from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64, next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, partition, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Image, Layer, Store, config_mismatch, missing_dir
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
+    IMAGE_CONFIGS,
+    LAYER_DIRS,
+    LAYER_RECORDS,
+    LINKS,
+    TAG_STORE,
+    Overlay2Store,
+    config_mismatch,
+    missing_dir,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.layer_dir import (
+    DiffTree,
+    list_diff_dir,
+    read_regular,
+    split_member_name,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.report import (
+    BUFFER_SIZE,
+    DIGEST_MISMATCH,
+    FILE_ADDED,
+    FILE_MISSING,
+    FILE_MODIFIED,
+    METADATA,
+    PER_LAYER_COST,
+    Problem,
+    Report,
+    SelectionError,
+    Verdict,
+    select,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import (
     FILE,
     TarSplitError,
@@ -38,124 +68,11 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit 
     iter_entries,
 )
 
-BUFFER_SIZE = 1 << 20
-OPAQUE_XATTR = "trusted.overlay.opaque"
-OPAQUE_MARKER = ".wh..wh..opq"
-WHITEOUT_PREFIX = ".wh."
-
-DIGEST_MISMATCH = "digest_mismatch"
-FILE_MODIFIED = "file_modified"
-FILE_MISSING = "file_missing"
-FILE_ADDED = "file_added"
-METADATA = "metadata"
-
-
-class SelectionError(ValueError):
-    """An image or layer asked for is not in the store."""
-
-
-@dataclass
-class Problem:
-    kind: str
-    path: str
-    detail: str
-
-    def as_dict(self) -> Dict[str, str]:
-        return {"kind": self.kind, "path": self.path, "detail": self.detail}
-
-
-@dataclass
-class Verdict:
-    """What was found about one layer (or, with ``chain_id`` None, one image or container record)."""
-
-    chain_id: Optional[str]
-    diff_id: Optional[str]
-    cache_id: Optional[str]
-    images: List[str] = field(default_factory=list)
-    containers: List[str] = field(default_factory=list)
-    problems: List[Problem] = field(default_factory=list)
-    bytes_read: int = 0
-
-    def as_dict(self) -> Dict[str, object]:
-        return {
-            "chain_id": self.chain_id,
-            "diff_id": self.diff_id,
-            "cache_id": self.cache_id,
-            "images": sorted(self.images),
-            "containers": sorted(self.containers),
-            "problems": [problem.as_dict() for problem in self.problems],
-        }
-
-
-@dataclass
-class Report:
-    checked_layers: int
-    checked_images: int
-    bytes_verified: int
-    seconds: float
-    corrupt: List[Verdict]
-
-    @property
-    def ok(self) -> bool:
-        return not self.corrupt
-
-    def as_dict(self) -> Dict[str, object]:
-        return {
-            "checked_layers": self.checked_layers,
-            "checked_images": self.checked_images,
-            "bytes_verified": self.bytes_verified,
-            "seconds": round(self.seconds, 3),
-            "corrupt": [verdict.as_dict() for verdict in self.corrupt],
-            "ok": self.ok,
-        }
-
-
-# -- selection ---------------------------------------------------------------
-def resolve_image(store: Store, reference: str) -> Image:
-    """An image by full id, 64 hex, unique short id, ``repo:tag``, ``repo`` (``:latest``) or ``repo@digest``."""
-    value = reference.strip()
-    if value.startswith("sha256:") and value in store.images:
-        return store.images[value]
-    if is_hex64(value) and "sha256:" + value in store.images:
-        return store.images["sha256:" + value]
-    candidates = [value]
-    if "@" not in value and ":" not in value.rsplit("/", 1)[-1]:
-        candidates.append(value + ":latest")
-    for image in store.images.values():
-        if any(candidate in image.tags or candidate in image.digests for candidate in candidates):
-            return image
-    prefix = value[len("sha256:"):] if value.startswith("sha256:") else value
-    if len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix):
-        matches = [image for image in store.images.values() if image.id[7:].startswith(prefix)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise SelectionError("image id prefix %s is ambiguous (%d images)" % (prefix, len(matches)))
-    raise SelectionError("image %s is not in the store" % shorten(reference))
-
-
-def select(store: Store, images: Optional[Sequence[str]], layers: Optional[Sequence[str]]
-           ) -> Tuple[List[Image], List[str]]:
-    """The images and chainIDs to verify; everything when neither is given."""
-    if not images and not layers:
-        return list(store.images.values()), sorted(store.layers)
-    chosen_images = [resolve_image(store, reference) for reference in images or []]
-    chains = set()  # type: Set[str]
-    for image in chosen_images:
-        chains.update(chain for chain in image.chain_ids if chain in store.layers)
-    for reference in layers or []:
-        chain_id = reference if reference.startswith("sha256:") else "sha256:" + reference
-        if chain_id not in store.layers:
-            raise SelectionError("layer %s is not in the layer database" % shorten(reference))
-        chains.add(chain_id)
-    return chosen_images, sorted(chains)
-
-
 # -- metadata ----------------------------------------------------------------
 class _Index:
     """Who uses which layer, and which DiffID the images expect of it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Overlay2Store) -> None:
         self.images_by_layer = {}  # type: Dict[str, List[str]]
         self.expected_diff = {}  # type: Dict[str, str]
         for image in store.images.values():
@@ -168,7 +85,7 @@ class _Index:
                 self.containers_by_layer.setdefault(layer.chain_id, []).append(mount.container_id)
 
 
-def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Problem]:
+def check_layer_metadata(store: Overlay2Store, index: _Index, layer: Layer) -> List[Problem]:
     problems = []  # type: List[Problem]
     record = store.layer_path(layer.chain_id)
     computed = next_chain_id(layer.parent, layer.diff_id)
@@ -192,7 +109,7 @@ def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Prob
     if overlay_dir.link is None:
         problems.append(Problem(METADATA, store.dir_path(layer.cache_id, "link"), "missing or not a link id"))
     elif store.links.get(overlay_dir.link) != layer.cache_id:
-        problems.append(Problem(METADATA, os.path.join(store.overlay_root, "l", overlay_dir.link),
+        problems.append(Problem(METADATA, store.path(LINKS, overlay_dir.link),
                                 "does not point back to ../%s/diff" % layer.cache_id))
     expected_lower = parent_links(store, layer)
     if expected_lower is not None and overlay_dir.lower != expected_lower:
@@ -202,7 +119,7 @@ def check_layer_metadata(store: Store, index: _Index, layer: Layer) -> List[Prob
     return problems
 
 
-def parent_links(store: Store, layer: Layer) -> Optional[List[str]]:
+def parent_links(store: Overlay2Store, layer: Layer) -> Optional[List[str]]:
     """The link ids of the layer's ancestors, topmost first; None when one of them is unknown."""
     links = []
     for ancestor in store.chain(layer.parent):
@@ -213,20 +130,19 @@ def parent_links(store: Store, layer: Layer) -> Optional[List[str]]:
     return links
 
 
-def check_images(store: Store, images: Iterable[Image]) -> List[Verdict]:
+def check_images(store: Overlay2Store, images: Iterable[Image]) -> List[Verdict]:
     verdicts = []
-    content = os.path.join(store.data_root, "image", "overlay2", "imagedb", "content", "sha256")
     for image in images:
         problems = []
         if image.config_digest != image.id:
-            problems.append(Problem(METADATA, os.path.join(content, image.id[7:]), config_mismatch(image)))
+            problems.append(Problem(METADATA, store.config_path(image.id), config_mismatch(image)))
         missing = [chain_id for chain_id in image.chain_ids if chain_id not in store.layers]
         if missing:
             problems.append(Problem(METADATA, store.layer_path(missing[0]),
                                     "the image's layer %s is not in the layer database" % missing[0]))
         if problems:
             verdicts.append(Verdict(None, None, None, images=[image.id], problems=problems))
-    repositories = os.path.join(store.data_root, "image", "overlay2", "repositories.json")
+    repositories = store.path(TAG_STORE, "repositories.json")
     for reference, image_id in store.dangling_tags:
         verdicts.append(Verdict(None, None, None, problems=[
             Problem(METADATA, repositories, "%s points at %s, which is not in the image store"
@@ -237,7 +153,7 @@ def check_images(store: Store, images: Iterable[Image]) -> List[Verdict]:
 RECORD_CODES = ("layer", "mount", "image_config", "container_config")
 
 
-def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_store: bool) -> List[Verdict]:
+def check_damaged_records(store: Overlay2Store, verdicts: Dict[str, Verdict], whole_store: bool) -> List[Verdict]:
     """Records the store could not read or that do not fit the format (image configs, layer and mount
     records, container configs), as metadata problems: on the layer's verdict when it is being verified,
     otherwise as verdicts of their own (only when the whole store is verified)."""
@@ -266,7 +182,7 @@ def check_damaged_records(store: Store, verdicts: Dict[str, Verdict], whole_stor
     return found
 
 
-def check_containers(store: Store) -> List[Verdict]:
+def check_containers(store: Overlay2Store) -> List[Verdict]:
     verdicts = []
     damaged = {}  # type: Dict[str, List[Problem]]  # a mount record's path -> what its damaged records say
     for record in store.damaged:
@@ -277,8 +193,7 @@ def check_containers(store: Store) -> List[Verdict]:
         if mount.parent is not None:
             chain = store.chain(mount.parent)
             if not chain or chain[-1].parent is not None:
-                problems.append(Problem(METADATA, os.path.join(store.data_root, "image", "overlay2", "layerdb",
-                                                               "mounts", mount.container_id, "parent"),
+                problems.append(Problem(METADATA, store.mount_path(mount.container_id) + "/parent",
                                         "the container's layer chain from %s is incomplete" % mount.parent))
         problems.extend(damaged.get(store.mount_path(mount.container_id), []))
         container = store.containers.get(mount.container_id)
@@ -292,97 +207,6 @@ def check_containers(store: Store) -> List[Verdict]:
     return verdicts
 
 
-# -- content -----------------------------------------------------------------
-def split_member_name(name: str) -> Optional[List[str]]:
-    """A tar member name as path components inside the layer ([] for the root, ``./``), or None when it would leave it."""
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if any(part == ".." or "\0" in part for part in parts):
-        return None
-    return parts
-
-
-class _DiffTree:
-    """The files of one diff directory, opened one component at a time without following symlinks."""
-
-    def __init__(self, root: SafeDir) -> None:
-        self.root = root
-        self.dirs = {}  # type: Dict[Tuple[str, ...], SafeDir]
-
-    def directory(self, parts: Sequence[str]) -> SafeDir:
-        key = tuple(parts)
-        if not key:
-            return self.root
-        cached = self.dirs.get(key)
-        if cached is None:
-            if len(self.dirs) > 256:
-                self.close_dirs()
-            cached = self.directory(parts[:-1]).subdir(parts[-1])
-            self.dirs[key] = cached
-        return cached
-
-    def open_file(self, parts: Sequence[str]) -> int:
-        directory = self.directory(parts[:-1])
-        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
-                       dir_fd=directory.fd)
-
-    def close_dirs(self) -> None:
-        for directory in self.dirs.values():
-            directory.close()
-        self.dirs.clear()
-
-
-def _read_regular(tree: _DiffTree, parts: Sequence[str], buffer: bytearray, sink) -> int:
-    """Feed a regular file's content to ``sink`` in large chunks; returns the bytes read."""
-    fd = tree.open_file(parts)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "is not a regular file")
-        view = memoryview(buffer)
-        total = 0
-        while True:
-            count = os.readv(fd, [buffer])
-            if not count:
-                return total
-            sink(view[:count])
-            total += count
-            if total == info.st_size and count < len(buffer):
-                return total  # a short read at the recorded size is the end: spare the extra read
-    finally:
-        os.close(fd)
-
-
-def list_diff_dir(root: SafeDir) -> Tuple[Set[str], Set[str]]:
-    """(every entry, non-directories) of a diff dir as tar names: whiteouts as .wh.<name>, opaque dirs with .wh..wh..opq."""
-    everything = set()  # type: Set[str]
-    files = set()  # type: Set[str]
-    pending = [("", root)]  # type: List[Tuple[str, SafeDir]]
-    while pending:
-        prefix, directory = pending.pop()
-        try:
-            if prefix and is_opaque(directory.fd, (OPAQUE_XATTR,)):
-                everything.add(prefix + OPAQUE_MARKER)
-            for entry in directory.entries():
-                name = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    everything.add(name)
-                    try:
-                        pending.append((name + "/", directory.subdir(entry.name)))
-                    except OSError:
-                        pass
-                    continue
-                if not entry.is_file(follow_symlinks=False) and not entry.is_symlink():
-                    info = entry.stat(follow_symlinks=False)
-                    if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-                        name = prefix + WHITEOUT_PREFIX + entry.name
-                everything.add(name)
-                files.add(name)
-        finally:
-            if directory is not root:
-                directory.close()
-    return everything, files
-
-
 class StoreDirs:
     """The data-root and the two directories every layer's check starts from, opened once for many layers.
 
@@ -392,8 +216,8 @@ class StoreDirs:
 
     def __init__(self, root: SafeDir) -> None:
         self.root = root
-        self.overlay = self._subdir("overlay2")
-        self.layerdb = self._subdir("image", "overlay2", "layerdb", "sha256")
+        self.overlay = self._subdir(*LAYER_DIRS)
+        self.layerdb = self._subdir(*LAYER_RECORDS)
 
     @classmethod
     def open(cls, data_root: str) -> "StoreDirs":
@@ -407,12 +231,12 @@ class StoreDirs:
 
     def diff_dir(self, cache_id: str) -> SafeDir:
         if self.overlay is None:
-            return self.root.subdir("overlay2", cache_id, "diff")
+            return self.root.subdir(*LAYER_DIRS, cache_id, "diff")
         return self.overlay.subdir(cache_id, "diff")
 
     def layer_record(self, chain_id: str) -> SafeDir:
         if self.layerdb is None:
-            return self.root.subdir("image", "overlay2", "layerdb", "sha256", chain_id[7:])
+            return self.root.subdir(*LAYER_RECORDS, chain_id[7:])
         return self.layerdb.subdir(chain_id[7:])
 
     def __enter__(self) -> "StoreDirs":
@@ -424,7 +248,7 @@ class StoreDirs:
                 directory.close()
 
 
-def verify_content(store: Store, layer: Layer, expected_diff: str, dirs: Optional[StoreDirs] = None
+def verify_content(store: Overlay2Store, layer: Layer, expected_diff: str, dirs: Optional[StoreDirs] = None
                    ) -> Tuple[List[Problem], int]:
     """Rebuild the layer's tar stream; on a mismatch, name the files. Returns (problems, bytes read)."""
     if dirs is None:
@@ -438,7 +262,7 @@ def verify_content(store: Store, layer: Layer, expected_diff: str, dirs: Optiona
     record = store.layer_path(layer.chain_id)
     try:
         with dirs.diff_dir(layer.cache_id or "") as diff:
-            tree = _DiffTree(diff)
+            tree = DiffTree(diff)
             try:
                 digest, bytes_read, expected, problems = _rebuild(store, layer, dirs, tree, diff_path)
                 if digest is None:  # the tar-split could not be read: there is nothing to compare with
@@ -467,7 +291,7 @@ def open_tar_split(dirs: StoreDirs, chain_id: str) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
-def _rebuild(store: Store, layer: Layer, dirs: StoreDirs, tree: _DiffTree, diff_path: str):
+def _rebuild(store: Overlay2Store, layer: Layer, dirs: StoreDirs, tree: DiffTree, diff_path: str):
     problems = []  # type: List[Problem]
     hasher = hashlib.sha256()
     buffer = bytearray(BUFFER_SIZE)
@@ -490,7 +314,7 @@ def _rebuild(store: Store, layer: Layer, dirs: StoreDirs, tree: _DiffTree, diff_
                 if entry.size <= 0:
                     continue
                 try:
-                    bytes_read += _read_regular(tree, parts, buffer, hasher.update)
+                    bytes_read += read_regular(tree, parts, buffer, hasher.update)
                 except OSError as exc:
                     kind = FILE_MISSING if exc.errno == errno.ENOENT else FILE_MODIFIED
                     problems.append(Problem(kind, os.path.join(diff_path, *parts), describe_os_error(exc)))
@@ -513,7 +337,7 @@ class _Crc64:
         self.value = crc64_update(self.value, chunk)
 
 
-def _locate_modified(dirs: StoreDirs, chain_id: str, tree: _DiffTree, diff_path: str,
+def _locate_modified(dirs: StoreDirs, chain_id: str, tree: DiffTree, diff_path: str,
                      known: List[Problem]) -> List[Problem]:
     """Second pass after a digest mismatch: compare each file's size and CRC-64 with its tar-split entry."""
     already = {problem.path for problem in known}
@@ -529,7 +353,7 @@ def _locate_modified(dirs: StoreDirs, chain_id: str, tree: _DiffTree, diff_path:
                 continue
             crc = _Crc64()
             try:
-                size = _read_regular(tree, parts, buffer, crc.update)
+                size = read_regular(tree, parts, buffer, crc.update)
             except OSError:
                 continue
             if size != entry.size:
@@ -541,11 +365,10 @@ def _locate_modified(dirs: StoreDirs, chain_id: str, tree: _DiffTree, diff_path:
 
 
 # -- the whole run -------------------------------------------------------------
-PER_LAYER_COST = 100000  # opening a layer's record, diff dir and tar-split costs about as much as hashing this many bytes
 PER_ENTRY_COST = 1000  # one compressed byte of tar-split (a few per entry) costs about as much as hashing this many
 
 
-def layer_cost(store: Store, layer: Layer) -> int:
+def layer_cost(store: Overlay2Store, layer: Layer) -> int:
     """What verifying a layer costs, in bytes hashed: its content plus its entries (the tar-split's compressed size
     stands for their number), which are parsed in Python and cost far more per byte."""
     try:
@@ -555,7 +378,7 @@ def layer_cost(store: Store, layer: Layer) -> int:
     return PER_LAYER_COST + (layer.size or 0) + PER_ENTRY_COST * entries
 
 
-def verify_layers(store: Store, layers: List[Layer], expected_diff: Dict[str, str], workers: Optional[int]
+def verify_layers(store: Overlay2Store, layers: List[Layer], expected_diff: Dict[str, str], workers: Optional[int]
                   ) -> List[Tuple[str, List[Problem], int]]:
     """(chainID, problems, bytes read) of each layer's content. Parsing tar-split holds the GIL, so the layers
     are shared out by cost among processes (see ``_parallel``), one per CPU unless ``workers`` says otherwise."""
@@ -574,7 +397,7 @@ def verify_layers(store: Store, layers: List[Layer], expected_diff: Dict[str, st
     return [result for share in map_chunks(verify_share, shares) for result in share]
 
 
-def verify(store: Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
+def verify(store: Overlay2Store, images: Optional[Sequence[str]] = None, layers: Optional[Sequence[str]] = None,
            content: bool = True, workers: Optional[int] = None) -> Report:
     started = time.monotonic()
     chosen_images, chains = select(store, images, layers)

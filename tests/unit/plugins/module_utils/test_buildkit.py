@@ -14,7 +14,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt impo
 from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT, READ, UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from devtools.boltwriter import bolt_bytes, write_buildkit
 from devtools.synthstore import file, write
 
@@ -129,7 +129,7 @@ def build_host(sample):
 
 def test_what_the_build_cache_holds_is_not_an_orphan_and_a_leaked_buildkit_directory_is(build_host):
     sample, run1, run2 = build_host
-    classification = classify(Store.load(sample.root))
+    classification = classify(Overlay2Store.load(sample.root))
     assert [(o.kind, o.path) for o in classification.orphans] == [
         ("unreferenced_dir", sample.synth.overlay(GONE))]
     assert classification.buildkit.chains == {run1.chain_id, run2.chain_id}
@@ -139,14 +139,14 @@ def test_what_the_build_cache_holds_is_not_an_orphan_and_a_leaked_buildkit_direc
 def test_without_the_lease_the_chains_are_leaks_again(build_host):
     sample, run1, run2 = build_host
     write_buildkit(sample.root, {}, {}, {})
-    kinds = {(o.kind, o.chain_id) for o in classify(Store.load(sample.root)).orphans}
+    kinds = {(o.kind, o.chain_id) for o in classify(Overlay2Store.load(sample.root)).orphans}
     assert {("unreferenced_chain", run1.chain_id), ("unreferenced_chain", run2.chain_id)} <= kinds
 
 
 def test_an_unreadable_database_keeps_every_unreferenced_chain_and_directory(build_host):
     sample, _run1, _run2 = build_host
     write(sample.synth.path("buildkit", "metadata_v2.db"), "garbage")
-    classification = classify(Store.load(sample.root))
+    classification = classify(Overlay2Store.load(sample.root))
     assert classification.buildkit.state == UNKNOWN
     blocked_by = {tuple(o.blocked_by) for o in classification.orphans}
     assert classification.orphans and blocked_by == {(sample.synth.path("buildkit", "metadata_v2.db"),)}

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for
 from ansible_collections.strata.overlay2.plugins.module_utils._cis import images as _cis_images
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import (
     BY_ID,
@@ -21,7 +22,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark imp
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import CHECKS as CONTAINER_CHECKS
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.containers import Containers, container_facts
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.daemon import parse_command_line
-from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles, tar_split_headers, walked_headers
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import tar_split_headers, walked_headers
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from devtools.synthstore import HOST_CONFIG, SyntheticStore, directory, file, opaque, whiteout
@@ -90,7 +91,7 @@ def test_tar_split_headers_and_the_directory_walk_give_the_same_view(tmp_path):
     """The two readers (tar-split for overlay2, a walk for snapshot directories) agree on every layer."""
     _store, base, top, _image, _base_image = layered_store(str(tmp_path))
     loaded = load_store(str(tmp_path))
-    files = LayerFiles(loaded)
+    files = backend_for(loaded).layer_files()
     for layer in (base, top):
         model = loaded.layers[layer.chain_id]
         from_tar_split, problem = files.headers(model)

@@ -1,7 +1,7 @@
 """The containerd image store source: engine-made stores of both layouts, and synthetic ones of the same shape.
 
 The engine-made stores (``devtools/containerd_fixtures.py``) keep the databases, the JSON blobs, the snapshot
-directories (empty) and the container configs of a real dockerd 28.5 / containerd 2.1, beside what the engine
+directories (empty) and the container configs of a real dockerd 28.5 / containerd 2.1, run_alongside what the engine
 answered. The synthetic stores (``devtools/ctdstore.py``) have every file, so verification and pruning can be
 pinned on them; that their shape is the engine's is the first test here.
 """
@@ -24,6 +24,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt impo
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     BlobRecords,
     ContainerdReader,
+    ContainerdStore,
     SnapshotUsage,
     familiar,
     go_time,
@@ -34,7 +35,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.container
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import StoreError
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import StoreError
 from devtools import ctdstore
 from devtools.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
 
@@ -88,7 +89,7 @@ def test_engine_made_stores_give_what_the_engine_answered(engine_store):
         assert entry["tags"] == sorted(inspected["RepoTags"]) and entry["digests"] == sorted(inspected["RepoDigests"])
         assert (entry["parent"] or "") == inspected["Parent"]
         assert (entry["size"], entry["shared_size"]) == (listed[entry["id"]]["Size"], listed[entry["id"]]["SharedSize"])
-    active = sum(SnapshotUsage(store.containerd)(s) for s in store.containerd.snapshots.values() if s.kind == "active")
+    active = sum(SnapshotUsage(store.parts)(s) for s in store.parts.snapshots.values() if s.kind == "active")
     assert facts["summary"]["layers_size"] - active == answers["system_df"]["LayersSize"] - answers["active_usage"]
     assert facts["summary"]["images"] == answers["system_df"]["Images"]
     assert [c["id"] for c in facts["containers"]] == sorted(c["Id"] for c in answers["containers"])
@@ -100,7 +101,7 @@ def test_the_classic_builders_init_snapshots_are_in_the_image_stack_but_in_no_la
     facts = gather(store)
     classic = next(image for image in facts["images"] if "strata/classic:1" in image["tags"])
     assert len(classic["lower_dirs"]) + 1 > len(classic["chain_ids"])  # -init snapshots under each RUN layer
-    inits = [s for s in store.containerd.stack(classic["top_chain_id"]) if s.key.endswith("-init")]
+    inits = [s for s in store.parts.stack(classic["top_chain_id"]) if s.key.endswith("-init")]
     assert inits and not any(s.key in store.layers for s in inits)
 
 
@@ -140,7 +141,7 @@ def test_the_synthetic_store_has_the_engines_shape(tmp_path):
         for _name, record in backend.root().bucket(b"v1", b"snapshots").items():
             found["backend"] |= {key for key, _value in record.items()} - {b"labels"}
         return found
-    assert shapes(synthetic.ctd_root) == shapes(engine.containerd.root)
+    assert shapes(synthetic.ctd_root) == shapes(engine.parts.root)
 
 
 # -- synthetic stores: verification ------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def small_store(root, compress=True):
 
 
 def snapshot_fs(store, chain_id):
-    return os.path.join(store.containerd.root, SNAPSHOTTER, "snapshots", store.containerd.snapshots[chain_id].id, "fs")
+    return os.path.join(store.parts.root, SNAPSHOTTER, "snapshots", store.parts.snapshots[chain_id].id, "fs")
 
 
 def test_a_clean_store_verifies_with_whiteouts_and_opaque_directories(tmp_path):
@@ -208,7 +209,7 @@ def test_a_changed_layer_blob_is_a_digest_mismatch_of_that_layer_only(tmp_path):
     store = load_store(str(tmp_path))
     base = next(image for image in store.images.values() if "base:1" in image.tags)
     layer = store.layers[base.chain_ids[0]]
-    path = store.containerd.blob_path(layer.blob)
+    path = store.parts.blob_path(layer.blob)
     raw = gzip.decompress(open(path, "rb").read())
     with open(path, "wb") as handle:
         handle.write(gzip.compress(raw.replace(b"a=1", b"a=2"), mtime=0))
@@ -237,7 +238,7 @@ def test_a_manifest_whose_layers_are_not_a_list_is_invalid_and_its_image_is_kept
     store = load_store(str(tmp_path))
     assert [(f.kind, f.path) for f in store.findings] == [("invalid", path)]
     assert list(store.images) == [base.target]  # the other image is read all the same
-    assert app.target in store.containerd.unreadable_images  # what it names is kept, unknown
+    assert app.target in store.parts.unreadable_images  # what it names is kept, unknown
     assert classify(store).orphans == []
 
 
@@ -256,9 +257,9 @@ def test_zstd_and_missing_blobs_are_unverifiable_never_corrupt_or_verified(tmp_p
     store = load_store(str(tmp_path))
     base_layer, top_layer = (store.layers[c] for c in next(
         image for image in store.images.values() if "app:1" in image.tags).chain_ids)
-    os.unlink(store.containerd.blob_path(base_layer.blob))
+    os.unlink(store.parts.blob_path(base_layer.blob))
     zstd = b"\x28\xb5\x2f\xfd" + b"\0" * 64
-    top_path = store.containerd.blob_path(top_layer.blob)
+    top_path = store.parts.blob_path(top_layer.blob)
     with open(top_path, "wb") as handle:
         handle.write(zstd)
     report = verify(load_store(str(tmp_path))).as_dict()
@@ -378,20 +379,20 @@ def blobs_apart(monkeypatch):
     monkeypatch.setattr(_parallel, "available_cpus", lambda: 2)
     monkeypatch.setattr(_containerd, "SECOND_PROCESS_BYTES", 0)
     forks = []
-    beside = _containerd.beside
+    run_alongside = _containerd.run_alongside
 
-    def counting_beside(here, elsewhere, apart):
-        forks.append(apart)
-        return beside(here, elsewhere, apart)
+    def counting_alongside(main, other, in_second_process):
+        forks.append(in_second_process)
+        return run_alongside(main, other, in_second_process)
 
-    monkeypatch.setattr(_containerd, "beside", counting_beside)
+    monkeypatch.setattr(_containerd, "run_alongside", counting_alongside)
     return forks
 
 
 def test_content_records_read_apart_are_reported_where_one_pass_reports_them(tmp_path, monkeypatch):
     store_with_notes_everywhere(str(tmp_path))
     one_pass = load_store(str(tmp_path))
-    assert one_pass.containerd.blobs and "sha256:not-a-digest" in one_pass.containerd.records_any_namespace
+    assert one_pass.parts.blobs and "sha256:not-a-digest" in one_pass.parts.records_any_namespace
     said = [(os.path.basename(finding.path.split(":")[0]), finding.message[:12]) for finding in one_pass.findings]
     assert said == [("meta.db", "has no targe"), ("meta.db", "is not a buc"),  # images, content records, then
                     ("meta.db", "blob sha256:"), ("meta.db", "content dige"),  # the snapshotter's
@@ -400,8 +401,8 @@ def test_content_records_read_apart_are_reported_where_one_pass_reports_them(tmp
     apart = load_store(str(tmp_path))
     assert forks == [True]
     assert everything_said(apart) == everything_said(one_pass)
-    assert apart.containerd.blobs == one_pass.containerd.blobs
-    assert apart.containerd.records_any_namespace == one_pass.containerd.records_any_namespace
+    assert apart.parts.blobs == one_pass.parts.blobs
+    assert apart.parts.records_any_namespace == one_pass.parts.records_any_namespace
 
 
 @pytest.mark.parametrize("read_apart", ["from_another_state", "not_at_all"])
@@ -410,33 +411,33 @@ def test_content_records_read_from_another_state_of_meta_db_are_not_mixed_in(tmp
     later state: nothing the child found is taken, not even its findings, and nothing of the earlier state."""
     synthetic = store_with_notes_everywhere(str(tmp_path))
     blobs_apart(monkeypatch)
-    read_blobs_apart = ContainerdReader.read_blobs_apart
+    read_content_records_alone = ContainerdReader.read_content_records_alone
     meta_reads = []
     load_meta = ContainerdReader.load_meta
 
     def then_an_image_is_removed(reader):
-        meta_reads.append(reader.blobs_apart)
+        meta_reads.append(reader.content_records_alongside)
         load_meta(reader)
         if len(meta_reads) == 1:
             tree = rewrite_without_image(synthetic, "docker.io/library/app:1")
             ctdstore.write_bolt(os.path.join(synthetic.ctd_root, "io.containerd.metadata.v1.bolt", "meta.db"), tree)
 
     def elsewhere_and_earlier(reader):
-        found = read_blobs_apart(reader)
+        found = read_content_records_alone(reader)
         reader.store.note("invalid", "/from/the/child", "a finding of the other state")
         state = None if read_apart == "not_at_all" else dataclasses.replace(found.state, txid=found.state.txid - 1)
         bogus = _containerd.Blob("sha256:" + "e" * 64, 1)
         return BlobRecords(state, {bogus.digest: bogus}, {bogus.digest})
 
-    monkeypatch.setattr(ContainerdReader, "read_blobs_apart", elsewhere_and_earlier)
+    monkeypatch.setattr(ContainerdReader, "read_content_records_alone", elsewhere_and_earlier)
     monkeypatch.setattr(ContainerdReader, "load_meta", then_an_image_is_removed)
     again = load_store(str(tmp_path))
     assert meta_reads == [True, False]
     monkeypatch.undo()
     later = load_store(str(tmp_path))
-    assert "docker.io/library/app:1" not in later.containerd.image_records
+    assert "docker.io/library/app:1" not in later.parts.image_records
     assert everything_said(again) == everything_said(later)
-    assert "sha256:" + "e" * 64 not in again.containerd.records_any_namespace
+    assert "sha256:" + "e" * 64 not in again.parts.records_any_namespace
 
 
 def test_image_blobs_read_ahead_are_quiet_and_only_those_asked_for_are_kept(tmp_path, monkeypatch):
@@ -457,7 +458,7 @@ def test_image_blobs_read_ahead_are_quiet_and_only_those_asked_for_are_kept(tmp_
                         parse_blob(reader, digest))
     apart = load_store(str(tmp_path))
     assert forks == [True] and everything_said(apart) == everything_said(one_pass)
-    assert apart.containerd.blob_json.keys() == one_pass.containerd.blob_json.keys()
+    assert apart.parts.blob_json.keys() == one_pass.parts.blob_json.keys()
     assert sorted(asked) == sorted([app.target, app.config_digest, base.target,  # ahead: each once; then again
                                     app.config_digest, base.target])  # those that failed, to say why
 
@@ -471,7 +472,7 @@ def test_an_unreadable_meta_db_says_so_once_when_its_content_records_are_read_ap
     forks = blobs_apart(monkeypatch)
     apart = load_store(str(tmp_path))
     assert forks == [True] and everything_said(apart) == everything_said(one_pass)
-    assert not apart.containerd.blobs and not apart.containerd.records_any_namespace
+    assert not apart.parts.blobs and not apart.parts.records_any_namespace
 
 
 # -- hostile stores ----------------------------------------------------------------------------------------
@@ -524,7 +525,7 @@ def test_a_symlinked_blob_or_snapshot_is_never_followed(tmp_path):
     layer = store.layers[base.chain_ids[0]]
     outside = tmp_path / "outside"
     outside.mkdir()
-    blob = store.containerd.blob_path(layer.blob)
+    blob = store.parts.blob_path(layer.blob)
     os.rename(blob, str(outside / "blob"))
     os.symlink(str(outside / "blob"), blob)
     fs = snapshot_fs(store, layer.chain_id)
@@ -542,7 +543,7 @@ def test_a_data_root_with_containers_on_the_snapshotter_but_no_containerd_root_s
     with pytest.raises(StoreError, match="containerd_root"):
         load_store(str(tmp_path / "root"))
     store = load_store(str(tmp_path / "root"), containerd_root=str(tmp_path / "elsewhere"))
-    assert store.kind == "containerd" and len(store.images) == 2
+    assert isinstance(store, ContainerdStore) and len(store.images) == 2
 
 
 # -- the prune's gates on this store -----------------------------------------------------------------------
@@ -559,12 +560,12 @@ def test_the_prune_removes_only_files_and_keeps_records_and_what_a_running_conta
     store = load_store(str(tmp_path))
     orphans = classify(store).orphans
     daemon = Daemon(pid=1, started_at=time.time() - 60, name="containerd")
-    gates = Gates(kinds=[o.kind for o in orphans], min_age=0, now=time.time(), daemon=daemon, overlay_dirs=0)
+    gates = Gates(kinds=[o.kind for o in orphans], min_age=0, now=time.time(), daemon=daemon, layer_dirs=0)
     decisions = {d.orphan.path: d for d in decide(orphans, gates, check_mode=False, quarantine=False)}
     assert decisions[old].reason_code == "unreferenced"
     assert decisions[young].reason_code == "in_flight" and "containerd" in decisions[young].reason
     assert decisions[stray].reason_code == "containerd_reclaims" and decisions[stray].action == "skipped"
-    outcome = execute(store.containerd.root, list(decisions.values()))
+    outcome = execute(store.parts.root, list(decisions.values()))
     assert not os.path.exists(old) and os.path.exists(young) and os.path.exists(stray) and not outcome.errors
     assert verify(load_store(str(tmp_path))).ok
 
@@ -626,6 +627,6 @@ def test_the_discovered_daemons_containerd_root_is_weighed_not_trusted(tmp_path)
     os.rename(synthetic.ctd_root, str(tmp_path / "system"))
     os.makedirs(str(tmp_path / "empty"))
     store = load_store(str(tmp_path / "root"), hints=[str(tmp_path / "empty"), str(tmp_path / "system")])
-    assert store.containerd.root == str(tmp_path / "system") and store.containerd.layout == "system"
+    assert store.parts.root == str(tmp_path / "system") and store.parts.layout == "system"
     with pytest.raises(StoreError, match="containerd_root"):
         load_store(str(tmp_path / "root"), hints=[str(tmp_path / "empty")])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 
 from devtools.synthstore import SyntheticStore, file
 
 
 def facts_of(root, **options):
-    return gather(Store.load(root), **options)
+    return gather(Overlay2Store.load(root), **options)
 
 
 def by_id(items, key="id"):

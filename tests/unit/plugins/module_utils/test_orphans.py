@@ -21,7 +21,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
     decide,
     execute,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
 from devtools.synthstore import file, write
@@ -81,26 +81,26 @@ def leftovers(sample):
 
 
 def gates(store, **overrides):
-    values = dict(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, overlay_dirs=len(store.dirs))
+    values = dict(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=len(store.dirs))
     values.update(overrides)
     return Gates(**values)
 
 
 def plan(root, check_mode=False, quarantine=False, **overrides):
-    store = Store.load(root)
+    store = Overlay2Store.load(root)
     return decide(classify(store).orphans, gates(store, **overrides), check_mode, quarantine)
 
 
 def kinds_of(root):
-    return sorted(orphan.kind for orphan in classify(Store.load(root)).orphans)
+    return sorted(orphan.kind for orphan in classify(Overlay2Store.load(root)).orphans)
 
 
 def test_a_clean_store_has_no_orphans(sample):
-    classification = classify(Store.load(sample.root))
+    classification = classify(Overlay2Store.load(sample.root))
     assert classification.orphans == [] and classification.blocking == []
     assert (classification.buildkit.state, classification.buildkit.chains, classification.buildkit.dirs) == (
         "absent", set(), set())
-    assert len(classification.live_dirs) == len(Store.load(sample.root).dirs)
+    assert len(classification.live_dirs) == len(Overlay2Store.load(sample.root).dirs)
 
 
 def test_every_kind_of_leftover_is_named(leftovers):
@@ -116,7 +116,7 @@ def test_every_kind_of_leftover_is_named(leftovers):
 
 def test_an_orphan_carries_its_directory_and_link_and_their_bytes(leftovers):
     (layer,) = leftovers.chain()
-    (orphan,) = classify(Store.load(leftovers.sample.root)).orphans
+    (orphan,) = classify(Overlay2Store.load(leftovers.sample.root)).orphans
     assert orphan.parts == ["overlay2/l/" + layer.link, "overlay2/" + layer.cache_id,
                             "image/overlay2/layerdb/sha256/" + layer.chain_id[7:]]
     assert orphan.usage.bytes >= 5120 and orphan.usage.newest_mtime > time.time() - 60
@@ -124,7 +124,7 @@ def test_an_orphan_carries_its_directory_and_link_and_their_bytes(leftovers):
 
 def test_a_deep_orphan_chain_goes_children_first_and_entirely(leftovers):
     layers = leftovers.chain(depth=3)
-    orphans = classify(Store.load(leftovers.sample.root)).orphans
+    orphans = classify(Overlay2Store.load(leftovers.sample.root)).orphans
     assert [o.chain_id for o in orphans] == [layer.chain_id for layer in reversed(layers)]
     outcome = execute(leftovers.sample.root, plan(leftovers.sample.root))
     assert outcome.errors == [] and kinds_of(leftovers.sample.root) == []
@@ -142,7 +142,7 @@ def test_pruning_reclaims_exactly_the_leftovers_and_the_store_still_verifies(lef
     outcome = execute(leftovers.sample.root, decisions)
     assert outcome.reclaimed_bytes == sum(d.orphan.usage.bytes for d in decisions) > 30000
     assert kinds_of(leftovers.sample.root) == []
-    assert verify(Store.load(leftovers.sample.root)).ok
+    assert verify(Overlay2Store.load(leftovers.sample.root)).ok
     assert not os.path.exists(leftovers.synth.path("image/overlay2/layerdb/tmp/write-set-123456"))
 
 
@@ -160,7 +160,7 @@ def test_a_buildkit_database_that_is_not_bolt_keeps_every_unreferenced_directory
     sample.synth.make_overlay_dir("ussu1vy3wun3esv0p64nstmdi", None)
     os.makedirs(sample.synth.path("buildkit"))
     write(sample.synth.path("buildkit", "snapshots.db"), "bolt...ussu1vy3wun3esv0p64nstmdi...")
-    classification = classify(Store.load(sample.root))
+    classification = classify(Overlay2Store.load(sample.root))
     (orphan,) = classification.orphans
     assert orphan.kind == "unreferenced_dir" and orphan.blocked_by == [sample.synth.path("buildkit", "containerdmeta.db")]
     assert classification.buildkit.state == "unknown"
@@ -174,7 +174,7 @@ def test_a_chain_only_a_mount_uses_stays(leftovers):
 
 def test_a_chain_only_a_live_child_uses_stays(sample):
     # the tool layer's parent (base) would be used by the child even if no image listed base itself
-    store = Store.load(sample.root)
+    store = Overlay2Store.load(sample.root)
     assert sample.base.chain_id in classify(store).live_chains
 
 
@@ -198,7 +198,7 @@ def test_a_directory_a_live_lower_file_lists_stays(leftovers):
 
 def test_a_write_set_never_takes_a_live_directory_with_it(leftovers):
     record, cache_id = leftovers.write_set(cache_id=leftovers.sample.base.cache_id)
-    (orphan,) = classify(Store.load(leftovers.sample.root)).orphans
+    (orphan,) = classify(Overlay2Store.load(leftovers.sample.root)).orphans
     assert orphan.parts == ["image/overlay2/layerdb/tmp/write-set-123456"]
     execute(leftovers.sample.root, plan(leftovers.sample.root))
     assert os.path.isdir(leftovers.synth.overlay(cache_id)) and not os.path.exists(record)
@@ -245,7 +245,7 @@ def test_a_parent_stays_when_its_child_stays(leftovers):
 
 def test_a_mounted_directory_stays(leftovers):
     name = leftovers.directory()
-    store = Store.load(leftovers.sample.root)
+    store = Overlay2Store.load(leftovers.sample.root)
     mountinfo = os.path.join(leftovers.synth.root, "mountinfo")
     write(mountinfo, "1 2 0:1 / %s rw - overlay overlay rw\n" % leftovers.synth.overlay(name, "merged"))
     (orphan,) = classify(store, [mountinfo]).orphans
@@ -336,7 +336,7 @@ def test_quarantine_moves_with_a_manifest_so_it_can_be_undone(leftovers, tmp_pat
         manifest = json.load(handle)
     assert manifest["moved"][0]["parts"][-1] == "image/overlay2/layerdb/sha256/" + layer.chain_id[7:]
     assert os.path.isfile(os.path.join(outcome.quarantine, "overlay2", layer.cache_id, "diff", "loaded", "0"))
-    assert kinds_of(leftovers.sample.root) == [] and verify(Store.load(leftovers.sample.root)).ok
+    assert kinds_of(leftovers.sample.root) == [] and verify(Overlay2Store.load(leftovers.sample.root)).ok
 
 
 def test_every_reason_code_is_documented_where_playbooks_read_it():

@@ -106,9 +106,9 @@ def test_when_the_share_done_here_fails_the_children_are_stopped_and_reaped():
 
 
 def test_beside_runs_the_second_task_in_a_child_only_when_apart():
-    from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import beside
-    assert beside(os.getpid, os.getpid, apart=False) == (os.getpid(), os.getpid())
-    here, elsewhere = beside(os.getpid, os.getpid, apart=True)
+    from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import run_alongside
+    assert run_alongside(os.getpid, os.getpid, in_second_process=False) == (os.getpid(), os.getpid())
+    here, elsewhere = run_alongside(os.getpid, os.getpid, in_second_process=True)
     assert here == os.getpid() and elsewhere != here
 
 

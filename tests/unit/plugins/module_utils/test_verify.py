@@ -8,14 +8,14 @@ import os
 
 import pytest
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError, verify
 
 from devtools.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
 
 
 def run(root, **options):
-    return verify(Store.load(root), **options)
+    return verify(Overlay2Store.load(root), **options)
 
 
 def problems(report):
@@ -164,7 +164,7 @@ def test_a_tar_split_name_that_climbs_out_is_never_opened(sample, tmp_path):
             line["name"] = "../../../../../../../../etc/passwd"
     with gzip.open(os.path.join(record, "tar-split.json.gz"), "wt") as handle:
         handle.writelines(json.dumps(line) + "\n" for line in lines)
-    clean_bytes = run(sample.root, layers=[c for c in Store.load(sample.root).layers if c != sample.tool.chain_id]
+    clean_bytes = run(sample.root, layers=[c for c in Overlay2Store.load(sample.root).layers if c != sample.tool.chain_id]
                       ).bytes_verified
     report = run(sample.root)
     assert "member name leaves the layer" in report.corrupt[0].problems[1].detail
@@ -223,7 +223,7 @@ def test_layers_are_shared_out_by_cost_so_each_worker_gets_bytes_and_entries(tmp
     synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
     big = [synth.add_layer([file("big%d" % i, b"x" * (2000000 * (i + 1)))]) for i in range(2)]
     many = [synth.add_layer([file("f%d/%d" % (i, j), "x") for j in range(3000)]) for i in range(2)]
-    store = Store.load(synth.root)
+    store = Overlay2Store.load(synth.root)
     layers = list(store.layers.values())
     costs = {layer.chain_id: layer_cost(store, layer) for layer in layers}
     assert min(costs[l.chain_id] for l in many) > costs[big[0].chain_id]  # 3000 entries outweigh 2 MB

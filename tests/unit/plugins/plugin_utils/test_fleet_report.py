@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from ansible_collections.strata.overlay2.plugins.plugin_utils._compliance import evaluate, junit_xml, repository
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import (
@@ -30,9 +30,9 @@ FILTERS = {name: importlib.import_module("ansible_collections.strata.overlay2.pl
 def results_of(root, drift=False):
     """What the audit role holds for a host: the facts (with each container's drift when asked) and the
     layer_verify result, as JSON would carry them."""
-    store = Store.load(root)
+    store = Overlay2Store.load(root)
     facts = gather(store, drift_paths=["/bin", "/usr", "/etc"] if drift else None)
-    verdict = verify(Store.load(root)).as_dict()
+    verdict = verify(Overlay2Store.load(root)).as_dict()
     return json.loads(json.dumps(facts)), json.loads(json.dumps(verdict))
 
 
@@ -205,7 +205,7 @@ def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path)
     store = SyntheticStore(str(tmp_path))
     store.add_image([store.add_layer([file("bin/tool", b"t", 0o4755)])], tags=["strata/suid:1"])
     waiver = Waiver.parse({"control": "4.8", "target": "strata/*", "reason": "needed"})
-    report = cis(Store.load(str(tmp_path)), None, select(["4.1", "4.8", "5.7", "7.1"]), [waiver])
+    report = cis(Overlay2Store.load(str(tmp_path)), None, select(["4.1", "4.8", "5.7", "7.1"]), [waiver])
     checks = FILTERS["overlay2_cis_checks"](report.as_dict()["controls"])
     assert [(c["name"].split()[0], c["status"]) for c in checks] == [
         ("4.1", "failed"), ("4.8", "passed"), ("5.7", "skipped"), ("7.1", "skipped")]
@@ -221,8 +221,8 @@ def test_the_report_shows_a_control_by_host_matrix_of_the_benchmark(sample, tmp_
     from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
     facts, verdict = results_of(sample.root)
     controls = select(["4.1", "4.6", "5.7"])
-    strict = json.loads(json.dumps(cis(Store.load(sample.root), None, controls, []).as_dict()))
-    waived = json.loads(json.dumps(cis(Store.load(sample.root), None, controls,
+    strict = json.loads(json.dumps(cis(Overlay2Store.load(sample.root), None, controls, []).as_dict()))
+    waived = json.loads(json.dumps(cis(Overlay2Store.load(sample.root), None, controls,
                                        [Waiver.parse({"control": "4.1", "reason": "known"})]).as_dict()))
     rows = [FILTERS["overlay2_host_summary"](facts, verdict, "node-1", {"controls": strict["controls"]}),
             FILTERS["overlay2_host_summary"](facts, verdict, "node-2", {"controls": waived["controls"]}),

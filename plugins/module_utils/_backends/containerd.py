@@ -1,0 +1,74 @@
+# Copyright (c) strata.overlay2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the strata.overlay2 collection. It may change
+# without notice; do not import it from other collections.
+
+"""Docker's containerd image store as a backend: its model and layout (``_store.containerd``), its facts,
+verification and orphans, and its layers' headers read from their snapshots' directories."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Facts, StoreBackend
+from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles, read_config_file
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.containerd import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import (
+    CONTAINERD_ORPHAN_KINDS,
+    ContainerdClassification,
+    classify,
+)
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import ContainerdStore
+from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import running_containerds
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import ContainerdReport, verify
+
+
+class ContainerdBackend(StoreBackend):
+    kind = "containerd"
+    model = ContainerdStore
+    orphan_kinds = CONTAINERD_ORPHAN_KINDS
+    store: ContainerdStore
+
+    def facts(self, container_sizes: bool, orphans: bool) -> Facts:
+        return gather(self.store, container_sizes, orphans)
+
+    def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
+               workers: Optional[int]) -> ContainerdReport:
+        return verify(self.store, images=images, layers=layers, content=content, workers=workers)
+
+    def classify(self) -> ContainerdClassification:
+        return classify(self.store)
+
+    @property
+    def prune_root(self) -> str:
+        return self.store.parts.root
+
+    def prune_owners(self) -> List[Daemon]:
+        """containerd writes its root too: a running one is a daemon the prune's gates weigh."""
+        return [Daemon(pid, started, "containerd") for pid, started in running_containerds(self.store.parts.root)]
+
+    def layer_dir_count(self) -> int:
+        return len(self.store.parts.snapshots)
+
+    def layer_files(self) -> LayerFiles:
+        return SnapshotLayerFiles(self.store)
+
+    def image_config(self, image: Image) -> Tuple[Optional[dict], Optional[str]]:
+        parts = self.store.parts
+        cached = parts.blob_json.get(image.config_digest or "")
+        if cached is not None:
+            return cached, None
+        return read_config_file(parts.blob_path(image.config_digest) if image.config_digest else "?")
+
+
+class SnapshotLayerFiles(LayerFiles):
+    """A layer's headers from a walk of its snapshot's ``fs/`` directory."""
+
+    def __init__(self, store: ContainerdStore) -> None:
+        self.store = store
+
+    def directory(self, layer: Layer) -> Optional[str]:
+        return self.store.parts.snapshot_fs(layer.snapshot_id) if layer.snapshot_id else None
