@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "prune.json"))
     options = parser.parse_args()
-    results = {"stores": []}  # type: Dict[str, List]
+    results: Dict[str, List] = {"stores": []}
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as work:
         for size in options.sizes:
             root = os.path.join(work, "store-%d" % size)

@@ -105,7 +105,7 @@ def one_process() -> Iterator[None]:
 
 def phase_times(root: str, repeat: int) -> Dict[str, float]:
     """Median wall seconds of each loader phase, and of the facts' joins and shaping, in one facts run."""
-    samples = {}  # type: Dict[str, List[float]]
+    samples: Dict[str, List[float]] = {}
     with timing(_store._Loader, PHASES, samples):  # pylint: disable=protected-access
         _facts.gather(_store.Overlay2Store.load(root))
         samples.clear()
@@ -131,7 +131,7 @@ def containerd_phase_times(root: str, repeat: int) -> Dict[str, float]:
     """Median wall seconds of each phase of one facts run on a containerd store, in one process (so that the
     phases add up), and of the facts core as the module runs it (meta.db's content records and the orphans in a
     second process), the two runs taken in turn so that both meet the same machine."""
-    samples = {}  # type: Dict[str, List[float]]
+    samples: Dict[str, List[float]] = {}
     as_module = "facts core as the module runs it (%d CPUs)" % _parallel.available_cpus()
     for _attempt in range(repeat + 1):
         gc.collect()  # each run starts with the last one's store gone, so that both meet the same heap
@@ -201,7 +201,7 @@ def profile(root: str) -> Dict[str, Dict[str, float]]:
         profiler.disable()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in stats.values())  # tottime of every function: the profiled run
-    kinds = {}  # type: Dict[str, Dict[str, float]]
+    kinds: Dict[str, Dict[str, float]] = {}
 
     def add(kind: str, calls: int, seconds: float) -> None:
         entry = kinds.setdefault(kind, {"calls": 0, "seconds": 0.0})

@@ -39,7 +39,7 @@ class _Writer:
     def __init__(self, page_size: int, fanout: int) -> None:
         self.page_size = page_size
         self.fanout = fanout
-        self.pages = {}  # type: Dict[int, bytes]
+        self.pages: Dict[int, bytes] = {}
         self.next_page = 3  # 0 and 1: meta, 2: freelist
 
     def allocate(self, body_flags: int, count: int, body: bytes) -> int:
@@ -74,7 +74,7 @@ class _Writer:
 
     def write_tree(self, tree: Tree) -> int:
         """A bucket's pages; returns its root page id."""
-        items = []  # type: List[Tuple[bytes, int, bytes]]
+        items: List[Tuple[bytes, int, bytes]] = []
         for key, value in sorted(tree.items()):
             if isinstance(value, dict):
                 items.append((key, BUCKET_LEAF_FLAG, self.bucket_value(value)))

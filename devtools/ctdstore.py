@@ -155,12 +155,12 @@ class SynthStore:
         self.data_root = data_root
         self.ctd_root = ctd_root or os.path.join(data_root, "containerd", "daemon")
         self.namespace = namespace
-        self.images = []  # type: List[Image]
-        self.containers = []  # type: List[Tuple[str, str, Image]]
-        self.blobs = {}  # type: Dict[str, Tuple[bytes, Dict[bytes, bytes]]]
-        self.snapshots = {}  # type: Dict[str, Dict[str, object]]  # key -> parent, kind, id, size
-        self.leases = {}  # type: Dict[str, Dict[bytes, object]]
-        self.ingests = {}  # type: Dict[str, bytes]  # backend ref -> the bytes written so far
+        self.images: List[Image] = []
+        self.containers: List[Tuple[str, str, Image]] = []
+        self.blobs: Dict[str, Tuple[bytes, Dict[bytes, bytes]]] = {}
+        self.snapshots: Dict[str, Dict[str, object]] = {}  # key -> parent, kind, id, size
+        self.leases: Dict[str, Dict[bytes, object]] = {}
+        self.ingests: Dict[str, bytes] = {}  # backend ref -> the bytes written so far
         self.next_id = 1
         self.seq = 1
 
@@ -226,7 +226,7 @@ class SynthStore:
         os.makedirs(os.path.join(self.ctd_root, CONTENT, "blobs", "sha256"), exist_ok=True)
         os.makedirs(os.path.join(self.ctd_root, CONTENT, "ingest"), exist_ok=True)
         os.makedirs(os.path.join(self.ctd_root, SNAPSHOTTER, "snapshots"), exist_ok=True)
-        image_records = {}  # type: Dict[bytes, object]
+        image_records: Dict[bytes, object] = {}
         for image in self.images:
             chains = image.chain_ids
             for index, chain_id in enumerate(chains):
@@ -287,8 +287,8 @@ class SynthStore:
         return record
 
     def snapshot_record(self, key: str) -> Dict[bytes, object]:
-        record = {b"name": self.backend_key(key).encode(), b"createdat": go_time(EPOCH),
-                  b"updatedat": go_time(EPOCH)}  # type: Dict[bytes, object]
+        record: Dict[bytes, object] = {b"name": self.backend_key(key).encode(), b"createdat": go_time(EPOCH),
+                  b"updatedat": go_time(EPOCH)}
         parent = self.snapshots[key]["parent"]
         if parent:
             record[b"parent"] = str(parent).encode()
@@ -296,8 +296,8 @@ class SynthStore:
 
     def backend_record(self, key: str) -> Dict[bytes, object]:
         entry = self.snapshots[key]
-        record = {b"id": uvarint(int(str(entry["id"]))), b"kind": bytes([int(str(entry["kind"]))]),
-                  b"createdat": go_time(EPOCH), b"updatedat": go_time(EPOCH)}  # type: Dict[bytes, object]
+        record: Dict[bytes, object] = {b"id": uvarint(int(str(entry["id"]))), b"kind": bytes([int(str(entry["kind"]))]),
+                  b"createdat": go_time(EPOCH), b"updatedat": go_time(EPOCH)}
         if entry["parent"]:
             record[b"parent"] = self.backend_key(str(entry["parent"])).encode()
         if entry["kind"] == 3:
@@ -320,7 +320,7 @@ class SynthStore:
 
 def scale_layer(rng, made: int, step: int) -> Files:
     """Most layers change a file or two; one in ten holds dozens of small files (as ``synthstore``'s)."""
-    files = {"app/%d/%d.txt" % (made, step): ("%d-%d\n" % (made, step)).encode()}  # type: Files
+    files: Files = {"app/%d/%d.txt" % (made, step): ("%d-%d\n" % (made, step)).encode()}
     if rng.random() < 0.10:
         files.update(("lib/%d/%d/m%d.py" % (made, step, index), ("# module %d\n" % index * rng.randint(1, 40)).encode())
                      for index in range(rng.randint(20, 120)))

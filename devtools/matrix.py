@@ -138,7 +138,7 @@ def run_smoke(cores: List[str], report: Optional[str] = None) -> Dict[str, Any]:
     work = tempfile.mkdtemp(prefix="strata-smoke-")
     try:
         store = make_smoke_store(os.path.join(work, "reference"))
-        results = {}  # type: Dict[Tuple[str, str], Any]
+        results: Dict[Tuple[str, str], Any] = {}
         for core in cores:
             if core != NEWEST:
                 ensure_venv(core)

@@ -60,7 +60,7 @@ def prepare_containerd_store(root: str) -> None:
 
 
 def containerd_files_of_kind(root: str) -> Dict[str, List[str]]:
-    found = {kind: [] for kind in CONTAINERD_FILE_KINDS}  # type: Dict[str, List[str]]
+    found: Dict[str, List[str]] = {kind: [] for kind in CONTAINERD_FILE_KINDS}
     for parent, _dirs, names in os.walk(root):
         for name in names:
             path = os.path.join(parent, name)
@@ -101,7 +101,7 @@ METADATA_NAMES = ("diff", "size", "cache-id", "parent", "mount-id", "init-id", "
 
 def files_of_kind(root: str) -> Dict[str, List[str]]:
     """Every file of each kind in a store, by walking it."""
-    found = {kind: [] for kind in FILE_KINDS}  # type: Dict[str, List[str]]
+    found: Dict[str, List[str]] = {kind: [] for kind in FILE_KINDS}
     for parent, _dirs, names in os.walk(root):
         relative = os.path.relpath(parent, root)
         for name in names:

@@ -62,7 +62,7 @@ class Engine:
         self.pidfile = os.path.join(self.base, "dockerd.pid")
         self.socket = os.path.join(self.base, "docker.sock")
         self.log_path = os.path.join(self.base, "dockerd.log")
-        self.process = None  # type: Optional[subprocess.Popen]
+        self.process: Optional[subprocess.Popen] = None
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -268,7 +268,7 @@ class Engine:
         """Paths (relative to the data-root) that the engine's own inspect output references: every image's
         layer chains and overlay2 directories, every container's directories and mount record."""
         inner_overlay = os.path.join(self.inside(self.data_root), "overlay2")
-        referenced = set()  # type: Set[str]
+        referenced: Set[str] = set()
 
         def dirs_of(data: Optional[Dict[str, str]]) -> None:
             for key in ("UpperDir", "LowerDir", "WorkDir"):
@@ -321,7 +321,7 @@ class ChrootEngine(Engine):
         binds = " && ".join("mount --rbind /{0} {1}/{0}".format(name, shlex.quote(self.root))
                             for name in ("proc", "sys", "dev"))
         containerd = ""
-        extra = []  # type: List[str]
+        extra: List[str] = []
         if self.system_containerd:
             address = self.inside(os.path.join(self.base, "containerd.sock"))
             words = [shlex.quote(value) for value in (

@@ -73,7 +73,7 @@ class Layer:
     def chain(self) -> List["Layer"]:
         """This layer and its ancestors, topmost first."""
         layers = []
-        current = self  # type: Optional[Layer]
+        current: Optional[Layer] = self
         while current is not None:
             layers.append(current)
             current = current.parent

@@ -207,7 +207,7 @@ def open_for(module: AnsibleModule):
 def parse_inputs(module: AnsibleModule):
     try:
         controls = select(module.params["profile"])
-        waivers = [Waiver.parse(raw) for raw in module.params["waivers"]]  # type: List[Waiver]
+        waivers: List[Waiver] = [Waiver.parse(raw) for raw in module.params["waivers"]]
         today = datetime.date.fromisoformat(module.params["today"]) if module.params["today"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))
@@ -233,7 +233,7 @@ def main() -> None:
     controls, waivers, today = parse_inputs(module)
     store, location = open_for(module)
     report = evaluate(store, location.daemon, controls, waivers, module.params["host_root"], today)
-    result = report.as_dict()  # type: Any
+    result: Any = report.as_dict()
     module.exit_json(changed=False, controls=result["controls"], summary=result["summary"],
                      failed_controls=result["failed"], problems=result["problems"])
 

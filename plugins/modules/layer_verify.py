@@ -171,7 +171,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.report import SelectionError
 
 
 def describe(report_dict: dict, store: Store) -> str:

@@ -232,10 +232,10 @@ def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Se
 
 def _labels(rows: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str]]:
     """(label, anchor) of each row: the host, and with several stores on one host, the store too."""
-    per_host = {}  # type: Dict[str, int]
+    per_host: Dict[str, int] = {}
     for row in rows:
         per_host[str(row["host"])] = per_host.get(str(row["host"]), 0) + 1
-    seen = {}  # type: Dict[str, int]
+    seen: Dict[str, int] = {}
     result = []
     for row in rows:
         host = str(row["host"])
@@ -320,8 +320,8 @@ def _cis_matrix(report: Mapping[str, Any]) -> str:
     rows = [(row, label) for row, (label, _anchor) in zip(report["hosts"], _labels(report["hosts"])) if row.get("cis")]
     if not rows:
         return ""
-    titles = {}  # type: Dict[str, str]
-    cells = {}  # type: Dict[Tuple[str, int], Mapping[str, Any]]
+    titles: Dict[str, str] = {}
+    cells: Dict[Tuple[str, int], Mapping[str, Any]] = {}
     for column, (row, _label) in enumerate(rows):
         for control in row["cis"]:
             titles.setdefault(control["id"], control["title"])

@@ -38,7 +38,7 @@ def daemon_facts(daemons: List[Daemon]) -> List[Dict[str, Any]]:
 def open_store(module: Any) -> Tuple[StoreBackend, Location]:
     """The backend of the store of ``module.params['data_root']`` and where it was found; fails the task with
     the reason and every daemon found when there is no store to read."""
-    daemons = []  # type: List[Daemon]
+    daemons: List[Daemon] = []
     try:
         location = locate(module.params["data_root"])
         daemons = location.daemons

@@ -65,9 +65,9 @@ class _Inputs:
         self.store = store
         self.daemon = daemon
         self.host_root = host_root
-        self._host = None  # type: Optional[_cis_daemon.Host]
-        self._images = None  # type: Optional[_cis_images.Images]
-        self._containers = None  # type: Optional[_cis_containers.Containers]
+        self._host: Optional[_cis_daemon.Host] = None
+        self._images: Optional[_cis_images.Images] = None
+        self._containers: Optional[_cis_containers.Containers] = None
 
     @property
     def host(self) -> _cis_daemon.Host:
@@ -98,7 +98,7 @@ class _Inputs:
         return self._containers
 
     def problems(self) -> List[str]:
-        found = []  # type: List[str]
+        found: List[str] = []
         if self._host is not None:
             found.extend(self._host.settings.problems)
         if self._images is not None:

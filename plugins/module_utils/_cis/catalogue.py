@@ -173,7 +173,7 @@ def control_key(control_id: str) -> Tuple[int, ...]:
 def select(profile: Sequence[str]) -> List[Control]:
     """The controls a profile names: ``level1`` (level 1 only), ``level2`` (both levels, as the benchmark
     defines level 2), ids, or a mix; ValueError for an id the benchmark does not have."""
-    chosen = {}  # type: Dict[str, Control]
+    chosen: Dict[str, Control] = {}
     for item in profile:
         if item == LEVEL1:
             chosen.update((c.id, c) for c in CONTROLS if c.level == LEVEL1)
@@ -201,7 +201,7 @@ class Evidence:
     waiver: Optional[Dict[str, Any]] = None
 
     def as_dict(self) -> Dict[str, Any]:
-        result = {"target": self.target, "detail": self.detail, "code": self.code}  # type: Dict[str, Any]
+        result: Dict[str, Any] = {"target": self.target, "detail": self.detail, "code": self.code}
         if self.waiver is not None:
             result["waiver"] = dict(self.waiver)
         return result

@@ -332,7 +332,7 @@ def _cpu_limited(value: Any) -> bool:
     return isinstance(value, int) and value not in (0, 1024)
 
 
-CHECKS = {
+CHECKS: Dict[str, Callable[[Containers], Verdict]] = {
     "5.1": swarm,
     "5.2": per_container(apparmor, lambda f: "AppArmorProfile %s" % f.config.get("AppArmorProfile"), "apparmor",
                          host_feature("AppArmor", lambda c: c.apparmor)),
@@ -362,7 +362,7 @@ CHECKS = {
     "5.30": per_container(default_bridge, _setting("NetworkMode"), "network_mode"),
     "5.31": per_container(host_namespace("UsernsMode", "host_userns"), _setting("UsernsMode"), "userns_mode"),
     "5.32": per_container(docker_socket, lambda f: "the Docker socket is not mounted", "docker_socket"),
-}  # type: Dict[str, Callable[[Containers], Verdict]]
+}
 
 MANUAL_REASONS = {
     "5.7": "whether sshd runs inside a container is seen in its processes, not in its files",

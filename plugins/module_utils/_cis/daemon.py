@@ -66,7 +66,7 @@ FLAGS = {
 
 def parse_command_line(args: List[str]) -> Dict[str, Any]:
     """dockerd's flags by daemon.json key (switches as booleans, repeated flags as lists)."""
-    found = {}  # type: Dict[str, Any]
+    found: Dict[str, Any] = {}
     index = 0
     while index < len(args):
         name, sep, value = args[index].partition("=")
@@ -139,8 +139,8 @@ def read_settings(daemon: Optional[Daemon], host_root: str, data_root: str) -> D
                 data_root, configured.store_root if configured else "no store")
             return DaemonSettings({}, {}, DEFAULT_CONFIG, "none", [why], unknown=why)
         daemon = configured
-    problems = []  # type: List[str]
-    args = None  # type: Optional[List[str]]
+    problems: List[str] = []
+    args: Optional[List[str]] = None
     origin = "none"
     if daemon is not None and daemon.pid is not None and host_root in ("", "/"):
         try:
@@ -186,7 +186,7 @@ class Host:
 
 
 def read_groups(host_root: str) -> Dict[str, Tuple[int, List[str]]]:
-    groups = {}  # type: Dict[str, Tuple[int, List[str]]]
+    groups: Dict[str, Tuple[int, List[str]]] = {}
     try:
         with open(_under(host_root, "/etc/group"), encoding="utf-8", errors="replace") as handle:
             for line in handle.read(CONFIG_LIMIT).splitlines():
@@ -229,7 +229,8 @@ def check_docker_group(host: Host) -> Verdict:
 
 def audit_rules(host: Host) -> Tuple[Optional[List[str]], List[str]]:
     """The audit rule lines of the host (None when it has no rule files), and the files read."""
-    lines, files = [], []  # type: List[str], List[str]
+    lines: List[str] = []
+    files: List[str] = []
     for pattern in AUDIT_RULES:
         for path in sorted(glob.glob(host.path(pattern))):
             try:
@@ -458,7 +459,7 @@ def _no_log_level_beyond_info(value: Any) -> bool:
     return value in (None, "", "info")
 
 
-CHECKS = {
+CHECKS: Dict[str, Callable[[Host], Verdict]] = {
     "1.1.1": check_separate_partition,
     "1.1.2": check_docker_group,
     "1.1.3": audit_check(dockerd_binary),
@@ -521,7 +522,7 @@ CHECKS = {
     "3.22": file_check(fixed("/etc/sysconfig/docker"), ROOT_644, ownership=True),
     "3.23": file_check(fixed(SYSTEM_CONTAINERD_SOCKET), SOCKET_ROOT, ownership=True),
     "3.24": file_check(fixed(SYSTEM_CONTAINERD_SOCKET), SOCKET_ROOT, ownership=False),
-}  # type: Dict[str, Callable[[Host], Verdict]]
+}
 
 MANUAL_REASONS = {
     "1.2.1": "hardening of the host is judged against its own benchmark",

@@ -116,7 +116,7 @@ def walked_headers(root: SafeDir) -> List[Header]:
     """Headers of a layer directory as tar would list them: a 0/0 character device is a whiteout
     (``.wh.<name>``), a directory with the opaque xattr gets an ``.wh..wh..opq`` entry. Symlinks are not
     followed."""
-    headers = []  # type: List[Header]
+    headers: List[Header] = []
     stack = [("", root)]
     while stack:
         prefix, directory = stack.pop()
@@ -292,7 +292,7 @@ class Views:
                 self.scans[layer.chain_id] = layer_scan
 
     def of(self, layers: List[Layer]) -> View:
-        view = {}  # type: View
+        view: View = {}
         for layer in layers:
             cached = self.views.get(layer.chain_id)
             if cached is None:
@@ -518,7 +518,7 @@ def secrets(images: Images) -> Verdict:
     return Verdict.of(failing, passing)
 
 
-CHECKS = {
+CHECKS: Dict[str, Callable[[Images], Verdict]] = {
     "4.1": _per_image(root_user, lambda f: "runs as %s" % f.settings.get("User"), "user"),
     "4.6": _per_image(no_healthcheck, lambda f: "HEALTHCHECK %s" % " ".join(
         str(t) for t in (f.settings.get("Healthcheck") or {}).get("Test") or []), "healthcheck"),
@@ -526,7 +526,7 @@ CHECKS = {
     "4.8": setuid_files,
     "4.9": _per_image(add_used, lambda f: "no ADD in %d build steps" % len(f.history), "history"),
     "4.10": secrets,
-}  # type: Dict[str, Callable[[Images], Verdict]]
+}
 
 MANUAL_REASONS = {
     "4.2": "whether a base image is trusted is a decision about its source",

@@ -45,8 +45,8 @@ class _Sizes:
         self.store = store
         self.parts = parts
         self.usage = SnapshotUsage(parts)
-        self.manifests = {}  # type: Dict[str, List[str]]  # manifest digest -> its blobs, parsed once
-        self.fs_dirs = {}  # type: Dict[Optional[str], Optional[str]]  # snapshot key -> its fs/ directory
+        self.manifests: Dict[str, List[str]] = {}  # manifest digest -> its blobs, parsed once
+        self.fs_dirs: Dict[Optional[str], Optional[str]] = {}  # snapshot key -> its fs/ directory
 
     def fs_dir(self, key: Optional[str]) -> Optional[str]:
         """A snapshot's ``fs/`` directory (None when it has none), built once however many images list it."""
@@ -85,15 +85,15 @@ def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool 
     children = store.children_of_images()
     intermediate = {image.id for image in store.images.values()
                     if not image.tags and image.id in children}
-    refs = Counter()  # type: Counter[str]
+    refs: Counter[str] = Counter()
     for image in store.images.values():
         refs.update(set(image.chain_ids))
-    images_by_layer = {}  # type: Dict[str, List[str]]
+    images_by_layer: Dict[str, List[str]] = {}
     for image in store.images.values():
         for chain_id in image.chain_ids:
             images_by_layer.setdefault(chain_id, []).append(image.id)
-    containers_by_image = {}  # type: Dict[str, List[str]]
-    containers_by_snapshot = {}  # type: Dict[str, List[str]]
+    containers_by_image: Dict[str, List[str]] = {}
+    containers_by_snapshot: Dict[str, List[str]] = {}
     for container in store.containers.values():
         if container.image_id:
             containers_by_image.setdefault(container.image_id, []).append(container.id)

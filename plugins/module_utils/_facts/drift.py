@@ -55,7 +55,7 @@ def _in_lower(lower_dirs: Sequence[str], path: str) -> bool:
 def drift(upper_dir: Optional[str], lower_dirs: Sequence[str], prefixes: Sequence[str] = DEFAULT_PATHS
           ) -> Dict[str, object]:
     """``{"entries": [{"path", "kind"}], "count", "truncated", "error"}`` for one container."""
-    entries = []  # type: List[Dict[str, str]]
+    entries: List[Dict[str, str]] = []
     count = 0
     if not upper_dir:
         return {"entries": [], "count": 0, "truncated": False, "error": "the container has no writable layer"}

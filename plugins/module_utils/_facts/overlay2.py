@@ -42,26 +42,26 @@ class _Joins:
             image.id for image in store.images.values()
             if not image.tags and not image.digests and image.id in children
         }
-        self.layer_refs = Counter()  # type: Counter[str]
+        self.layer_refs: Counter[str] = Counter()
         for image in store.images.values():
             if image.id not in self.intermediate:
                 self.layer_refs.update(set(image.chain_ids))
-        self.images_by_layer = {}  # type: Dict[str, List[str]]
+        self.images_by_layer: Dict[str, List[str]] = {}
         for image in store.images.values():
             for chain_id in image.chain_ids:
                 self.images_by_layer.setdefault(chain_id, []).append(image.id)
-        self.containers_by_image = {}  # type: Dict[str, List[str]]
+        self.containers_by_image: Dict[str, List[str]] = {}
         for container in store.containers.values():
             if container.image_id:
                 self.containers_by_image.setdefault(container.image_id, []).append(container.id)
-        self.containers_by_layer = {}  # type: Dict[str, List[str]]
+        self.containers_by_layer: Dict[str, List[str]] = {}
         for mount in store.mounts.values():
             for layer in store.chain(mount.parent):
                 self.containers_by_layer.setdefault(layer.chain_id, []).append(mount.container_id)
         self.shared = {chain_id for chain_id, refs in self.layer_refs.items() if refs > 1}
         # each layer's diff dir, built once: images list them again and again
-        self.diff_dirs = {chain_id: store.diff_dir(layer.cache_id) if layer.cache_id else None
-                          for chain_id, layer in store.layers.items()}  # type: Dict[str, Optional[str]]
+        self.diff_dirs: Dict[str, Optional[str]] = {chain_id: store.diff_dir(layer.cache_id) if layer.cache_id else None
+                          for chain_id, layer in store.layers.items()}
 
 
 def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
@@ -85,9 +85,10 @@ def image_facts(store: Overlay2Store, joins: _Joins, image: Image) -> Facts:
     if layers is None:
         store.note("missing", store.layer_path(image.top_chain_id or ""),
                    "image %s names a layer that is not in the layer database" % image.id)
-    upper_dir = None  # type: Optional[str]
-    lower_dirs = []  # type: List[str]
-    size = shared = None  # type: Optional[int]
+    upper_dir: Optional[str] = None
+    lower_dirs: List[str] = []
+    size: Optional[int] = None
+    shared: Optional[int] = None
     if layers:
         dirs = [joins.diff_dirs[chain_id] for chain_id in reversed(image.chain_ids)]
         if all(dirs):

@@ -157,12 +157,12 @@ def read_together_steadily(open_each: Sequence[Callable[[], "BoltFile"]],
     for attempt in range(attempts):
         if attempt > 1:
             time.sleep(RETRY_PAUSE * 4 ** (attempt - 2))  # out of a burst of commits
-        lives = []  # type: List[BoltFile]
+        lives: List[BoltFile] = []
         try:
             for open_db in open_each:
                 lives.append(open_db())
             names = ", ".join(live.name for live in lives)
-            copies = []  # type: List[BoltFile]
+            copies: List[BoltFile] = []
             for live in lives if attempt else ():
                 copy = live.steady_copy()
                 if copy is None:
@@ -192,7 +192,7 @@ class BoltFile:
     def __init__(self, data: Union[bytes, mmap.mmap], name: str = "bolt database") -> None:
         self._data = data
         self.name = name
-        self.leaves = {}  # type: Dict[int, Dict[bytes, Value]]  # leaf pages met by look-ups, read once
+        self.leaves: Dict[int, Dict[bytes, Value]] = {}  # leaf pages met by look-ups, read once
         self.meta = _choose_meta(data)
         self.pages = len(data) // self.meta.page_size
         if self.meta.high_water > self.pages:
@@ -301,7 +301,7 @@ def _first_of_each(items: List[Tuple[bytes, Value]]) -> Dict[bytes, Value]:
     return dict(reversed(items))
 
 
-_LEAF_HEADERS = {}  # type: Dict[int, struct.Struct]
+_LEAF_HEADERS: Dict[int, struct.Struct] = {}
 
 
 def _leaf_headers(count: int) -> struct.Struct:
@@ -325,7 +325,7 @@ class Bucket:
         self.inline = inline
         self.path = path
         # the keys of a bucket held in one leaf (inline, or a root page that is a leaf), once a look-up read them
-        self._one_leaf = None  # type: Optional[Dict[bytes, Value]]
+        self._one_leaf: Optional[Dict[bytes, Value]] = None
 
     @property
     def name(self) -> str:
@@ -412,7 +412,7 @@ class Bucket:
         data = bytes(page)
         end = len(data)
         headers = iter(_leaf_headers(count).unpack_from(data, PAGE_HEADER.size))
-        found = []  # type: List[Tuple[bytes, Value]]
+        found: List[Tuple[bytes, Value]] = []
         add = found.append
         at = PAGE_HEADER.size
         for element_flags, pos, ksize, vsize in zip(headers, headers, headers, headers):
@@ -522,8 +522,8 @@ class Bucket:
 
         A bucket's own keys come before those of the buckets nested in it.
         """
-        stack = [self]  # type: List[Bucket]
-        seen = set()  # type: set
+        stack: List[Bucket] = [self]
+        seen: set = set()
         while stack:
             bucket = stack.pop()
             nested = []

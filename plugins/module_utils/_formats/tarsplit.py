@@ -197,7 +197,7 @@ def _stream_lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 def encode_entry(entry: Entry) -> bytes:
     """One line of tar-split, as the engine writes it (used by tests and the store generator)."""
-    raw = {"type": entry.type}  # type: dict
+    raw: dict = {"type": entry.type}
     if entry.type == FILE:
         if entry.name is None:
             raise TarSplitError("a file entry needs a name")

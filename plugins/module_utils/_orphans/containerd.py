@@ -123,10 +123,10 @@ class _Classifier:
         self.usage_of = usage_of
         self.now = now
         self.blocking = list(store.damaged)
-        self.snapshots = set()  # type: Set[str]
-        self.blobs = set()  # type: Set[str]
-        self.pending_blobs = []  # type: List[str]
-        self.pending_snapshots = []  # type: List[str]
+        self.snapshots: Set[str] = set()
+        self.blobs: Set[str] = set()
+        self.pending_blobs: List[str] = []
+        self.pending_snapshots: List[str] = []
 
     # -- the references --------------------------------------------------------------------------------------
     def keep_blob(self, digest: Optional[str]) -> None:
@@ -203,7 +203,7 @@ class _Classifier:
 
     def buildkit_only(self, buildkit: BuildKitCache, used: Set[str]) -> BuildKitCache:
         """BuildKit's snapshots (with their parents) that no image or container reaches, and their usage."""
-        held = set()  # type: Set[str]
+        held: Set[str] = set()
         for key in buildkit.dirs:
             held.update(snapshot.key for snapshot in self.parts.stack(key))
         held -= used
@@ -222,7 +222,7 @@ class _Classifier:
         backend_unknown = [r.path for r in self.blocking if r.code in BACKEND_RECORDS]
         used = self.roots(buildkit)
         buildkit = self.buildkit_only(buildkit, used)
-        orphans = []  # type: List[Orphan]
+        orphans: List[Orphan] = []
         orphans.extend(self.unknown_snapshot_dirs(backend_unknown))
         orphans.extend(self.stale_ingests(meta_unknown))
         if buildkit.state == UNKNOWN:

@@ -18,7 +18,7 @@ only; deciding what may go is ``_orphans.prune``'s job.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import AbstractSet, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import ABSENT
@@ -116,22 +116,22 @@ class _Classifier:
         self.store = store
         self.root = store.data_root
         self.mounted = mounted
-        self.claimed = set()  # type: Set[str]  # overlay2 dirs that belong to an orphan object already
-        self.links_to = {}  # type: Dict[str, List[str]]  # dir name -> link ids pointing at it
+        self.claimed: Set[str] = set()  # overlay2 dirs that belong to an orphan object already
+        self.links_to: Dict[str, List[str]] = {}  # dir name -> link ids pointing at it
         for link_id, target in store.links.items():
             if target is not None:
                 self.links_to.setdefault(target, []).append(link_id)
-        self.pinned_containers = set()  # type: Set[str]  # containers whose mount a damaged record keeps
+        self.pinned_containers: Set[str] = set()  # containers whose mount a damaged record keeps
         for record in store.damaged:
             self.pinned_containers.update(record.containers)
-        self.blocking = list(store.damaged)  # type: List[DamagedRecord]
+        self.blocking: List[DamagedRecord] = list(store.damaged)
 
     # -- what is kept ------------------------------------------------------
     def ancestors(self, chain_ids: Set[str]) -> Set[str]:
         """The chains and every ancestor (layerdb ``parent``) present in the layer database."""
-        found = set()  # type: Set[str]
+        found: Set[str] = set()
         for chain_id in chain_ids:
-            current = chain_id  # type: Optional[str]
+            current: Optional[str] = chain_id
             while current is not None and current not in found:  # stops at a known ancestor (or a loop)
                 found.add(current)
                 layer = self.store.layers.get(current)
@@ -139,7 +139,7 @@ class _Classifier:
         return found
 
     def live_chains(self) -> Set[str]:
-        roots = set()  # type: Set[str]
+        roots: Set[str] = set()
         for image in self.store.images.values():
             roots.update(image.chain_ids)
         for mount in self.live_mounts():
@@ -190,7 +190,7 @@ class _Classifier:
         # whatever a kept directory's lower file lists stays too, even where the layer database disagrees
         frontier = [name for name in names - closed if name in self.store.dirs]
         while frontier:
-            listed = set()  # type: Set[str]
+            listed: Set[str] = set()
             for name in frontier:
                 directory = self.store.dirs[name]
                 listed.update(directory.lower)
@@ -236,7 +236,7 @@ class _Classifier:
         buildkit.dirs = {name for name in kept_dirs - live_dirs if name in self.store.dirs}
         for name in sorted(buildkit.dirs):
             buildkit.usage.add(tree_usage(self.store.dir_path(name)))
-        orphans = []  # type: List[Orphan]
+        orphans: List[Orphan] = []
         orphans.extend(self.chain_orphans(kept_chains, kept_dirs))
         orphans.extend(self.removing_orphans(kept_dirs, held))
         orphans.extend(self.write_set_orphans(kept_dirs))
@@ -279,7 +279,7 @@ class _Classifier:
         once nothing holds the layer (an image's config is deleted first): such a record was not renamed by a
         removal, and it and its directory stay. (With a record beside it, the chain was made again after a
         removal was cut short: the ``-removing`` one is that removal's leftover.)"""
-        held = {}  # type: Dict[str, Optional[str]]
+        held: Dict[str, Optional[str]] = {}
         for name in self.store.removing:
             chain_id = "sha256:" + (removing_chain(name) or "")
             if chain_id in live_chains and chain_id not in self.store.layers:

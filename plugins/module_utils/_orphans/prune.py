@@ -109,10 +109,10 @@ class Decision:
 
 
 def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bool) -> List[Decision]:
-    decisions = []  # type: List[Decision]
+    decisions: List[Decision] = []
     budget = gates.max_remove_bytes
     dirs_left = gates.layer_dirs
-    staying_chains = set()  # type: Set[str]
+    staying_chains: Set[str] = set()
     go = QUARANTINED if quarantine else REMOVED
     for orphan in orphans:  # chains come children first, so a staying child is known before its parent
         blocked = blocked_by(orphan, gates, staying_chains)
@@ -172,7 +172,7 @@ def _remove_tree_at(parent_fd: int, name: str) -> None:
     if not stat.S_ISDIR(info.st_mode):
         os.unlink(name, dir_fd=parent_fd)
         return
-    stack = [(parent_fd, name, info.st_ino, None)]  # type: List
+    stack: List = [(parent_fd, name, info.st_ino, None)]
     device = info.st_dev
     while stack:
         owner_fd, entry_name, inode, fd = stack.pop()
@@ -216,7 +216,7 @@ def _remove_tree_fanned_out(parent_fd: int, name: str, workers: int) -> None:
     if workers < 2 or not stat.S_ISDIR(info.st_mode):
         _remove_tree_at(parent_fd, name)
         return
-    path = []  # type: List
+    path: List = []
     owner_fd, current, inode = parent_fd, name, info.st_ino
     try:
         while True:
@@ -320,9 +320,9 @@ def execute(data_root: str, decisions: List[Decision], quarantine_dir: Optional[
     Raises PruneError, before touching anything, when the quarantine cannot be created.
     """
     reclaimed = 0
-    errors = []  # type: List[str]
-    manifest = []  # type: List[Dict[str, object]]
-    target_root = None  # type: Optional[str]
+    errors: List[str] = []
+    manifest: List[Dict[str, object]] = []
+    target_root: Optional[str] = None
     if quarantine_dir and any(d.action == QUARANTINED for d in decisions):
         target_root = os.path.join(quarantine_dir, time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%d" % os.getpid())
         try:

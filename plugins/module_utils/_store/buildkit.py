@@ -122,7 +122,7 @@ def _resolve(path: str, databases: Dict[str, BoltFile]) -> Ownership:
 
 def lease_roots(root: Bucket) -> Set[str]:
     """Snapshot ids of every lease: ``v1/<namespace>/leases/<lease>/snapshots/<snapshotter>/<id>``."""
-    roots = set()  # type: Set[str]
+    roots: Set[str] = set()
     v1 = _bucket_or_none(root, b"v1")
     if v1 is None:
         return roots
@@ -152,7 +152,7 @@ def live_records(root: Bucket) -> Tuple[int, Set[str]]:
     if main is None:
         return 0, set()
     count = 0
-    roots = set()  # type: Set[str]
+    roots: Set[str] = set()
     for record_id, record in main.items():
         name = _text(record_id)
         if not isinstance(record, Bucket):
@@ -171,7 +171,7 @@ def live_records(root: Bucket) -> Tuple[int, Set[str]]:
 
 def _own(snapshots: Bucket, snapshot_id: str, ownership: Ownership) -> None:
     """Add what ``snapshot_id`` holds (chain, directory, and its parents') to ``ownership``."""
-    seen = set()  # type: Set[str]
+    seen: Set[str] = set()
     current = snapshot_id
     while current:
         if current in seen:

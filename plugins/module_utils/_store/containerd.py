@@ -165,7 +165,7 @@ def json_object(value: Any) -> Dict[str, Any]:
 def referenced_digests(document: Dict[str, Any], keys: Sequence[str]) -> List[str]:
     """The valid digests named by a document's descriptors under ``keys``, in that order ("config" holds one
     descriptor, "manifests" and "layers" a list); a descriptor without a valid digest names nothing."""
-    found = []  # type: List[str]
+    found: List[str] = []
     for key in keys:
         for entry in [document.get(key)] if key == "config" else json_list(document, key):
             if isinstance(entry, dict):
@@ -330,7 +330,7 @@ class SnapshotUsage:
 
     def __init__(self, parts: ContainerdParts) -> None:
         self.parts = parts
-        self.live = {}  # type: Dict[str, int]
+        self.live: Dict[str, int] = {}
 
     def __call__(self, snapshot: Snapshot) -> int:
         if snapshot.kind == COMMITTED:
@@ -354,7 +354,7 @@ def _text(value: Optional[bytes], what: str) -> str:
 
 def _labels(bucket: Bucket, name: bytes = b"labels") -> Dict[str, str]:
     labels = bucket.bucket(name)
-    result = {}  # type: Dict[str, str]
+    result: Dict[str, str] = {}
     if labels is None:
         return result
     for key, value in labels.items():
@@ -407,11 +407,11 @@ class ContainerdReader:
         self.parts = ContainerdParts(root=ctd_root.path, namespace=namespace, layout=layout)
         store.parts = self.parts
         self.namespace = namespace.encode()
-        self.blob_dir = None  # type: Optional[SafeDir]  # the content store's blobs/sha256, opened once
-        self.read_ahead = {}  # type: Dict[str, dict]  # blobs parsed before they are asked for (see ``load``)
-        self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
+        self.blob_dir: Optional[SafeDir] = None  # the content store's blobs/sha256, opened once
+        self.read_ahead: Dict[str, dict] = {}  # blobs parsed before they are asked for (see ``load``)
+        self.known_chains: Dict[Tuple[Optional[str], str], str] = {}  # (parent, DiffID) -> chainID
         self.content_records_alongside = False  # meta.db's content records read by themselves (see ``load``)
-        self.meta_state = None  # type: Optional[Meta]  # the state of meta.db read; None: it could not be read
+        self.meta_state: Optional[Meta] = None  # the state of meta.db read; None: it could not be read
         self.meta_mark = (0, 0)  # (findings, damaged records) before meta.db's
 
     def load(self) -> None:
@@ -690,7 +690,7 @@ class ContainerdReader:
         snapshots = self.ctd.join(SNAPSHOTTER_DIR, "snapshots")
         if any(record.path == snapshots for record in self.store.damaged):
             return  # not listed: nothing to compare with (already said why)
-        owners = {}  # type: Dict[str, List[str]]
+        owners: Dict[str, List[str]] = {}
         for key, backend in self.parts.backend.items():
             owners.setdefault(backend.id, []).append(key)
         present = set(self.parts.snapshot_dirs)
@@ -766,7 +766,7 @@ class ContainerdReader:
 
     # -- images ---------------------------------------------------------------------------------------------
     def load_images(self) -> None:
-        by_target = {}  # type: Dict[str, List[ImageRecord]]
+        by_target: Dict[str, List[ImageRecord]] = {}
         for record in self.parts.image_records.values():
             by_target.setdefault(record.target, []).append(record)
         for target, records in sorted(by_target.items()):
@@ -782,8 +782,8 @@ class ContainerdReader:
         index = self.read_blob_json(target)
         if index is None:
             return None, []
-        manifests = []  # type: List[str]
-        chosen = None  # type: Optional[str]
+        manifests: List[str] = []
+        chosen: Optional[str] = None
         arch = host_architecture()
         for entry in json_list(index, "manifests"):
             if not isinstance(entry, dict):
@@ -838,7 +838,8 @@ class ContainerdReader:
             self.store.note("invalid", self.parts.blob_path(config_digest), message)
             self.store.damage("image_config", self.parts.blob_path(config_digest), message, ("chains",))
             return None
-        tags, digests = [], []  # type: List[str], List[str]
+        tags: List[str] = []
+        digests: List[str] = []
         parent = None
         for record in records:
             if record.name.startswith(DANGLING_PREFIX):
@@ -890,7 +891,7 @@ def candidate_roots(data_root: str, extra: Iterable[str] = ()) -> List[Tuple[str
     for path in extra:
         found.append((path, "system"))
     found.append((SYSTEM_ROOT, "system"))
-    seen = set()  # type: Set[str]
+    seen: Set[str] = set()
     unique = []
     for path, layout in found:
         real = os.path.realpath(path)

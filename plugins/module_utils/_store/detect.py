@@ -85,7 +85,7 @@ def has_managed_containerd(root: SafeDir) -> bool:
 
 def container_drivers(root: SafeDir, limit: int = 20) -> List[str]:
     """The ``Driver`` of up to ``limit`` containers' config.v2.json."""
-    drivers = []  # type: List[str]
+    drivers: List[str] = []
     try:
         with root.subdir("containers") as containers:
             for name in containers.names():
@@ -141,8 +141,8 @@ def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str,
         return os.path.realpath(given), "given"
     extra = [path for path in list(hints) + [configured_root()] if path]
     containers = set(container_ids(root))
-    best = None  # type: Optional[Tuple[int, str, str]]
-    tried = []  # type: List[str]
+    best: Optional[Tuple[int, str, str]] = None
+    tried: List[str] = []
     for path, layout in candidate_roots(root.path, extra):
         if not os.path.isdir(path):
             continue

@@ -100,8 +100,8 @@ class Daemon:
 # -- reading ---------------------------------------------------------------------------------------
 def parse_flags(args: Iterable[str]) -> Tuple[Dict[str, str], List[str]]:
     """The flags of a dockerd command line this module cares about, by daemon.json name; and warnings."""
-    found = {}  # type: Dict[str, str]
-    warnings = []  # type: List[str]
+    found: Dict[str, str] = {}
+    warnings: List[str] = []
     items = list(args)
     index = 0
     while index < len(items):
@@ -150,17 +150,17 @@ def unit_exec_start(root: str = "/") -> Tuple[Optional[List[str]], Optional[str]
     ``EnvironmentFile`` expanded; on a host without the unit, ``dockerd $DOCKER_OPTS`` of /etc/default/docker
     (what Debian's init script runs).
     """
-    files = []  # type: List[str]
+    files: List[str] = []
     for path in UNIT_PATHS:
         host_path = _under(root, path)
         if os.path.isfile(host_path):
             files.append(host_path)
             files.extend(sorted(glob.glob(_under(root, path + ".d/*.conf"))))
             break
-    command = None  # type: Optional[str]
+    command: Optional[str] = None
     source = None
-    environment = {}  # type: Dict[str, str]
-    warnings = []  # type: List[str]
+    environment: Dict[str, str] = {}
+    warnings: List[str] = []
     for path in files:
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
@@ -196,7 +196,7 @@ def unit_exec_start(root: str = "/") -> Tuple[Optional[List[str]], Optional[str]
 
 def read_environment(path: str, warnings: List[str]) -> Dict[str, str]:
     """KEY=VALUE lines of an environment file (quotes removed); absent is empty."""
-    found = {}  # type: Dict[str, str]
+    found: Dict[str, str] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = handle.read(CONFIG_LIMIT).splitlines()
@@ -486,7 +486,7 @@ def system_store(daemons: List[Daemon]) -> Daemon:
     """The system daemon's store: the running root daemon, else the configured one; DiscoveryError when
     there is none or several."""
     running = [d for d in daemons if d.uid == 0 and d.running and not d.own_namespace]
-    stores = {}  # type: Dict[str, Daemon]
+    stores: Dict[str, Daemon] = {}
     for daemon in running:
         stores.setdefault(os.path.realpath(daemon.store_root), daemon)
     if len(stores) > 1:
@@ -576,7 +576,7 @@ def containerd_root_of_process(pid: int) -> Optional[str]:
     except OSError:
         return None
     root = process_root(pid)
-    flags = {}  # type: Dict[str, str]
+    flags: Dict[str, str] = {}
     for index, arg in enumerate(args[1:], 1):
         name, has_value, value = arg.lstrip("-").partition("=")
         if not has_value and index + 1 < len(args):

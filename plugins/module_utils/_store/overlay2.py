@@ -167,7 +167,7 @@ class Overlay2Store(Store):
 
 def check_layout(root: SafeDir) -> None:
     """Raise StoreError naming what was found when the data-root is not an overlay2 graph-driver store."""
-    drivers = []  # type: List[str]
+    drivers: List[str] = []
     if root.exists("image"):
         try:
             with root.subdir("image") as image_dir:
@@ -230,9 +230,9 @@ class _Loader:
     def __init__(self, store: Overlay2Store, root: SafeDir) -> None:
         self.store = store
         self.root = root
-        self.broken_images = set()  # type: Set[str]  # already reported; their tags need no second finding
-        self.known_chains = {}  # type: Dict[Tuple[Optional[str], str], str]  # (parent, DiffID) -> chainID
-        self.digests = {}  # type: Dict[str, str]  # text as read -> the checked DiffID (see checked_digest)
+        self.broken_images: Set[str] = set()  # already reported; their tags need no second finding
+        self.known_chains: Dict[Tuple[Optional[str], str], str] = {}  # (parent, DiffID) -> chainID
+        self.digests: Dict[str, str] = {}  # text as read -> the checked DiffID (see checked_digest)
 
     def load(self) -> None:
         with contextlib.ExitStack() as open_dirs:
@@ -521,8 +521,8 @@ class _Loader:
         size_text = self.text_of(size_raw, path, "size")
         parent_text = self.text_of(parent_raw, path, "parent", optional=True)
         parent_present = present(parent_raw)
-        problems = []  # type: List[str]
-        might_name = set()  # type: Set[str]
+        problems: List[str] = []
+        might_name: Set[str] = set()
         diff_id = self.parse(diff_text, parse_digest, path, "diff", problems)
         cache_id = self.parse(cache_text, parse_cache_id, path, "cache-id", problems)
         if cache_id is None:
@@ -582,7 +582,7 @@ class _Loader:
         the directories it named before are unknown, and no directory may be taken for unreferenced."""
         if overlay_names is None:
             return  # overlay2/ could not be listed: said so, and nothing in it may go
-        claims = {}  # type: Dict[str, List[str]]  # directory -> the records naming it (chain ids, container ids)
+        claims: Dict[str, List[str]] = {}  # directory -> the records naming it (chain ids, container ids)
         for layer in self.store.layers.values():
             if layer.cache_id is not None:  # else damaged already
                 claims.setdefault(layer.cache_id, []).append(layer.chain_id)
@@ -655,8 +655,8 @@ class _Loader:
             parent_text = self.read_optional(directory, "parent")
             init_present = init_text is not None or directory.exists("init-id")
             parent_present = parent_text is not None or directory.exists("parent")
-        problems = []  # type: List[str]
-        might_name = set()  # type: Set[str]
+        problems: List[str] = []
+        might_name: Set[str] = set()
         mount_id = self.parse(mount_text, parse_mount_id, directory.path, "mount-id", problems)
         init_id = None
         if mount_id is not None and init_present and init_text != "":

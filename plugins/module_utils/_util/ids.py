@@ -69,7 +69,7 @@ def removing_chain(name: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-_VALID_DIGESTS = {}  # type: Dict[str, str]  # texts found valid, each with its digest: a store repeats most
+_VALID_DIGESTS: Dict[str, str] = {}  # texts found valid, each with its digest: a store repeats most
 _VALID_DIGESTS_LIMIT = 1 << 18  # forgotten all at once beyond this many, to keep a long-lived process bounded
 
 
@@ -126,9 +126,9 @@ def next_chain_id(parent: Optional[str], diff_id: str) -> str:
 def chain_ids(diff_ids: Iterable[str], known: Optional[Dict[Tuple[Optional[str], str], str]] = None) -> List[str]:
     """The chainIDs of a list of DiffIDs, bottom layer first; ``known`` remembers (parent, DiffID) -> chainID
     across calls, as images of one store share most of their chains."""
-    result = []  # type: List[str]
-    parent = None  # type: Optional[str]
-    memo = {} if known is None else known  # type: Dict[Tuple[Optional[str], str], str]
+    result: List[str] = []
+    parent: Optional[str] = None
+    memo: Dict[Tuple[Optional[str], str], str] = {} if known is None else known
     for diff_id in diff_ids:
         key = (parent, diff_id)
         chain = memo.get(key)

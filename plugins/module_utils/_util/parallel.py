@@ -76,7 +76,7 @@ def partition(items: Sequence[Item], parts: int, weight: Callable[[Item], float]
         return [list(items)]
     weights = [weight(item) for item in items]
     loads = [0.0] * parts
-    owner = {}  # type: Dict[int, int]
+    owner: Dict[int, int] = {}
     for index in sorted(range(len(items)), key=lambda i: -weights[i]):
         lightest = loads.index(min(loads))
         owner[index] = lightest

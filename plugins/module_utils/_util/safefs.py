@@ -161,7 +161,7 @@ def read_record_at(dir_fd: int, name: str, files: Sequence[str]) -> List[Read]:
     file's ENOENT says it is absent, so nothing is looked up twice). The directory is opened once, never through
     a symlink; OSError when it cannot be opened."""
     record = _open_dir_at(dir_fd, name)
-    found = []  # type: List[Read]
+    found: List[Read] = []
     try:
         for file_name in files:
             try:

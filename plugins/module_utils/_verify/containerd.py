@@ -68,7 +68,7 @@ GZIP, ZSTD, NONE = "gzip", "zstd", "no compression"
 
 
 DECOMPRESSORS = {GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), NONE: lambda raw: raw}
-STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)  # type: Tuple[type, ...]
+STREAM_ERRORS: Tuple[type, ...] = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)
 try:  # zstd streams, where the standard library reads them (Python 3.14 and newer)
     from compression import zstd as _zstd  # type: ignore  # pylint: disable=import-error
     DECOMPRESSORS[ZSTD] = lambda raw: _zstd.ZstdFile(raw, mode="rb")
@@ -149,8 +149,8 @@ class _LayerCheck:
         self.store = store
         self.parts = store.parts
         self.layer = layer
-        self.problems = []  # type: List[Problem]
-        self.unverifiable = None  # type: Optional[Unverifiable]
+        self.problems: List[Problem] = []
+        self.unverifiable: Optional[Unverifiable] = None
         self.bytes_read = 0
         self.fs_path = self.parts.snapshot_fs(layer.snapshot_id or "")
 
@@ -192,7 +192,7 @@ class _LayerCheck:
         stream = DECOMPRESSORS[compression](raw)
         tar_stream = _Hashing(stream, diff_hash)
         tree = DiffTree(root)
-        expected = set()  # type: Set[str]
+        expected: Set[str] = set()
         try:
             try:
                 with tarfile.open(fileobj=tar_stream, mode="r|") as archive:
@@ -247,7 +247,7 @@ class _LayerCheck:
             else:
                 self.problems.append(Problem(FILE_MODIFIED, path, describe_os_error(exc)))
             return
-        differences = []  # type: List[str]
+        differences: List[str] = []
         wanted_type = {tarfile.REGTYPE: stat.S_IFREG, tarfile.AREGTYPE: stat.S_IFREG, tarfile.DIRTYPE: stat.S_IFDIR,
                        tarfile.SYMTYPE: stat.S_IFLNK, tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
                        tarfile.FIFOTYPE: stat.S_IFIFO, tarfile.LNKTYPE: stat.S_IFREG}.get(member.type)
@@ -297,7 +297,7 @@ def check_blobs(store: ContainerdStore, images: Sequence[Image], whole_store: bo
     """Every index, manifest and config blob of the images hashes to its digest (layer blobs: per layer); an
     image whose blobs could not be read is one verdict with what was found about them."""
     parts = store.parts
-    users = {}  # type: Dict[str, List[str]]
+    users: Dict[str, List[str]] = {}
     for image in images:
         wanted = ([image.id] if image.id not in image.manifests else []) + list(image.manifests)
         for digest in wanted + ([image.config_digest] if image.config_digest else []):
@@ -306,7 +306,7 @@ def check_blobs(store: ContainerdStore, images: Sequence[Image], whole_store: bo
         for target, digests in parts.unreadable_images.items():
             for digest in digests:
                 users.setdefault(digest, []).append(target)
-    verdicts = {}  # type: Dict[Tuple[str, ...], Verdict]
+    verdicts: Dict[Tuple[str, ...], Verdict] = {}
 
     def report(digest: str, problem: Problem) -> None:
         key = tuple(sorted(set(users[digest])))
@@ -363,11 +363,11 @@ def verify(store: ContainerdStore, images: Optional[Sequence[str]] = None, layer
            content: bool = True, workers: Optional[int] = None) -> ContainerdReport:
     started = time.monotonic()
     chosen_images, chains = select(store, images, layers)
-    images_by_layer = {}  # type: Dict[str, List[str]]
+    images_by_layer: Dict[str, List[str]] = {}
     for image in store.images.values():
         for chain_id in image.chain_ids:
             images_by_layer.setdefault(chain_id, []).append(image.id)
-    containers_by_layer = {}  # type: Dict[str, List[str]]
+    containers_by_layer: Dict[str, List[str]] = {}
     parts = store.parts
     for container in store.containers.values():
         for snapshot in parts.stack(container.id)[1:]:
@@ -376,7 +376,7 @@ def verify(store: ContainerdStore, images: Optional[Sequence[str]] = None, layer
                                   images=list(images_by_layer.get(chain_id, [])),
                                   containers=list(containers_by_layer.get(chain_id, [])))
                 for chain_id in chains}
-    unverifiable = []  # type: List[Unverifiable]
+    unverifiable: List[Unverifiable] = []
     whole_store = not images and not layers
     blob_verdicts, checked_blobs = check_blobs(store, chosen_images if images else list(store.images.values()),
                                                whole_store)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, is_opaque
 
@@ -34,7 +34,7 @@ class DiffTree:
 
     def __init__(self, root: SafeDir) -> None:
         self.root = root
-        self.dirs = {}  # type: Dict[Tuple[str, ...], SafeDir]
+        self.dirs: Dict[Tuple[str, ...], SafeDir] = {}
 
     def directory(self, parts: Sequence[str]) -> SafeDir:
         key = tuple(parts)
@@ -82,9 +82,9 @@ def read_regular(tree: DiffTree, parts: Sequence[str], buffer: bytearray, sink) 
 
 def list_diff_dir(root: SafeDir) -> Tuple[Set[str], Set[str]]:
     """(every entry, non-directories) of a diff dir as tar names: whiteouts as .wh.<name>, opaque dirs with .wh..wh..opq."""
-    everything = set()  # type: Set[str]
-    files = set()  # type: Set[str]
-    pending = [("", root)]  # type: List[Tuple[str, SafeDir]]
+    everything: Set[str] = set()
+    files: Set[str] = set()
+    pending: List[Tuple[str, SafeDir]] = [("", root)]
     while pending:
         prefix, directory = pending.pop()
         try:

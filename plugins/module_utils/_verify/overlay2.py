@@ -22,17 +22,14 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import stat
 import time
-from dataclasses import dataclass, field
 from typing import IO, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64, next_chain_id, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import next_chain_id, shorten
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import map_chunks, partition, worker_count
-from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, is_opaque
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
-    IMAGE_CONFIGS,
     LAYER_DIRS,
     LAYER_RECORDS,
     LINKS,
@@ -57,7 +54,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._verify.report imp
     PER_LAYER_COST,
     Problem,
     Report,
-    SelectionError,
     Verdict,
     select,
 )
@@ -73,20 +69,20 @@ class _Index:
     """Who uses which layer, and which DiffID the images expect of it."""
 
     def __init__(self, store: Overlay2Store) -> None:
-        self.images_by_layer = {}  # type: Dict[str, List[str]]
-        self.expected_diff = {}  # type: Dict[str, str]
+        self.images_by_layer: Dict[str, List[str]] = {}
+        self.expected_diff: Dict[str, str] = {}
         for image in store.images.values():
             for chain_id, diff_id in zip(image.chain_ids, image.diff_ids):
                 self.images_by_layer.setdefault(chain_id, []).append(image.id)
                 self.expected_diff.setdefault(chain_id, diff_id)
-        self.containers_by_layer = {}  # type: Dict[str, List[str]]
+        self.containers_by_layer: Dict[str, List[str]] = {}
         for mount in store.mounts.values():
             for layer in store.chain(mount.parent):
                 self.containers_by_layer.setdefault(layer.chain_id, []).append(mount.container_id)
 
 
 def check_layer_metadata(store: Overlay2Store, index: _Index, layer: Layer) -> List[Problem]:
-    problems = []  # type: List[Problem]
+    problems: List[Problem] = []
     record = store.layer_path(layer.chain_id)
     computed = next_chain_id(layer.parent, layer.diff_id)
     if computed != layer.chain_id:
@@ -157,7 +153,7 @@ def check_damaged_records(store: Overlay2Store, verdicts: Dict[str, Verdict], wh
     """Records the store could not read or that do not fit the format (image configs, layer and mount
     records, container configs), as metadata problems: on the layer's verdict when it is being verified,
     otherwise as verdicts of their own (only when the whole store is verified)."""
-    found = []  # type: List[Verdict]
+    found: List[Verdict] = []
     for record in store.damaged:
         if record.code not in RECORD_CODES:
             continue
@@ -184,7 +180,7 @@ def check_damaged_records(store: Overlay2Store, verdicts: Dict[str, Verdict], wh
 
 def check_containers(store: Overlay2Store) -> List[Verdict]:
     verdicts = []
-    damaged = {}  # type: Dict[str, List[Problem]]  # a mount record's path -> what its damaged records say
+    damaged: Dict[str, List[Problem]] = {}  # a mount record's path -> what its damaged records say
     for record in store.damaged:
         if record.code == "mount":
             damaged.setdefault(record.path, []).append(Problem(METADATA, record.path, record.message))
@@ -292,10 +288,10 @@ def open_tar_split(dirs: StoreDirs, chain_id: str) -> IO[bytes]:
 
 
 def _rebuild(store: Overlay2Store, layer: Layer, dirs: StoreDirs, tree: DiffTree, diff_path: str):
-    problems = []  # type: List[Problem]
+    problems: List[Problem] = []
     hasher = hashlib.sha256()
     buffer = bytearray(BUFFER_SIZE)
-    expected = set()  # type: Set[str]
+    expected: Set[str] = set()
     bytes_read = 0
     tar_split = os.path.join(store.layer_path(layer.chain_id), "tar-split.json.gz")
     try:
@@ -402,7 +398,7 @@ def verify(store: Overlay2Store, images: Optional[Sequence[str]] = None, layers:
     started = time.monotonic()
     chosen_images, chains = select(store, images, layers)
     index = _Index(store)
-    verdicts = {}  # type: Dict[str, Verdict]
+    verdicts: Dict[str, Verdict] = {}
     for chain_id in chains:
         layer = store.layers[chain_id]
         verdicts[chain_id] = Verdict(chain_id, layer.diff_id, layer.cache_id,

@@ -116,7 +116,7 @@ def select(store: Store, images: Optional[Sequence[str]], layers: Optional[Seque
     if not images and not layers:
         return list(store.images.values()), sorted(store.layers)
     chosen_images = [resolve_image(store, reference) for reference in images or []]
-    chains = set()  # type: Set[str]
+    chains: Set[str] = set()
     for image in chosen_images:
         chains.update(chain for chain in image.chain_ids if chain in store.layers)
     for reference in layers or []:

@@ -9,7 +9,8 @@ import os
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import SelectionError, verify
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
+from ansible_collections.strata.overlay2.plugins.module_utils._verify.report import SelectionError
 
 from devtools.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
 
