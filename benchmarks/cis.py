@@ -29,7 +29,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue imp
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import Engine  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
 

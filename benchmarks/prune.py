@@ -32,7 +32,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import remove_part  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where the facts core's time goes on a large synthetic store: phases, system calls and Python work.
 
-Generates the store of ``benchmarks/run`` (devtools/synthstore.generate, 10,000 layers by default) and reports:
+Generates the store of ``benchmarks/run`` (tests/support/synthstore.generate, 10,000 layers by default) and reports:
   - the wall time of each phase of one facts run as the module runs it (the store read by as many processes
     as there are CPUs), medians of --repeat runs;
   - a profile of the same run in one process (cProfile): the calls into the kernel by kind with their count
@@ -9,7 +9,7 @@ Generates the store of ``benchmarks/run`` (devtools/synthstore.generate, 10,000 
   - the floor: the same opens, reads, closes and readlinks of the layer database, the overlay2 directories and
     their links in a bare loop, in one process, without building anything (what reading these files costs on
     this machine before any Python work);
-  - on a containerd image store of the same size (devtools/ctdstore.generate), the wall time of each phase of
+  - on a containerd image store of the same size (tests/support/ctdstore.generate), the wall time of each phase of
     one facts run in one process (the databases, the blobs, the shaping, the orphans), and the facts core as
     the module runs it.
 Writes benchmarks/results/profile.md and profile.json.
@@ -45,8 +45,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util import paral
 from ansible_collections.strata.overlay2.plugins.module_utils._store import overlay2 as _store  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify as classify_containerd  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.ctdstore import generate as generate_containerd  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.ctdstore import generate as generate_containerd  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.timing import median_seconds  # noqa: E402  pylint: disable=wrong-import-position
 
 RESULTS = os.path.join(REPO, "benchmarks", "results")
@@ -225,7 +225,7 @@ def profile(root: str) -> Dict[str, Dict[str, float]]:
 
 def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dict[str, float]],
            containerd_shape: Dict[str, int], containerd_phases: Dict[str, float]) -> str:
-    lines = ["Store: %(layers)d layers, %(images)d images, %(containers)d containers (devtools/synthstore.generate)"
+    lines = ["Store: %(layers)d layers, %(images)d images, %(containers)d containers (tests/support/synthstore.generate)"
              % shape, "", "| Phase of one facts run (%d CPUs) | Seconds (median) |" % _parallel.available_cpus(),
              "| --- | --- |"]
     lines.extend("| %s | %.3f |" % (name, seconds) for name, seconds in phases.items())
@@ -234,7 +234,7 @@ def report(shape: Dict[str, int], phases: Dict[str, float], kinds: Dict[str, Dic
     lines.extend("| %s | %d | %.0f%% |" % (kind, entry["calls"], 100 * entry["share"])
                  for kind, entry in kinds.items() if kind != "total_profiled_s")
     lines.extend(["", "containerd store: %(layers)d layers, %(images)d images, %(containers)d containers "
-                  "(devtools/ctdstore.generate)" % containerd_shape, "",
+                  "(tests/support/ctdstore.generate)" % containerd_shape, "",
                   "| Phase of one facts run on the containerd store, in one process | Seconds (median) |",
                   "| --- | --- |"])
     lines.extend("| %s | %.3f |" % (name, seconds) for name, seconds in containerd_phases.items())

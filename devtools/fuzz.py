@@ -22,7 +22,7 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from devtools.mutations import FILE_KINDS, exercise, prepare_store, run_once  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.mutations import FILE_KINDS, exercise, prepare_store, run_once  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def main() -> int:

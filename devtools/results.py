@@ -1,5 +1,5 @@
 """Module and core results made comparable between runs: the store's location and what varies by run
-taken out (standard library only; devtools/golden.py and devtools/matrix.py use it)."""
+taken out (standard library only; tests/support/golden.py and devtools/matrix.py use it)."""
 
 from __future__ import annotations
 

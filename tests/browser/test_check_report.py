@@ -12,7 +12,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import fleet_report, host_summary, render_html
 
-from devtools.samples import build_sample
+from tests.support.samples import build_sample
 from tests.browser.check_report import CHROMEDRIVER, CHROMIUM, problems, read_report
 
 pytestmark = pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),

@@ -20,7 +20,7 @@ import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from devtools.collection import run_module, target_pythons
-from devtools.bolt_fixtures import build_with_buildkit
+from tests.support.bolt_fixtures import build_with_buildkit
 from devtools.sandbox import ChrootEngine, build_samples
 
 FACTS = "strata.overlay2.overlay2_facts"

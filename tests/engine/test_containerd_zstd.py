@@ -2,7 +2,7 @@
 python3, run in its debootstrap'd root), reported as not verifiable where it does not (this controller's Python),
 never as corrupt and never as verified there.
 
-The store is a synthetic containerd image store (devtools/ctdstore.py, the engine's shape) whose top layer is
+The store is a synthetic containerd image store (tests/support/ctdstore.py, the engine's shape) whose top layer is
 compressed with Python 3.14's ``compression.zstd``, as ``docker buildx --output compression=zstd`` writes one.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from devtools.ctdstore import SNAPSHOTTER, SynthStore
+from tests.support.ctdstore import SNAPSHOTTER, SynthStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERIFY = """

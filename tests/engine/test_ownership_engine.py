@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from devtools.bolt_fixtures import BUILD_DOCKERFILE, build_with_buildkit
+from tests.support.bolt_fixtures import BUILD_DOCKERFILE, build_with_buildkit
 from devtools.collection import run_module
 from devtools.sandbox import LAYERDB, ChrootEngine, Engine, import_base
 

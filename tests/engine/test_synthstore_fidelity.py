@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from devtools.sandbox import Engine
-from devtools.synthstore import SyntheticStore, directory, file, generate, hardlink, opaque, symlink, whiteout
+from tests.support.synthstore import SyntheticStore, directory, file, generate, hardlink, opaque, symlink, whiteout
 
 
 def crafted_store(root: str) -> dict:

@@ -60,7 +60,7 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
     from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import ENTRIES_PER_WORKER, Overlay2Store  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # pylint: disable=import-outside-toplevel
-    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import generate  # pylint: disable=import-outside-toplevel
 
     if _parallel.available_cpus() < 2:
         import pytest  # pylint: disable=import-outside-toplevel
@@ -105,7 +105,7 @@ def test_the_compliance_role_holds_hosts_to_a_benchmark_profile_with_waivers(col
     import json  # pylint: disable=import-outside-toplevel
     from xml.etree import ElementTree  # pylint: disable=import-outside-toplevel
 
-    from devtools.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
     store = SyntheticStore(str(tmp_path / "store"))
     layer = store.add_layer([file("bin/tool", b"t", 0o4755)])
     store.add_image([layer], tags=["strata/suid:1"])

@@ -22,10 +22,10 @@ from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-
 
 make_importable()
 
-from devtools.ctdstore import CONTENT, SNAPSHOTTER  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.mutations import prepare_containerd_store  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.samples import build_sample  # noqa: E402  pylint: disable=wrong-import-position
-from devtools.synthstore import file, write  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.ctdstore import CONTENT, SNAPSHOTTER  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.mutations import prepare_containerd_store  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.samples import build_sample  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.synthstore import file, write  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def make(path: str) -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from devtools.samples import SampleStore, build_sample
+from tests.support.samples import SampleStore, build_sample
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
-from devtools.synthstore import file, write
+from tests.support.synthstore import file, write
 
 
 def in_use(sample) -> set:
@@ -96,7 +96,7 @@ def damage(sample, case):
     if callable(content):
         content = content(sample)
     if case == "buildkit database":
-        from devtools.boltwriter import write_buildkit  # pylint: disable=import-outside-toplevel
+        from tests.support.boltwriter import write_buildkit  # pylint: disable=import-outside-toplevel
         write_buildkit(sample.root, {}, {}, {})
     write(path, content)
     return path, might_name

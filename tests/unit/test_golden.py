@@ -1,5 +1,5 @@
 """Speed work changes no answer: the cores' JSON on fixed synthetic stores (overlay2 and containerd) equals what was recorded before it
-(devtools/golden.py --write records it; tests/unit/fixtures/golden/), read by one process or shared out among several."""
+(tests/support/golden.py --write records it; tests/unit/fixtures/golden/), read by one process or shared out among several."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store import cont
 from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel
 from ansible_collections.strata.overlay2.plugins.module_utils._store import model as _model
 from ansible_collections.strata.overlay2.plugins.module_utils._store import overlay2 as _store
-from devtools.golden import STORES, compare
+from tests.support.golden import STORES, compare
 
 
 @pytest.mark.parametrize("store", STORES)

@@ -19,7 +19,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit import FILE, SEGMENT, Entry, encode_entry
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
-from devtools.synthstore import SyntheticStore, write
+from tests.support.synthstore import SyntheticStore, write
 
 HOSTILE_IDS = ["../../etc", "/etc/passwd", "a" * 64 + "\0", "a" * 32 + "/" + "a" * 31, "..", ""]
 

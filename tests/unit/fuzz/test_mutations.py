@@ -13,7 +13,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from devtools.mutations import (
+from tests.support.mutations import (
     CONTAINERD_FILE_KINDS,
     FILE_KINDS,
     WRONG_VALUES,

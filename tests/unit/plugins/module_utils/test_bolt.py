@@ -22,7 +22,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt impo
     read_steadily,
     read_together_steadily,
 )
-from devtools.boltwriter import bolt_bytes
+from tests.support.boltwriter import bolt_bytes
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
 ENGINES = sorted(os.listdir(FIXTURES))

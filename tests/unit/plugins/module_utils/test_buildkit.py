@@ -15,8 +15,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit im
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
-from devtools.boltwriter import bolt_bytes, write_buildkit
-from devtools.synthstore import file, write
+from tests.support.boltwriter import bolt_bytes, write_buildkit
+from tests.support.synthstore import file, write
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
 RUN1, RUN2, GRAPH1, GRAPH2, CACHE, SOURCE, VIEW, GONE = (

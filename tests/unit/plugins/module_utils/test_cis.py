@@ -25,7 +25,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.daemon import
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import tar_split_headers, walked_headers
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from devtools.synthstore import HOST_CONFIG, SyntheticStore, directory, file, opaque, whiteout
+from tests.support.synthstore import HOST_CONFIG, SyntheticStore, directory, file, opaque, whiteout
 
 TODAY = datetime.date(2026, 12, 4)
 
@@ -420,7 +420,7 @@ def test_manual_controls_are_reported_not_dropped(tmp_path):
 
 def test_headers_read_by_several_processes_give_the_same_report(tmp_path, monkeypatch):
     from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel  # pylint: disable=import-outside-toplevel
-    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import generate  # pylint: disable=import-outside-toplevel
     generate(str(tmp_path), 300, seed="cis")
     layered = str(tmp_path / "layered")
     layered_store(layered)

@@ -1,8 +1,8 @@
 """The containerd image store source: engine-made stores of both layouts, and synthetic ones of the same shape.
 
-The engine-made stores (``devtools/containerd_fixtures.py``) keep the databases, the JSON blobs, the snapshot
+The engine-made stores (``tests/support/containerd_fixtures.py``) keep the databases, the JSON blobs, the snapshot
 directories (empty) and the container configs of a real dockerd 28.5 / containerd 2.1, run_alongside what the engine
-answered. The synthetic stores (``devtools/ctdstore.py``) have every file, so verification and pruning can be
+answered. The synthetic stores (``tests/support/ctdstore.py``) have every file, so verification and pruning can be
 pinned on them; that their shape is the engine's is the first test here.
 """
 
@@ -36,8 +36,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import StoreError
-from devtools import ctdstore
-from devtools.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
+from tests.support import ctdstore
+from tests.support.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "containerd")
 LAYOUTS = ["managed", "system"]

@@ -6,7 +6,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather impo
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from ansible_collections.strata.overlay2.plugins.module_utils._facts import drift as _drift
 from ansible_collections.strata.overlay2.plugins.plugin_utils._compliance import evaluate
-from devtools.synthstore import SyntheticStore, directory, file, opaque, whiteout
+from tests.support.synthstore import SyntheticStore, directory, file, opaque, whiteout
 
 BASE = [directory("bin"), file("bin/ls", b"ls", 0o755), file("bin/sh", b"sh", 0o755), directory("etc"),
         file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"), directory("usr"), directory("usr/share"),

@@ -7,7 +7,7 @@ import os
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 
-from devtools.synthstore import SyntheticStore, file
+from tests.support.synthstore import SyntheticStore, file
 
 
 def facts_of(root, **options):

@@ -24,7 +24,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 
-from devtools.synthstore import file, write
+from tests.support.synthstore import file, write
 
 
 class Leftovers:
@@ -255,7 +255,7 @@ def test_a_mounted_directory_stays(leftovers):
 
 
 def test_the_last_layer_directory_is_never_removed(tmp_path):
-    from devtools.synthstore import SyntheticStore
+    from tests.support.synthstore import SyntheticStore
     synth = SyntheticStore(os.path.join(str(tmp_path), "d"))
     synth.add_layer([file("a", "a")])  # a chain no image uses: the only directory in overlay2/
     decisions = plan(synth.root)

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import StoreError
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 
-from devtools.synthstore import SyntheticStore, file
+from tests.support.synthstore import SyntheticStore, file
 
 
 def findings(store, kind=None):

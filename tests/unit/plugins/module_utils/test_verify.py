@@ -12,7 +12,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.report import SelectionError
 
-from devtools.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
+from tests.support.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
 
 
 def run(root, **options):

@@ -90,7 +90,7 @@ def test_the_fleet_ranks_images_across_hosts_and_lists_hosts_without_data(sample
 
 
 def build_second(tmp_path):
-    from devtools.samples import build_sample  # pylint: disable=import-outside-toplevel
+    from tests.support.samples import build_sample  # pylint: disable=import-outside-toplevel
     return build_sample(os.path.join(str(tmp_path), "second")).root
 
 
@@ -201,7 +201,7 @@ def test_junit_carries_failures_with_details_and_skips(sample):
 def test_benchmark_controls_become_one_check_each_and_junit_test_cases(tmp_path):
     from ansible_collections.strata.overlay2.plugins.module_utils._cis.catalogue import Waiver, select  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._cis.benchmark import evaluate as cis  # pylint: disable=import-outside-toplevel
-    from devtools.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import SyntheticStore, file  # pylint: disable=import-outside-toplevel
     store = SyntheticStore(str(tmp_path))
     store.add_image([store.add_layer([file("bin/tool", b"t", 0o4755)])], tags=["strata/suid:1"])
     waiver = Waiver.parse({"control": "4.8", "target": "strata/*", "reason": "needed"})

@@ -16,11 +16,11 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify
-from devtools.samples import build_sample
+from tests.support.samples import build_sample
 
 FILE_KINDS = ("image config", "repositories.json", "diff", "size", "cache-id", "parent", "mount-id", "init-id",
               "link", "lower", "config.v2.json", "tar-split.json.gz", "tar-split content", "buildkit database")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILDKIT_FIXTURE = os.path.join(REPO, "tests", "unit", "fixtures", "bolt", "engine-28.5")
 
 
@@ -32,7 +32,7 @@ def prepare_store(root: str) -> None:
         shutil.copyfile(os.path.join(BUILDKIT_FIXTURE, name), os.path.join(root, "buildkit", name))
 
 
-# the containerd image store's file kinds (a synthetic store of the engine's shape, see devtools/ctdstore.py)
+# the containerd image store's file kinds (a synthetic store of the engine's shape, see tests/support/ctdstore.py)
 CONTAINERD_FILE_KINDS = ("meta.db", "snapshotter metadata.db", "manifest or config blob", "layer blob",
                          "container config.v2.json", "ingest ref", "buildkit metadata_v2.db")
 BOLT_KINDS = ("buildkit database", "meta.db", "snapshotter metadata.db", "buildkit metadata_v2.db")
@@ -43,7 +43,7 @@ def prepare_containerd_store(root: str) -> None:
     """A synthetic containerd store (two images, a whiteout, an opaque dir, a container, an ingest in flight),
     with the BuildKit database a real 28.5 engine wrote in this mode."""
     import tarfile  # pylint: disable=import-outside-toplevel
-    from devtools.ctdstore import SynthStore  # pylint: disable=import-outside-toplevel
+    from tests.support.ctdstore import SynthStore  # pylint: disable=import-outside-toplevel
     store = SynthStore(root)
     base = store.image("docker.io/library/base:1", [{"bin": None, "bin/sh": b"sh" * 300, "etc": None,
                                                      "etc/old": b"old\n"}])

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """The cores' answers on fixed synthetic stores, to hold speed work to byte-for-byte the same results:
 
-    devtools/golden.py --write     record them in tests/unit/fixtures/golden/ (before changing a core)
-    devtools/golden.py             compare (tests/unit/test_golden.py does the same)
+    tests/support/golden.py --write     record them in tests/unit/fixtures/golden/ (before changing a core)
+    tests/support/golden.py             compare (tests/unit/test_golden.py does the same)
 
 Stores: the unit tests' sample store with one leftover of each kind (tests/smoke/store.py), and a generated
-build-server store of 300 layers (devtools/synthstore.generate). Answers: overlay2_facts (container sizes and
+build-server store of 300 layers (tests/support/synthstore.generate). Answers: overlay2_facts (container sizes and
 orphans), layer_verify, the orphan classification and the prune's plan (check mode, no daemon), as JSON with
 the store's path and the times that vary by run taken out.
 """
@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any, Dict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -38,7 +38,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.results import normalized  # noqa: E402  pylint: disable=wrong-import-position
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(REPO, "tests", "unit", "fixtures", "golden")
 VARYING = {"seconds", "newest_mtime"}
 
@@ -55,7 +55,7 @@ def build(name: str, work: str) -> str:
         spec.loader.exec_module(module)
         module.make(work)
         return os.path.join(work, "overlay2" if name == "sample" else "containerd")
-    from devtools.synthstore import generate  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import generate  # pylint: disable=import-outside-toplevel
     root = os.path.join(work, "docker")
     generate(root, 300, seed="golden")
     return root

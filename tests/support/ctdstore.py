@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids
-from devtools.boltwriter import write_bolt
+from tests.support.boltwriter import write_bolt
 
 CONTENT = "io.containerd.content.v1.content"
 SNAPSHOTTER = "io.containerd.snapshotter.v1.overlayfs"

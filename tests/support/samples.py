@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict
 
-from devtools.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
+from tests.support.synthstore import SyntheticStore, directory, file, hardlink, opaque, symlink, whiteout
 
 
 @dataclass

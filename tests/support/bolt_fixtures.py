@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the engine-made bolt fixtures of the unit tests: BuildKit's databases after a build and an rmi.
 
-    devtools/bolt_fixtures.py [--engines 20.10,28.5]
+    tests/support/bolt_fixtures.py [--engines 20.10,28.5]
 
 For each engine (Debian 12's dockerd, and Debian testing's run from its debootstrap'd root), a private
 dockerd builds ``BUILD_DOCKERFILE`` with BuildKit (three RUN steps, one with a cache mount) on an imported
@@ -20,7 +20,7 @@ import shutil
 import sys
 from typing import Dict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -28,7 +28,7 @@ make_importable()
 
 from devtools.sandbox import ChrootEngine, Engine, import_base  # noqa: E402  pylint: disable=wrong-import-position
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(REPO, "tests", "unit", "fixtures", "bolt")
 BUILD_DOCKERFILE = """FROM strata/bk-base:1
 RUN echo one > /one.txt

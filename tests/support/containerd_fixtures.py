@@ -7,7 +7,7 @@ the image's snapshot stack), a BuildKit image with a whiteout, a second tag and 
 container. The engine's answers (``/images/json?all=1&shared-size=1``, ``/system/df``, ``docker image
 inspect``, ``docker inspect -s``) are recorded beside the store, which is kept without its layer blobs and
 snapshot files (the facts need the databases, the JSON blobs and the snapshot directories only) so that it
-stays small. Run as root: ``python devtools/containerd_fixtures.py``.
+stays small. Run as root: ``python tests/support/containerd_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -31,7 +31,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # noqa: E402  pylint: disable=wrong-import-position
 from devtools.sandbox import ChrootEngine, build, import_base  # noqa: E402  pylint: disable=wrong-import-position
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         "tests", "unit", "fixtures", "containerd")
 CLASSIC = """FROM strata/base:1.0
 RUN mkdir -p /etc/app && echo one > /etc/app/a.txt
