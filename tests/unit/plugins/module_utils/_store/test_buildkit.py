@@ -18,7 +18,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from tests.support.boltwriter import bolt_bytes, write_buildkit
 from tests.support.synthstore import file, write
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "fixtures", "bolt")
 RUN1, RUN2, GRAPH1, GRAPH2, CACHE, SOURCE, VIEW, GONE = (
     "run1" + "a" * 21, "run2" + "b" * 21, "grp1" + "c" * 21, "grp2" + "d" * 21, "cach" + "e" * 21,
     "srce" + "f" * 21, "view" + "g" * 21, "gone" + "h" * 21)

@@ -39,7 +39,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.model impor
 from tests.support import ctdstore
 from tests.support.ctdstore import CONTENT, SNAPSHOTTER, SynthStore
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "containerd")
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "containerd")
 LAYOUTS = ["managed", "system"]
 
 

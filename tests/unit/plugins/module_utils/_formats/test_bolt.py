@@ -24,7 +24,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt impo
 )
 from tests.support.boltwriter import bolt_bytes
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "bolt")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "fixtures", "bolt")
 ENGINES = sorted(os.listdir(FIXTURES))
 DATABASES = ("containerdmeta.db", "metadata_v2.db", "snapshots.db")
 

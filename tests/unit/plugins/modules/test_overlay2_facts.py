@@ -1,0 +1,33 @@
+"""overlay2_facts' main: the facts it returns are the store model's, shaped once; bad input fails cleanly."""
+
+from __future__ import annotations
+
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
+from ansible_collections.strata.overlay2.plugins.modules.overlay2_facts import main
+
+from tests.support.module_runner import run_module
+
+
+def test_the_facts_are_the_store_as_gather_shapes_it(sample):
+    done = run_module(main, data_root=sample.root)
+    assert not done.failed and done.result["changed"] is False
+    facts = done.result["ansible_facts"]["overlay2"]
+    expected = gather(Overlay2Store.load(sample.root))
+    assert facts["summary"] == expected["summary"] and facts["store"] == "overlay2"
+    assert [image["id"] for image in facts["images"]] == [image["id"] for image in expected["images"]]
+    assert sorted(c["name"] for c in facts["containers"]) == ["job", "web"]
+    assert facts["orphans"]["entries"] == []
+
+
+def test_orphans_off_leaves_the_section_out_and_sizes_on_measure_containers(sample):
+    facts = run_module(main, data_root=sample.root, orphans=False, container_sizes=True).result["ansible_facts"]["overlay2"]
+    assert facts["orphans"] is None and facts["summary"]["orphan_bytes"] is None
+    web = [c for c in facts["containers"] if c["name"] == "web"][0]
+    assert web["rw_size"] >= 300
+
+
+def test_a_data_root_that_is_not_a_store_fails_with_the_reason(tmp_path):
+    done = run_module(main, data_root=str(tmp_path))
+    assert done.failed and "not a Docker data-root" in done.result["msg"]
+    assert all("data_root" in daemon for daemon in done.result["daemons"])  # every daemon found, to choose from
