@@ -3,8 +3,10 @@
 
     devtools/matrix.py venv  [CORE...]   one virtualenv per core under .venvs/ (made once, then reused)
     devtools/matrix.py sanity [CORE...]  ansible-test sanity with that core (devtools/sanity.sh)
-    devtools/matrix.py unit  [CORE...]   the unit tests with that core
-    devtools/matrix.py smoke [CORE...]   the three modules on a store with one leftover of each kind, on every
+    devtools/matrix.py unit  [CORE...]   the unit tests with that core: those an ansible-core can change (the
+                                         modules' main, filters, plugin_utils) on every core, the others once
+                                         per controller Python not run yet (module_utils never imports ansible)
+    devtools/matrix.py smoke [CORE...]   the four modules on a store with one leftover of each kind, on every
                                          target Python of every core; the JSON must be the same everywhere
     devtools/matrix.py legs              print the matrix (README's table comes from here)
 
@@ -39,7 +41,16 @@ LEGS: Dict[str, Tuple[str, Tuple[str, ...], Tuple[str, str]]] = {
     "2.20": ("3.13", ("3.9", "3.11", "3.13"), ("3.9", "3.14")),
     "2.21": ("3.13", ("3.9", "3.11", "3.13"), ("3.9", "3.14")),
 }
+# the coming core, tested before its release: sanity and the unit tests (not part of the support claim yet)
+NEXT: Dict[str, Tuple[str, Tuple[str, ...], Tuple[str, str]]] = {
+    "2.22": ("3.13", ("3.9", "3.11", "3.13"), ("3.9", "3.14")),
+}
+PINS = {"2.22": "ansible-core==2.22.0rc1"}  # a release candidate is taken only when named
 NEWEST = "2.21"  # the development virtualenv's core (requirements-dev.txt)
+DEVELOPMENT_PYTHON = LEGS[NEWEST][0]  # make unit runs every unit test there
+# the unit tests whose outcome an ansible-core can change: the rest run once per controller Python
+CORE_DEPENDENT_TESTS = ("tests/unit/plugins/modules", "tests/unit/plugins/filter", "tests/unit/plugins/plugin_utils",
+                        "tests/unit/plugins/module_utils/_facts/test_drift.py")
 UNIT_PACKAGES = ("pytest>=8,<9", "hypothesis>=6,<7")
 
 
@@ -54,6 +65,10 @@ def interpreter(version: str) -> str:
     return found
 
 
+def leg(core: str) -> Tuple[str, Tuple[str, ...], Tuple[str, str]]:
+    return LEGS[core] if core in LEGS else NEXT[core]
+
+
 def ensure_venv(core: str) -> str:
     """The leg's virtualenv with ansible-core CORE and the unit tests' packages; made once."""
     venv = venv_of(core)
@@ -63,9 +78,9 @@ def ensure_venv(core: str) -> str:
     if core == NEWEST:
         raise SystemExit("%s is the development virtualenv: make venv makes it" % venv)
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([interpreter(LEGS[core][0]), "-m", "venv", venv], check=True)
+    subprocess.run([interpreter(leg(core)[0]), "-m", "venv", venv], check=True)
     subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "ansible-core==%s.*" % core] + list(UNIT_PACKAGES), check=True)
+                    PINS.get(core, "ansible-core==%s.*" % core)] + list(UNIT_PACKAGES), check=True)
     with open(marker, "w", encoding="ascii"):
         pass
     return venv
@@ -85,16 +100,26 @@ def supported_targets(core: str) -> List[str]:
 # -- legs ------------------------------------------------------------------------------------------
 def run_sanity(core: str) -> None:
     venv = ensure_venv(core)
-    controller = LEGS[core][0]
-    targets = " ".join(v for v in LEGS[core][1] if v not in (controller, "3.11"))
+    controller = leg(core)[0]
+    targets = " ".join(v for v in leg(core)[1] if v not in (controller, "3.11"))
     env = dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)
     subprocess.run([os.path.join(REPO, "devtools", "sanity.sh")], env=env, check=True)
 
 
-def run_unit(core: str) -> None:
-    venv = ensure_venv(core)
-    subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                    os.path.join(REPO, "tests", "unit")], cwd=REPO, check=True)
+def run_unit(cores: List[str]) -> None:
+    """Each core's unit tests: all of them on a controller Python not run yet (the development one ran them
+    all in ``make unit``), else those an ansible-core can change."""
+    pythons_run = {DEVELOPMENT_PYTHON}
+    for core in cores:
+        venv = ensure_venv(core)
+        controller = leg(core)[0]
+        paths = [os.path.join(REPO, "tests", "unit")] if controller not in pythons_run else \
+            [os.path.join(REPO, path) for path in CORE_DEPENDENT_TESTS]
+        pythons_run.add(controller)
+        which = "every test" if len(paths) == 1 else "the core-dependent tests"
+        print("unit: ansible-core %s on Python %s: %s" % (core_version(venv), controller, which), flush=True)
+        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q"] + paths,
+                       cwd=REPO, check=True)
 
 
 SMOKE_PLAYBOOK = os.path.join(REPO, "tests", "smoke", "smoke.yml")
@@ -170,14 +195,17 @@ def main() -> int:
     parser.add_argument("--report", help="smoke: write the reference result and the pairs here")
     args = parser.parse_args()
     cores = args.cores or sorted(LEGS)
-    unknown = [core for core in cores if core not in LEGS]
+    unknown = [core for core in cores if core not in LEGS and core not in NEXT]
     if unknown:
-        parser.error("unknown ansible-core %s; the matrix has %s" % (", ".join(unknown), ", ".join(sorted(LEGS))))
+        parser.error("unknown ansible-core %s; the matrix has %s" % (", ".join(unknown), ", ".join(sorted(LEGS) + sorted(NEXT))))
+    if args.action == "smoke" and any(core in NEXT for core in cores):
+        parser.error("the smoke test runs on the supported cores only (%s)" % ", ".join(sorted(LEGS)))
     if args.action == "legs":
-        for core in sorted(LEGS):
-            controller, targets, (oldest, newest) = LEGS[core]
-            print("ansible-core %s: controller Python %s; targets %s to %s, tested on %s"
-                  % (core, controller, oldest, newest, ", ".join(targets)))
+        for core in sorted(LEGS) + sorted(NEXT):
+            controller, targets, (oldest, newest) = leg(core)
+            print("ansible-core %s%s: controller Python %s; targets %s to %s, tested on %s"
+                  % (core, " (%s, sanity and unit tests)" % PINS[core] if core in NEXT else "", controller, oldest,
+                     newest, ", ".join(targets)))
     elif args.action == "venv":
         for core in cores:
             print(ensure_venv(core))
@@ -185,8 +213,7 @@ def main() -> int:
         for core in cores:
             run_sanity(core)
     elif args.action == "unit":
-        for core in cores:
-            run_unit(core)
+        run_unit(cores)
     else:
         print(json.dumps(run_smoke(cores, args.report), indent=1))
     return 0

@@ -5,7 +5,7 @@ The daemons are Debian testing's dockerd 28.5 run from its root file system in a
 .ChrootEngine), so that its /etc (daemon.json, subuid, the dockremap user dockerd creates) is its own, and the
 machine's /etc is never written. A rootless dockerd cannot run here (no rootlesskit, newuidmap or user
 session on these machines): the rootless layouts are found from planted files in the unit tests
-(tests/unit/plugins/module_utils/test_discovery.py).
+(tests/unit/plugins/module_utils/_store/test_discovery.py).
 """
 
 from __future__ import annotations

@@ -58,7 +58,10 @@ def test_on_a_large_store_the_modules_share_the_work_among_processes_and_answer_
 
     from ansible_collections.strata.overlay2.plugins.module_utils._util import parallel as _parallel  # pylint: disable=import-outside-toplevel
     from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # pylint: disable=import-outside-toplevel
-    from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import ENTRIES_PER_WORKER, Overlay2Store  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (  # pylint: disable=import-outside-toplevel
+        ENTRIES_PER_WORKER,
+        Overlay2Store,
+    )
     from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import verify  # pylint: disable=import-outside-toplevel
     from tests.support.synthstore import generate  # pylint: disable=import-outside-toplevel
 

@@ -8,7 +8,7 @@ pages (with overflow pages when one element is big), and a bucket with more than
 over several leaves under one branch page. ``previous`` writes a second, older tree that meta page 0 points
 at (meta page 1, with the higher txid, points at ``tree``), so a test can tear the newest meta and see the
 reader fall back. The files this writes are read back by the reader and compared with what the engines'
-own files look like in ``tests/unit/plugins/module_utils/test_bolt.py``; they are never given to an engine.
+own files look like in ``tests/unit/plugins/module_utils/_formats/test_bolt.py``; they are never given to an engine.
 """
 
 from __future__ import annotations

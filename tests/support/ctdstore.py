@@ -288,7 +288,7 @@ class SynthStore:
 
     def snapshot_record(self, key: str) -> Dict[bytes, object]:
         record: Dict[bytes, object] = {b"name": self.backend_key(key).encode(), b"createdat": go_time(EPOCH),
-                  b"updatedat": go_time(EPOCH)}
+                                       b"updatedat": go_time(EPOCH)}
         parent = self.snapshots[key]["parent"]
         if parent:
             record[b"parent"] = str(parent).encode()
@@ -297,7 +297,7 @@ class SynthStore:
     def backend_record(self, key: str) -> Dict[bytes, object]:
         entry = self.snapshots[key]
         record: Dict[bytes, object] = {b"id": uvarint(int(str(entry["id"]))), b"kind": bytes([int(str(entry["kind"]))]),
-                  b"createdat": go_time(EPOCH), b"updatedat": go_time(EPOCH)}
+                                       b"createdat": go_time(EPOCH), b"updatedat": go_time(EPOCH)}
         if entry["parent"]:
             record[b"parent"] = self.backend_key(str(entry["parent"])).encode()
         if entry["kind"] == 3:

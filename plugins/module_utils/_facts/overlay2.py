@@ -31,7 +31,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 im
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import tree_size
 
 
-
 class _Joins:
     """Indexes built once over the store, so that every join below is a dict look-up."""
 
@@ -61,7 +60,7 @@ class _Joins:
         self.shared = {chain_id for chain_id, refs in self.layer_refs.items() if refs > 1}
         # each layer's diff dir, built once: images list them again and again
         self.diff_dirs: Dict[str, Optional[str]] = {chain_id: store.diff_dir(layer.cache_id) if layer.cache_id else None
-                          for chain_id, layer in store.layers.items()}
+                                                    for chain_id, layer in store.layers.items()}
 
 
 def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = True) -> Facts:

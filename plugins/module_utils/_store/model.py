@@ -33,6 +33,7 @@ MIGHT_NAME_MOUNTS = "mounts"  # any container mount
 Shaped = TypeVar("Shaped")
 Node = TypeVar("Node")
 
+
 class StoreError(Exception):
     """The data-root cannot be read as an overlay2 store at all."""
 
@@ -114,7 +115,6 @@ class Layer:
     compressed_size: Optional[int] = None
 
 
-
 @dataclass
 class Container:
     id: str
@@ -123,7 +123,6 @@ class Container:
     running: bool
     driver: Optional[str]
     dead: bool = False  # State.Dead: a removal was interrupted; its directories go before its mount record
-
 
 
 def walk_parents(start: Optional[str], lookup: Callable[[str], Optional[Node]],

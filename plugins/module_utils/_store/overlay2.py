@@ -96,6 +96,7 @@ def config_mismatch(image: Image) -> str:
     """What is wrong with an overlay2 image config whose bytes do not hash to its name (its id)."""
     return "config content hashes to %s, not to its name" % image.config_digest
 
+
 @dataclass
 class Mount:
     container_id: str
@@ -107,6 +108,7 @@ class Mount:
     def dir_names(self) -> List[str]:
         """The container's overlay2 directories: its writable layer, and its init layer when it has one."""
         return [self.mount_id] + ([self.init_id] if self.init_id else [])
+
 
 @dataclass
 class OverlayDir:
@@ -188,7 +190,6 @@ def check_layout(root: SafeDir) -> None:
     raise StoreError("%s is not a Docker data-root: image/overlay2 not found" % root.path)
 
 
-
 EntryReader = Callable[["_Loader", SafeDir, str, bool], None]
 
 
@@ -253,7 +254,7 @@ class _Loader:
         IMAGE_CONFIGS: (MIGHT_NAME_CHAINS,),
         LAYER_RECORDS: (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
         MOUNT_RECORDS: (MIGHT_NAME_CHAINS, MIGHT_NAME_DIRS),
-        }
+    }
 
     # -- helpers -----------------------------------------------------------
     def open_dir(self, *names: str) -> Optional[SafeDir]:

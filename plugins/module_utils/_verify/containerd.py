@@ -284,7 +284,7 @@ class _LayerCheck:
                 actual = hashlib.sha256()
                 try:
                     self.bytes_read += read_regular(tree, parts, bytearray(min(BUFFER_SIZE, max(member.size, 1))),
-                                                     actual.update)
+                                                    actual.update)
                 except OSError as exc:
                     differences.append(describe_os_error(exc))
                 if actual.digest() != expected.digest():

@@ -21,6 +21,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 OPAQUE_MARKER = ".wh..wh..opq"
 WHITEOUT_PREFIX = ".wh."
 
+
 def split_member_name(name: str) -> Optional[List[str]]:
     """A tar member name as path components inside the layer ([] for the root, ``./``), or None when it would leave it."""
     parts = [part for part in name.split("/") if part not in ("", ".")]

@@ -65,6 +65,8 @@ from ansible_collections.strata.overlay2.plugins.module_utils._formats.tarsplit 
 )
 
 # -- metadata ----------------------------------------------------------------
+
+
 class _Index:
     """Who uses which layer, and which DiffID the images expect of it."""
 

@@ -37,7 +37,7 @@ def backend(request, tmp_path, sample):
 
 def test_the_registry_gives_each_model_its_backend(backend):
     expected = Overlay2Backend if backend.kind == "overlay2" else ContainerdBackend
-    assert type(backend) is expected and isinstance(backend.store, expected.model)
+    assert backend.__class__ is expected and isinstance(backend.store, expected.model)
     assert backend.facts(container_sizes=False, orphans=True)["store"] == backend.kind
 
 
