@@ -49,9 +49,11 @@ test: deps check integration engine importer docs ee matrix molecule
 unit: venv
 	$(STAGE) unit $(PYTEST) -q tests/unit
 
-# The collection built and installed as a user gets it, its playbooks run, and the report checked in a browser.
+# ansible-test's integration targets (tests/integration), the collection built and installed as a user gets it
+# (tests/collection), and the report checked in a browser.
 integration: deps
-	$(STAGE) integration $(PYTEST) -q tests/integration tests/browser
+	$(STAGE) integration-targets env VENV=$(abspath $(VENV)) devtools/integration.sh
+	$(STAGE) integration $(PYTEST) -q tests/collection tests/browser
 
 engine: deps
 	$(STAGE) engine $(PYTEST) -q tests/engine

@@ -95,7 +95,7 @@ _TABLE = """
 4.4|1|Ensure images are scanned and rebuilt to include security patches
 4.5|2|Ensure Content trust for Docker is Enabled
 4.6|1|Ensure that HEALTHCHECK instructions have been added to container images
-4.7|1|Ensure update instructions are not used alone in Dockerfiles
+4.7|1|Ensure update instructions are not used alone in the Dockerfile
 4.8|2|Ensure setuid and setgid permissions are removed
 4.9|1|Ensure that COPY is used instead of ADD in Dockerfiles
 4.10|1|Ensure secrets are not stored in Dockerfiles

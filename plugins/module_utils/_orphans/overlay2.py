@@ -106,9 +106,13 @@ def mounted_dirs(data_root: str, mountinfo_paths: List[str]) -> Set[str]:
     return names
 
 
+LAYER_DIR_PREFIX, LINK_PREFIX = relative(LAYER_DIRS) + "/", relative(LINKS) + "/"
+
+
 def is_layer_dir_part(part: str) -> bool:
-    """Whether a part of an orphan (relative to the data-root) is a layer directory: ``overlay2/<dir>``."""
-    return part.startswith("overlay2/") and not part.startswith("overlay2/l/")
+    """Whether a part of an orphan (relative to the data-root) is a layer directory (``overlay2/<dir>``), not
+    a short link (``overlay2/l/<link>``)."""
+    return part.startswith(LAYER_DIR_PREFIX) and not part.startswith(LINK_PREFIX)
 
 
 class _Classifier:

@@ -434,3 +434,10 @@ def test_headers_read_by_several_processes_give_the_same_report(tmp_path, monkey
         shared, _report = report_of(root, ["level2"])
         monkeypatch.undo()
         assert forks and max(forks) >= 2 and shared == alone
+
+
+def test_section_4_titles_are_docker_bench_securitys():
+    """The module's docs promise docker-bench-security's titles (its tests/4_container_images.sh)."""
+    assert BY_ID["4.7"].title == "Ensure update instructions are not used alone in the Dockerfile"
+    assert BY_ID["4.6"].title == "Ensure that HEALTHCHECK instructions have been added to container images"
+    assert BY_ID["4.9"].title == "Ensure that COPY is used instead of ADD in Dockerfiles"
