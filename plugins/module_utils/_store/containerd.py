@@ -44,7 +44,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import run_alongside, worker_count
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error, disk_usage
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containers import read_containers
-from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer, Notes, Store, walk_parents
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import PARENT, Image, Layer, Notes, Store, walk_parents
 
 NAMESPACE = "moby"  # dockerd's namespace in containerd (``--containerd-namespace``)
 SNAPSHOTTER = "overlayfs"
@@ -306,11 +306,7 @@ class ContainerdParts:
 
     def stack(self, key: Optional[str]) -> List[Snapshot]:
         """A snapshot and its parents, nearest first; stops at a gap or a loop."""
-        return walk_parents(key, self.snapshots.get, _snapshot_parent)
-
-
-def _snapshot_parent(snapshot: Snapshot) -> Optional[str]:
-    return snapshot.parent
+        return walk_parents(key, self.snapshots.get, PARENT)
 
 
 @dataclass

@@ -15,6 +15,7 @@ Nothing here knows a path of either store.
 
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
@@ -30,6 +31,7 @@ MIGHT_NAME_DIRS = "dirs"  # any layer directory
 MIGHT_NAME_CHAINS = "chains"  # any layer chain
 MIGHT_NAME_MOUNTS = "mounts"  # any container mount
 
+PARENT = operator.attrgetter("parent")  # a layer's or a snapshot's parent key (one C call per step of a walk)
 Shaped = TypeVar("Shaped")
 Node = TypeVar("Node")
 
@@ -169,7 +171,7 @@ class Store:
     # -- joins -------------------------------------------------------------
     def chain(self, top_chain_id: Optional[str]) -> List[Layer]:
         """The layers of a chain, topmost first; stops (with a finding) at a gap or a loop."""
-        return walk_parents(top_chain_id, self.layers.get, _layer_parent, self._chain_loops)
+        return walk_parents(top_chain_id, self.layers.get, PARENT, self._chain_loops)
 
     def _chain_loops(self, chain_id: str) -> None:
         self.note("invalid", self.layer_path(chain_id), "parent chain loops back to itself")
@@ -226,10 +228,6 @@ class Store:
         shaped, (section, notes) = run_alongside(shape, lambda: self.set_aside(orphans), in_second_process)
         self.put_back(notes)
         return shaped, section
-
-
-def _layer_parent(layer: Layer) -> Optional[str]:
-    return layer.parent
 
 
 def resolve_data_root(data_root: str) -> str:

@@ -137,10 +137,6 @@ class Overlay2Store(Store):
     def path(self, where: Tuple[str, ...], *names: str) -> str:
         return self.data_root + "/" + relative(where, *names)
 
-    @property
-    def overlay_root(self) -> str:
-        return self.data_root + "/overlay2"
-
     def dir_path(self, name: str, *rest: str) -> str:
         return "/".join((self.data_root, "overlay2", name) + rest)
 
