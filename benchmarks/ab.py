@@ -103,8 +103,8 @@ def main() -> int:
     print("| Measure | %s | working tree | working tree / %s |" % (args.rev, args.rev))
     print("| --- | --- | --- | --- |")
     for measure, row in rows.items():
-        print("| %s | %.3f s | %.3f s | %.2f |" % (measure, row[args.rev], row["working tree"],
-                                                 row["working tree"] / row[args.rev]))
+        ratio = row["working tree"] / row[args.rev]
+        print("| %s | %.3f s | %.3f s | %.2f |" % (measure, row[args.rev], row["working tree"], ratio))
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "ab.json"), "w", encoding="utf-8") as handle:
         json.dump({"rev": args.rev, "shape": shape, "rounds": args.rounds, "medians": rows, "samples": samples},
