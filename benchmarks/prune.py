@@ -29,7 +29,7 @@ make_importable()
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import remove_part  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.removal import remove_part  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store  # noqa: E402  pylint: disable=wrong-import-position
 from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position

@@ -34,7 +34,15 @@ description:
   - "Every orphan carries a stable RV(orphans[].reason_code) beside its human RV(orphans[].reason): V(unreferenced)
     (it goes), V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
     V(parent_stays), V(over_budget), V(last_layer_dir), V(removal_failed), V(quarantine_failed),
-    V(containerd_reclaims). Decide on the codes; the messages may change."
+    V(containerd_reclaims), V(resumed). Decide on the codes; the messages may change."
+  - "A prune can be killed at any moment (a job timeout, the OOM killer, a reboot) and the next one finishes
+    its work. Each orphan is first renamed in place to C(<name>-<mark><random>-removing) (the engine's own
+    convention for layer records, which it also finishes), then what it names goes (links, then directories),
+    then the renamed record. A kill leaves the orphan as it was, or that renamed leftover: never a record
+    naming something that is gone, so nothing blocks the next run, which lists the leftover with
+    RV(orphans[].in_progress) and finishes it. A quarantine keeps C(journal.jsonl) (each orphan begun, then
+    done) beside C(manifest.json); the next run with the same O(quarantine_dir) writes the manifest of a run
+    that was cut short and moves the rest of each orphan into the run that began it."
   - "On the containerd image store (see O(store)), containerd's own references decide (its garbage collector's
     roots and labels, plus the engine's containers and BuildKit's records). Only files no database knows are
     removed: V(unknown_snapshot_dir) (a directory under the snapshotter's C(snapshots/) whose id its metadata
@@ -75,6 +83,8 @@ options:
     description:
       - Move orphans into a new time-stamped directory below this one, keeping their paths relative to the
         data-root and a C(manifest.json), instead of deleting them, so that a mistake can be undone.
+      - C(manifest.json) lists what moved whole (C(moved)) and what a killed run left half-moved
+        (C(incomplete), with the parts in the quarantine and the renamed record still in the data-root).
       - On the same file system it is a rename; across the bind mount dockerd keeps on C(overlay2/) it is a copy.
     type: path
   max_remove_bytes:
@@ -136,7 +146,8 @@ orphans:
       type: str
     reason_code:
       description:
-        - Why, as a stable code. V(unreferenced) when it goes; otherwise the gate that keeps it
+        - Why, as a stable code. V(unreferenced) when it goes, V(resumed) when it is the rest of a removal an
+          earlier run began (see RV(orphans[].in_progress)); otherwise the gate that keeps it
           (V(kind_not_selected), V(unknown_owner), V(too_young), V(in_flight), V(daemon_holds), V(mounted),
           V(parent_stays), V(over_budget), V(last_layer_dir), V(containerd_reclaims)) or the failure
           (V(removal_failed), V(quarantine_failed)).
@@ -153,6 +164,12 @@ orphans:
       description: The damaged records (paths, see RV(blocking)) that might still own it.
       type: list
       elements: str
+    in_progress:
+      description:
+        - Whether it is what an earlier prune renamed for removal (C(<name>-<mark><random>-removing)) and a kill
+          cut short. It goes whatever O(kinds), O(min_age) and O(max_remove_bytes) say, and with
+          RV(orphans[].reason_code=resumed); the other gates hold.
+      type: bool
 reclaimed_bytes:
   description: Bytes removed or moved out of the data-root in this run.
   type: int

@@ -61,6 +61,15 @@ class Leftovers:
         shutil.rmtree(self.synth.path("containers", container["id"]))
         return container
 
+    def every_kind(self):
+        """One leftover of each kind (a chain of two)."""
+        self.chain(depth=2)
+        self.directory()
+        self.removing()
+        self.write_set()
+        self.dangling_link()
+        self.stale_mount()
+
 
 def gates(store, **overrides):
     values = dict(kinds=ORPHAN_KINDS, min_age=0, now=time.time() + 5, daemon=None, layer_dirs=len(store.dirs))

@@ -47,7 +47,13 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd 
     is_snapshot_id,
     referenced_digests,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import InvalidId, is_hex64, parse_digest, shorten
+from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
+    InvalidId,
+    is_hex64,
+    parse_digest,
+    removal_origin,
+    shorten,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import (
     BuildKitCache,
     ContainerdOrphan,
@@ -212,9 +218,9 @@ class _Classifier:
 
     # -- the orphans -----------------------------------------------------------------------------------------
     def orphan(self, kind: str, relative: str, usage: Usage, command: Optional[str] = None,
-               blocked: Optional[List[str]] = None) -> Orphan:
+               blocked: Optional[List[str]] = None, in_progress: bool = False) -> Orphan:
         return ContainerdOrphan(kind=kind, path=self.parts.root + "/" + relative, parts=[relative], usage=usage,
-                                blocked_by=list(blocked or []), command=command)
+                                blocked_by=list(blocked or []), command=command, in_progress=in_progress)
 
     def classify(self) -> ContainerdClassification:
         buildkit = buildkit_snapshots(self.store)
@@ -239,7 +245,13 @@ class _Classifier:
         for name in self.parts.snapshot_dirs:
             if name in known:
                 continue
-            if not (is_snapshot_id(name) or name.startswith(("new-", "rm-"))) or "/" in name:
+            origin = removal_origin(name)
+            if origin is not None and is_snapshot_dir_name(origin):  # a removal of ours, cut short: finish it
+                relative = SNAPSHOTTER_DIR + "/snapshots/" + name
+                usage = tree_usage(self.parts.root + "/" + relative)
+                found.append(self.orphan(UNKNOWN_SNAPSHOT_DIR, relative, usage, blocked=blocked, in_progress=True))
+                continue
+            if not is_snapshot_dir_name(name):
                 self.store.note("unexpected", self.parts.snapshot_dir(shorten(name)), "not a snapshot directory")
                 continue
             if name not in steady:
@@ -265,6 +277,11 @@ class _Classifier:
         found = []
         steady = set(self.parts.steady(INGEST_DIRS, self.parts.ingest_dirs))
         for name in self.parts.ingest_dirs:
+            if is_hex64(removal_origin(name) or ""):  # a removal of ours, cut short: finish it
+                relative = CONTENT_DIR + "/ingest/" + name
+                usage = tree_usage(self.parts.root + "/" + relative)
+                found.append(self.orphan(STALE_INGEST, relative, usage, blocked=blocked, in_progress=True))
+                continue
             if not is_hex64(name):
                 self.store.note("unexpected", self.parts.ingest_root + "/" + shorten(name), "not an ingest")
                 continue
@@ -302,6 +319,11 @@ class _Classifier:
                                      "containerd's content garbage collection removes it at its next run "
                                      "(after any content removal, e.g. docker image rm)"))
         return found
+
+
+def is_snapshot_dir_name(name: str) -> bool:
+    """A name the overlayfs snapshotter gives a directory under ``snapshots/``: an id, ``new-*`` or ``rm-*``."""
+    return (is_snapshot_id(name) or name.startswith(("new-", "rm-"))) and "/" not in name
 
 
 def classify(store: ContainerdStore, usage_of: Optional[Callable[[Snapshot], int]] = None,

@@ -42,13 +42,14 @@ class Orphan:
     blocked_by: List[str] = field(default_factory=list)  # damaged records that might own it (their paths)
     layer_dirs: int = 0  # the store's layer directories among ``parts`` (a prune never removes the last one)
     command: Optional[str] = None  # a record another program's database holds: how that program reclaims it
+    in_progress: bool = False  # what an earlier prune renamed for removal and did not finish (``_orphans.removal``)
 
     def as_dict(self) -> Dict[str, object]:
         root = self.path[:-len(self.parts[-1]) - 1]
         return {"kind": self.kind, "path": self.path, "bytes": self.usage.bytes,
                 "newest_mtime": self.usage.newest_mtime,
                 "paths": [os.path.join(root, part) for part in self.parts],
-                "blocked_by": list(self.blocked_by)}
+                "blocked_by": list(self.blocked_by), "in_progress": self.in_progress}
 
 
 @dataclass

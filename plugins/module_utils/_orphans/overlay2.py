@@ -26,6 +26,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     InvalidId,
     is_hex64,
     parse_cache_id,
+    removal_origin,
     removing_chain,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import (
@@ -121,6 +122,7 @@ class _Classifier:
         self.root = store.data_root
         self.mounted = mounted
         self.claimed: Set[str] = set()  # overlay2 dirs that belong to an orphan object already
+        self.claimed_links: Set[str] = set()  # l/ links that belong to an orphan object already
         self.links_to: Dict[str, List[str]] = {}  # dir name -> link ids pointing at it
         for link_id, target in store.links.items():
             if target is not None:
@@ -218,7 +220,13 @@ class _Classifier:
         if not name or name in kept_dirs or name in self.claimed or name not in self.store.dirs:
             return []
         self.claimed.add(name)
-        return [relative(LINKS, link) for link in self.links_to.get(name, [])] + [relative(LAYER_DIRS, name)]
+        return self.link_parts(name) + [relative(LAYER_DIRS, name)]
+
+    def link_parts(self, name: str) -> List[str]:
+        """The l/ links pointing at the directory ``name``, now claimed."""
+        links = self.links_to.get(name, [])
+        self.claimed_links.update(links)
+        return [relative(LINKS, link) for link in links]
 
     def orphan(self, kind: str, parts: List[str], **extra) -> Orphan:
         """An orphan named by its principal part: the record it hangs from, else its directory, else its link."""
@@ -227,8 +235,8 @@ class _Classifier:
             usage.add(tree_usage(os.path.join(self.root, part)))
         names = {part.split("/")[1] for part in parts if is_layer_dir_part(part)}
         principal = parts[-1]  # parts end with the record (or the directory, or the lone link)
-        return Orphan(kind, os.path.join(self.root, principal), parts, usage,
-                      mounted=bool(names & self.mounted), layer_dirs=len(names), **extra)
+        return Orphan(kind, os.path.join(self.root, principal), parts, usage, mounted=bool(names & self.mounted),
+                      layer_dirs=len(names.intersection(self.store.dirs)), **extra)
 
     def classify(self) -> Classification:
         live_chains = self.live_chains()
@@ -245,11 +253,12 @@ class _Classifier:
         orphans.extend(self.removing_orphans(kept_dirs, held))
         orphans.extend(self.write_set_orphans(kept_dirs))
         orphans.extend(self.mount_orphans(kept_dirs))
+        orphans.extend(self.dir_removals(kept_dirs))
         for name in sorted(self.store.dirs):
             if name not in kept_dirs and name not in self.claimed:
                 orphans.append(self.orphan(UNREFERENCED_DIR, self.dir_parts(name, kept_dirs)))
         for link_id, target in sorted(self.store.links.items()):
-            if target is None or target not in self.store.dirs:
+            if (target is None or target not in self.store.dirs) and link_id not in self.claimed_links:
                 orphans.append(self.orphan(DANGLING_LINK, [relative(LINKS, link_id)]))
         for orphan in orphans:
             classes = REMOVES.get(orphan.kind, ())
@@ -294,20 +303,35 @@ class _Classifier:
         orphans = []
         for name in sorted(set(self.store.removing) - set(held)):
             parts = self.dir_parts(self.record_cache_id(LAYER_RECORDS, name), kept_dirs) + [relative(LAYER_RECORDS, name)]
-            orphans.append(self.orphan(REMOVING, parts, chain_id="sha256:" + (removing_chain(name) or "")))
+            orphans.append(self.orphan(REMOVING, parts, chain_id="sha256:" + (removing_chain(name) or ""),
+                                       in_progress=removal_origin(name) is not None))
+        return orphans
+
+    def dir_removals(self, kept_dirs: Set[str]) -> List[Orphan]:
+        """Directories a removal of this collection's renamed and did not finish, with the links to their old
+        name; one whose old name something now names again is kept, and said so."""
+        orphans = []
+        for name in sorted(self.store.removing_dirs):
+            origin = removal_origin(name) or ""
+            if origin in kept_dirs:
+                self.store.note("unexpected", self.store.dir_path(name),
+                                "renamed for removal, but %s is named again: kept" % origin)
+                continue
+            parts = self.link_parts(origin) + [relative(LAYER_DIRS, name)]
+            orphans.append(self.orphan(UNREFERENCED_DIR, parts, in_progress=True))
         return orphans
 
     def write_set_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
         orphans = []
         try:
             with SafeDir.open(self.root) as root, root.subdir(*WRITE_SETS) as tmp:
-                names = [e.name for e in tmp.entries() if e.name.startswith("write-set-")
-                         and e.name[len("write-set-"):].isdigit() and e.is_dir(follow_symlinks=False)]
+                names = [e.name for e in tmp.entries() if is_write_set(removal_origin(e.name) or e.name)
+                         and e.is_dir(follow_symlinks=False)]
         except OSError:
             return orphans
         for name in sorted(names):
             parts = self.dir_parts(self.record_cache_id(WRITE_SETS, name), kept_dirs) + [relative(WRITE_SETS, name)]
-            orphans.append(self.orphan(WRITE_SET, parts))
+            orphans.append(self.orphan(WRITE_SET, parts, in_progress=removal_origin(name) is not None))
         return orphans
 
     def mount_orphans(self, kept_dirs: Set[str]) -> List[Orphan]:
@@ -319,7 +343,17 @@ class _Classifier:
             parts = (self.dir_parts(mount.mount_id, kept_dirs) + self.dir_parts(mount.init_id, kept_dirs)
                      + [relative(MOUNT_RECORDS, container_id)])
             orphans.append(self.orphan(STALE_MOUNT, parts))
+        for name, removing in sorted(self.store.removing_mounts.items()):
+            parts = [relative(MOUNT_RECORDS, name)]
+            if removing is not None:
+                parts = self.dir_parts(removing.mount_id, kept_dirs) + self.dir_parts(removing.init_id, kept_dirs) + parts
+            orphans.append(self.orphan(STALE_MOUNT, parts, in_progress=True))
         return orphans
+
+
+def is_write_set(name: str) -> bool:
+    """The layer store's temporary directory of a layer being registered (``tmp/write-set-<digits>``)."""
+    return name.startswith("write-set-") and name[len("write-set-"):].isdigit()
 
 
 def classify(store: Overlay2Store, mountinfo_paths: Optional[List[str]] = None) -> Classification:

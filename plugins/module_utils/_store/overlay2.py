@@ -48,6 +48,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import (
     parse_digest,
     parse_init_id,
     parse_mount_id,
+    removal_origin,
     removing_chain,
     shorten,
 )
@@ -129,6 +130,10 @@ class Overlay2Store(Store):
     """The overlay2 store: the model, plus what only it has, and the paths of its layout."""
 
     removing: List[str] = field(default_factory=list)  # layerdb ``*-removing`` dir names
+    # what a removal of this collection's renamed and did not finish (``_util.ids.removal_name``): overlay2
+    # directories, and mount records with what they still name (None: nothing more can be read of it)
+    removing_dirs: List[str] = field(default_factory=list)
+    removing_mounts: Dict[str, Optional[Mount]] = field(default_factory=dict)
     mounts: Dict[str, Mount] = field(default_factory=dict)
     dirs: Dict[str, OverlayDir] = field(default_factory=dict)
     links: Dict[str, Optional[str]] = field(default_factory=dict)  # link id -> dir name (None: dangling or foreign)
@@ -373,6 +378,7 @@ class _Loader:
         store.images.update(part.images)
         store.layers.update(part.layers)
         store.removing.extend(part.removing)
+        store.removing_dirs.extend(part.removing_dirs)
         store.mounts.update(part.mounts)
         store.containers.update(part.containers)
         store.dirs.update(part.dirs)
@@ -630,6 +636,9 @@ class _Loader:
         with mounts:
             for entry in mounts.entries():
                 name = entry.name
+                if is_hex64(removal_origin(name) or "") and entry.is_dir(follow_symlinks=False):
+                    self.store.removing_mounts[name] = self.load_removing_mount(mounts, name)
+                    continue
                 if not is_hex64(name):
                     self.unexpected(mounts, name, "not a container id")
                     continue
@@ -673,12 +682,31 @@ class _Loader:
             return None
         return Mount(container_id=name, mount_id=mount_id, init_id=init_id, parent=parent)
 
+    def load_removing_mount(self, mounts: SafeDir, name: str) -> Optional[Mount]:
+        """A mount record a removal of this collection's renamed: the directories it still names. The removal
+        takes the directories before the record, so a record it has begun to empty names none any more."""
+        try:
+            with mounts.subdir(name) as directory:
+                mount_id = parse_mount_id(directory.read_text("mount-id"), "mount-id")
+                init_text = directory.read_text("init-id") if directory.exists("init-id") else ""
+        except (OSError, UnicodeDecodeError, InvalidId):
+            return None
+        try:
+            init_id = parse_init_id(init_text, mount_id) if init_text else None
+        except InvalidId:
+            init_id = None
+        return Mount(container_id=removal_origin(name) or "", mount_id=mount_id, init_id=init_id, parent=None)
+
     def load_containers(self) -> None:
         read_containers(self.store, self.root)
 
     # -- overlay2 directories ----------------------------------------------
     def overlay_entry(self, overlay: SafeDir, name: str, is_dir: bool) -> None:
         if name == "l":
+            return
+        origin = removal_origin(name)
+        if origin is not None and is_dir and is_cache_id(origin[:-len("-init")] if origin.endswith("-init") else origin):
+            self.store.removing_dirs.append(name)
             return
         base = name[:-len("-init")] if name.endswith("-init") else name
         if not is_cache_id(base):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from typing import Dict, Iterable, List, Optional, Tuple
 
 DIGEST_PREFIX = "sha256:"
@@ -66,6 +67,25 @@ def lower_ids(checked: str) -> List[str]:
 def removing_chain(name: str) -> Optional[str]:
     """The chainID hex of a ``<chainID>-<random>-removing`` layerdb directory."""
     match = _REMOVING.match(name)
+    return match.group(1) if match else None
+
+
+# A removal this collection began renames the object first to ``<name>-<mark><48 hex>-removing``, beside where it
+# was: the engine's convention for layer records (``<chainID>-<64 hex>-removing``, which it also finishes),
+# with the first 16 hex digits of the 64 fixed, so that the prune knows a removal of its own from the engine's.
+REMOVAL_MARK = hashlib.sha256(b"strata.overlay2 removal in progress").hexdigest()[:16]
+_OWN_REMOVAL = re.compile(r"\A(.+)-(%s[0-9a-f]{48})-removing\Z" % REMOVAL_MARK)
+
+
+def removal_name(name: str) -> str:
+    """The name ``name`` takes while this collection removes it (fresh random digits each time)."""
+    return "%s-%s%s-removing" % (name, REMOVAL_MARK, secrets.token_hex(24))
+
+
+def removal_origin(name: str) -> Optional[str]:
+    """The name an object had before a removal of this collection's renamed it (None: not such a name). The
+    caller validates it as whatever id that directory holds."""
+    match = _OWN_REMOVAL.match(name)
     return match.group(1) if match else None
 
 

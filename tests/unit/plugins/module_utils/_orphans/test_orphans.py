@@ -55,12 +55,7 @@ def test_a_deep_orphan_chain_goes_children_first_and_entirely(leftovers):
 
 
 def test_pruning_reclaims_exactly_the_leftovers_and_the_store_still_verifies(leftovers):
-    leftovers.chain(depth=2)
-    leftovers.directory()
-    leftovers.removing()
-    leftovers.write_set()
-    leftovers.dangling_link()
-    leftovers.stale_mount()
+    leftovers.every_kind()
     decisions = plan(leftovers.sample.root)
     assert {d.action for d in decisions} == {REMOVED}
     outcome = execute(leftovers.sample.root, decisions)
