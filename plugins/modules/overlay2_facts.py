@@ -29,6 +29,18 @@ extends_documentation_fragment:
   - strata.overlay2.attributes.actiongroup_storage
   - strata.overlay2.attributes.read_only
 options:
+  gather_subset:
+    description:
+      - The parts of the facts to gather and return, read as M(ansible.builtin.setup) reads its C(gather_subset),
+        among V(summary), V(images), V(layers), V(containers), V(orphans), V(daemons)
+        (RV(ansible_facts.overlay2.daemon) and RV(ansible_facts.overlay2.daemons)) and V(usage), or V(all). An
+        entry starting with V(!) leaves a part out (V(!usage)); a list of such entries alone starts from V(all).
+      - C(data_root), C(driver), C(store), C(containerd) and C(warnings) are always returned.
+      - V(usage) walks the whole data-root once (about what C(du -sx) costs); V(orphans) and V(usage) classify
+        the orphans; leaving both out skips that.
+    type: list
+    elements: str
+    default: [all]
   container_sizes:
     description:
       - Walk every container's upper directory to compute RV(ansible_facts.overlay2.containers[].rw_size),
@@ -52,6 +64,8 @@ options:
       - Classify and size what Docker leaked (RV(ansible_facts.overlay2.orphans)), as
         M(strata.overlay2.orphan_layer_prune) does. Sizing walks every orphan; turn it off on hosts with very
         large leaked trees when only the image map is wanted.
+      - V(false) is the same as leaving V(orphans) out of O(gather_subset), except that C(orphans) is then
+        returned as null (as before O(gather_subset) existed).
     type: bool
     default: true
 attributes:
@@ -98,7 +112,7 @@ ansible_facts:
             - The daemon whose store was read (one entry of RV(ansible_facts.overlay2.daemons)), or null when O(data_root)
               names a store no daemon found here owns.
           type: dict
-          returned: always
+          returned: when V(daemons) is in O(gather_subset) (it is in V(all))
         daemons:
           description:
             - Every Docker daemon found on the host, running or only configured, rootless ones included.
@@ -114,7 +128,7 @@ ansible_facts:
               and C(warnings) (what could not be read or does not fit, such as a C(daemon.json) that is not JSON)."
           type: list
           elements: dict
-          returned: always
+          returned: when V(daemons) is in O(gather_subset) (it is in V(all))
         store:
           description: Which image store filled the map, V(overlay2) or V(containerd).
           type: str
@@ -133,7 +147,7 @@ ansible_facts:
           description: Every image in the image store, sorted by id.
           type: list
           elements: dict
-          returned: always
+          returned: when V(images) is in O(gather_subset) (it is in V(all))
           contains:
             id:
               description: The image id, C(sha256:<64 hex>).
@@ -213,7 +227,7 @@ ansible_facts:
           description: Every committed layer of the layer database, sorted by chainID.
           type: list
           elements: dict
-          returned: always
+          returned: when V(layers) is in O(gather_subset) (it is in V(all))
           contains:
             chain_id:
               description: The layer's chainID.
@@ -267,7 +281,7 @@ ansible_facts:
           description: Every container, sorted by id.
           type: list
           elements: dict
-          returned: always
+          returned: when V(containers) is in O(gather_subset) (it is in V(all))
           contains:
             id:
               description: The container id.
@@ -335,7 +349,7 @@ ansible_facts:
             - What Docker leaked, from the same classifier as M(strata.overlay2.orphan_layer_prune), without its
               safety gates (this is what exists, not what may go).
           type: dict
-          returned: when O(orphans=true)
+          returned: when V(orphans) is in O(gather_subset) (it is in V(all)); null with O(orphans=false)
           contains:
             entries:
               description:
@@ -378,7 +392,7 @@ ansible_facts:
         summary:
           description: Totals with the meanings of the engine's disk-usage API (C(docker system df)).
           type: dict
-          returned: always
+          returned: when V(summary) is in O(gather_subset) (it is in V(all))
           contains:
             images:
               description: Images the engine lists (intermediate images excluded).
@@ -414,6 +428,48 @@ ansible_facts:
                 - Allocated bytes of what Docker leaked (RV(ansible_facts.overlay2.orphans.bytes)), which C(docker system df)
                   cannot see; null with O(orphans=false).
               type: int
+        usage:
+          description:
+            - Where the disk went. Every byte below the data-root (and below the containerd root when it is not
+              there) is counted once, in exactly one category, as C(du -sx --block-size=1) counts it (allocated
+              bytes, an inode with several links once, symlinks as themselves, nothing on another file system).
+            - The categories' C(bytes) and C(unattributed.bytes) add up to C(total.bytes) exactly, and
+              C(total.bytes) equals what C(du -sx --block-size=1) says of the roots.
+          type: dict
+          returned: when V(usage) is in O(gather_subset) (it is in V(all))
+          contains:
+            total:
+              description: C(bytes) (allocated) and C(apparent_bytes) (C(st_size)) of everything walked.
+              type: dict
+            roots:
+              description: The roots walked, the data-root first.
+              type: list
+              elements: str
+            categories:
+              description:
+                - "Each with C(bytes) and C(apparent_bytes): V(image_layers) (the unpacked layers of images,
+                  overlay2 directories or snapshots, also of an image that is gone but a container still uses;
+                  C(by_sharing): V(shared) by more than one image, V(unique)), V(container_layers) (containers'
+                  writable and C(-init) layers; C(largest) containers), V(container_logs) (json-file logs with
+                  their rotated copies, and the local driver's; C(largest) with C(container), C(name) and
+                  C(rotation): whether the container's log options rotate them, null when unknown),
+                  V(volumes) (C(largest) with C(name), C(anonymous) and C(in_use)), V(buildkit) (C(buildkit/) and
+                  the layers only BuildKit's cache holds), V(containerd_content) (the content store: compressed
+                  blobs and ingests), V(containerd_snapshots) (snapshots none of the other categories claims,
+                  held by a lease say), V(orphans) (C(by_kind), the classification the prune uses), V(metadata)
+                  (the engine's image and layer databases, links, container configs, networks, plugins, swarm,
+                  trust, runtimes, tmp, its containerd's databases and state) and V(other_store) (a store of the
+                  other kind on the same data-root, left from a switch of image store)."
+                - C(largest) lists at most 10, with C(count) of all.
+              type: dict
+            unattributed:
+              description: What no category claims (C(bytes), C(apparent_bytes)), with its C(largest) paths.
+              type: dict
+            unreadable:
+              description: Paths that could not be listed or measured (C(path), C(reason)); their bytes are not
+                counted.
+              type: list
+              elements: dict
         warnings:
           description: One entry per unreadable or inconsistent item of the store.
           type: list
@@ -435,6 +491,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import DEFAULT_PATHS
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.subset import keep, resolve
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, daemon_facts, open_store
 
 
@@ -446,16 +503,23 @@ def main() -> None:
             "container_drift": {"type": "bool", "default": False},
             "drift_paths": {"type": "list", "elements": "str", "default": list(DEFAULT_PATHS)},
             "orphans": {"type": "bool", "default": True},
+            "gather_subset": {"type": "list", "elements": "str", "default": ["all"]},
         },
         supports_check_mode=True,
     )
+    try:
+        parts = resolve(module.params["gather_subset"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     backend, location = open_store(module)
     store = backend.store
     drift_paths = module.params["drift_paths"] if module.params["container_drift"] else None
-    facts = gather(store, container_sizes=module.params["container_sizes"], orphans=module.params["orphans"],
-                   drift_paths=drift_paths)
+    orphans = module.params["orphans"] and "orphans" in parts
+    facts = gather(store, container_sizes=module.params["container_sizes"], orphans=orphans,
+                   drift_paths=drift_paths, usage="usage" in parts)
     facts["daemon"] = location.daemon.as_dict() if location.daemon else None
     facts["daemons"] = daemon_facts(location.daemons)
+    facts = keep(facts, parts)
     for daemon in location.daemons:
         for warning in daemon.warnings:
             module.warn("dockerd %s (%s): %s" % (daemon.pid or "not running", daemon.data_root, warning))

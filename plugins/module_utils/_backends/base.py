@@ -15,7 +15,7 @@ kind of store it is.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 try:
     from typing import Protocol
@@ -26,6 +26,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import BuildKitCache, Orphan
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import DamagedRecord, Image, Store
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
 
 Facts = Dict[str, Any]
 
@@ -59,14 +60,16 @@ class StoreBackend(abc.ABC):
     kind: ClassVar[str]  # the facts' ``store``: overlay2 | containerd
     model: ClassVar[Type[Store]]  # the model its reader fills
     orphan_kinds: ClassVar[Tuple[str, ...]]  # what its classification can find
+    store_paths: ClassVar[Tuple[str, ...]]  # where a store of this kind keeps its data below a data-root
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     # -- facts and verification ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def facts(self, container_sizes: bool, orphans: bool) -> Facts:
-        """The facts of the store (``orphans``: with the classification's section, else None there)."""
+    def facts(self, container_sizes: bool, orphans: bool, usage: Optional[Callable[[Any], Facts]] = None) -> Facts:
+        """The facts of the store (``orphans``: with the classification's section, else None there; ``usage``:
+        with ``usage``, measured from the same classification)."""
 
     @abc.abstractmethod
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
@@ -77,6 +80,11 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     def classify(self) -> Classification:
         """Every orphan of the store, and what keeps the rest."""
+
+    # -- where the disk went -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def usage_claims(self, classification: Classification, sharing: Dict[str, str], data_root: Claims) -> List[Claims]:
+        """Add the store's claims to the data-root's (``_usage``); return the claims of roots of its own."""
 
     @property
     @abc.abstractmethod

@@ -9,7 +9,7 @@ verification and orphans, and its layers' headers read from their snapshots' dir
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Facts, StoreBackend
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles, read_config_file
@@ -23,6 +23,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import ContainerdStore
 from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import running_containerds
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.containerd import STORE_PATHS
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.containerd import claims as usage_claims
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import ContainerdReport, verify
 
 
@@ -30,14 +33,20 @@ class ContainerdBackend(StoreBackend):
     kind = "containerd"
     model = ContainerdStore
     orphan_kinds = CONTAINERD_ORPHAN_KINDS
+    store_paths = STORE_PATHS
     store: ContainerdStore
 
-    def facts(self, container_sizes: bool, orphans: bool) -> Facts:
-        return gather(self.store, container_sizes, orphans)
+    def facts(self, container_sizes: bool, orphans: bool,
+              usage: Optional[Callable[[ContainerdClassification], Facts]] = None) -> Facts:
+        return gather(self.store, container_sizes, orphans, usage)
 
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
                workers: Optional[int]) -> ContainerdReport:
         return verify(self.store, images=images, layers=layers, content=content, workers=workers)
+
+    def usage_claims(self, classification: ContainerdClassification, sharing: Dict[str, str],  # type: ignore[override]
+                     data_root: Claims) -> List[Claims]:
+        return usage_claims(self.store, classification, sharing, data_root)
 
     def classify(self) -> ContainerdClassification:
         return classify(self.store)

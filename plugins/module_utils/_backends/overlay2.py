@@ -9,7 +9,7 @@ verification and orphans, and its layers' headers read from their tar-split."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Facts, StoreBackend
 from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import (
@@ -27,6 +27,9 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import describe_os_error
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.overlay2 import STORE_PATHS
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.overlay2 import claims as usage_claims
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
 from ansible_collections.strata.overlay2.plugins.module_utils._verify.overlay2 import Report, StoreDirs, open_tar_split, verify
 
 
@@ -34,14 +37,20 @@ class Overlay2Backend(StoreBackend):
     kind = "overlay2"
     model = Overlay2Store
     orphan_kinds = ORPHAN_KINDS
+    store_paths = STORE_PATHS
     store: Overlay2Store
 
-    def facts(self, container_sizes: bool, orphans: bool) -> Facts:
-        return gather(self.store, container_sizes, orphans)
+    def facts(self, container_sizes: bool, orphans: bool,
+              usage: Optional[Callable[[Classification], Facts]] = None) -> Facts:
+        return gather(self.store, container_sizes, orphans, usage)
 
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
                workers: Optional[int]) -> Report:
         return verify(self.store, images=images, layers=layers, content=content, workers=workers)
+
+    def usage_claims(self, classification: Classification, sharing: Dict[str, str],  # type: ignore[override]
+                     data_root: Claims) -> List[Claims]:
+        return usage_claims(self.store, classification, sharing, data_root)
 
     def classify(self) -> Classification:
         return classify(self.store)

@@ -18,9 +18,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import (
+    classified_with_usage,
     Facts,
     container_skeleton,
     image_identity,
@@ -28,7 +29,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape impor
     store_facts,
     summary_counts,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import ContainerdClassification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     ContainerdParts,
     ContainerdStore,
@@ -78,8 +79,10 @@ class _Sizes:
         return found
 
 
-def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool = True) -> Facts:
-    """The facts of a containerd image store."""
+def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool = True,
+           usage: Optional[Callable[[ContainerdClassification], Facts]] = None) -> Facts:
+    """The facts of a containerd image store; ``usage`` measures where the disk went from the same
+    classification."""
     parts = store.parts
     sizes = _Sizes(store, parts)
     children = store.children_of_images()
@@ -108,11 +111,15 @@ def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool 
                 [container_facts(store, sizes, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 
-    (images, layers, containers), orphan_facts = store.shaped_with_orphans(
-        shape, (lambda: classify(store, sizes.usage).facts()) if orphans else None)
-    return store_facts(store, "overlayfs", "containerd", images, layers, containers, orphan_facts,
-                       summary(store, sizes, refs, images, containers),
-                       containerd={"root": parts.root, "namespace": parts.namespace, "layout": parts.layout})
+    (images, layers, containers), classified = store.shaped_with_orphans(
+        shape, classified_with_usage(lambda: classify(store, sizes.usage), orphans, usage))
+    orphan_facts, usage_facts = classified or (None, None)
+    facts = store_facts(store, "overlayfs", "containerd", images, layers, containers, orphan_facts,
+                        summary(store, sizes, refs, images, containers),
+                        containerd={"root": parts.root, "namespace": parts.namespace, "layout": parts.layout})
+    if usage_facts is not None:
+        facts["usage"] = usage_facts
+    return facts
 
 
 def image_facts(store: ContainerdStore, sizes: _Sizes, refs: Counter, intermediate: Set[str],

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Classification, StoreBackend
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import BACKENDS, backend_for
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import drift
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import Facts
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
+from ansible_collections.strata.overlay2.plugins.module_utils._usage.gather import usage as measure_usage
 
 
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
-           drift_paths: Optional[Sequence[str]] = None) -> Facts:
-    """The facts of the store; with ``drift_paths``, each container's drift below them too."""
-    facts = backend_for(store).facts(container_sizes, orphans)
+           drift_paths: Optional[Sequence[str]] = None, usage: bool = False) -> Facts:
+    """The facts of the store; with ``drift_paths``, each container's drift below them too; with ``usage``,
+    where every byte below the data-root went."""
+    backend = backend_for(store)
+    facts = backend.facts(container_sizes, orphans, (lambda classification: usage_of(backend, classification))
+                          if usage else None)
     if drift_paths is not None:
         for container in facts["containers"]:
             container["drift"] = drift(container["upper_dir"], container["lower_dirs"], drift_paths)
     return facts
+
+
+def usage_of(backend: StoreBackend, classification: Optional[Classification] = None) -> Facts:
+    """The facts' ``usage``: the store's claims (from ``classification``, made when not given), the other
+    kinds' store paths as ``other_store``, one walk."""
+    other_kinds = [path for implementation in BACKENDS if implementation.kind != backend.kind
+                   for path in implementation.store_paths]
+    return measure_usage(backend.store, lambda claims, found, sharing: backend.usage_claims(found, sharing, claims),
+                         classification if classification is not None else backend.classify(), other_kinds)

@@ -15,9 +15,10 @@ are not counted, as the engine does not count them.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import (
+    classified_with_usage,
     Facts,
     container_skeleton,
     image_identity,
@@ -25,7 +26,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape impor
     store_facts,
     summary_counts,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import classify
+from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 import Classification, classify
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Container, Image, Layer
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import tree_size
@@ -63,8 +64,9 @@ class _Joins:
                                                     for chain_id, layer in store.layers.items()}
 
 
-def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = True) -> Facts:
-    """The facts of an overlay2 store."""
+def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = True,
+           usage: Optional[Callable[[Classification], Facts]] = None) -> Facts:
+    """The facts of an overlay2 store; ``usage`` measures where the disk went from the same classification."""
     joins = _Joins(store)
 
     def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
@@ -73,10 +75,14 @@ def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = 
                 [container_facts(store, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 
-    (images, layers, containers), orphan_facts = store.shaped_with_orphans(
-        shape, (lambda: classify(store).facts()) if orphans else None)
-    return store_facts(store, "overlay2", "overlay2", images, layers, containers, orphan_facts,
-                       summary(store, joins, images, containers))
+    (images, layers, containers), classified = store.shaped_with_orphans(
+        shape, classified_with_usage(lambda: classify(store), orphans, usage))
+    orphan_facts, usage_facts = classified or (None, None)
+    facts = store_facts(store, "overlay2", "overlay2", images, layers, containers, orphan_facts,
+                        summary(store, joins, images, containers))
+    if usage_facts is not None:
+        facts["usage"] = usage_facts
+    return facts
 
 
 def image_facts(store: Overlay2Store, joins: _Joins, image: Image) -> Facts:

@@ -9,7 +9,7 @@ the summary's counts. Each store fills them its own way (``_facts.overlay2``, ``
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Container, Image, Store
 
@@ -81,3 +81,18 @@ def summary_counts(store: Store, images: List[Facts], containers: List[Facts], l
         "shared_size": shared_size,
         "reclaimable_size": max(layers_size - in_use, 0),
     }
+
+
+def classified_with_usage(classify: Callable[[], Any], orphans: bool, usage: Optional[Callable[[Any], Facts]]
+                          ) -> Optional[Callable[[], Tuple[Optional[Facts], Optional[Facts]]]]:
+    """What runs beside the shaping (``Store.shaped_with_orphans``): one classification, giving the facts'
+    orphan section (``orphans``) and where the disk went (``usage``, measured from it); None when neither is
+    asked for."""
+    if not orphans and usage is None:
+        return None
+
+    def classified() -> Tuple[Optional[Facts], Optional[Facts]]:
+        classification = classify()
+        return (classification.facts() if orphans else None,
+                usage(classification) if usage is not None else None)
+    return classified

@@ -70,6 +70,10 @@ def read_container(store: Store, containers: SafeDir, name: str) -> Optional[Con
     if config.get("ID") not in (None, name):
         store.note("invalid", path, "ID %s differs from its directory name" % shorten(config.get("ID")))
     driver = config.get("Driver")
+    mounts = config.get("MountPoints")
+    volumes = sorted({point.get("Name") for point in mounts.values() if isinstance(point, dict)
+                      and point.get("Type") == "volume" and isinstance(point.get("Name"), str)}) \
+        if isinstance(mounts, dict) else []
     return Container(
         id=name,
         name=container_name.lstrip("/"),
@@ -77,4 +81,25 @@ def read_container(store: Store, containers: SafeDir, name: str) -> Optional[Con
         running=state.get("Running") is True,
         driver=driver if isinstance(driver, str) else None,
         dead=state.get("Dead") is True,
+        volumes=volumes,
     )
+
+
+def log_rotation(root: SafeDir, container_id: str) -> Optional[bool]:
+    """Whether the container's logs are rotated, from its ``hostconfig.json`` (where the engine writes the
+    daemon's default log options at create): json-file with a ``max-size``, or the local driver (which rotates
+    unless ``max-size`` is 0). None when it cannot be read."""
+    try:
+        with root.subdir(CONTAINERS, container_id) as directory:
+            config = json.loads(directory.read_bytes("hostconfig.json", CONFIG_LIMIT).decode("utf-8"))
+        log = config.get("LogConfig") or {}
+        options = log.get("Config") or {}
+        kind = log.get("Type") or "json-file"
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(options, dict):
+        return None
+    size = str(options.get("max-size", "") or "")
+    if kind == "local":
+        return size not in ("0", "-1")
+    return bool(size) and size not in ("0", "-1")

@@ -125,6 +125,7 @@ class Container:
     running: bool
     driver: Optional[str]
     dead: bool = False  # State.Dead: a removal was interrupted; its directories go before its mount record
+    volumes: List[str] = field(default_factory=list)  # the names of the volumes it mounts
 
 
 def walk_parents(start: Optional[str], lookup: Callable[[str], Optional[Node]],

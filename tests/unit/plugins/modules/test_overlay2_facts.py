@@ -31,3 +31,19 @@ def test_a_data_root_that_is_not_a_store_fails_with_the_reason(tmp_path):
     done = run_module(main, data_root=str(tmp_path))
     assert done.failed and "not a Docker data-root" in done.result["msg"]
     assert all("data_root" in daemon for daemon in done.result["daemons"])  # every daemon found, to choose from
+
+
+def test_gather_subset_returns_the_parts_asked_for_and_all_has_usage(sample):
+    def keys(**args):
+        done = run_module(main, data_root=sample.root, **args)
+        assert not done.failed, done.result
+        return set(done.result["ansible_facts"]["overlay2"])
+
+    always = {"data_root", "driver", "store", "warnings"}
+    everything = keys()
+    assert everything == always | {"images", "layers", "containers", "orphans", "summary", "daemon", "daemons",
+                                   "usage"}
+    assert keys(gather_subset=["summary"]) == always | {"summary"}
+    assert keys(gather_subset=["!usage", "!daemons"]) == everything - {"usage", "daemon", "daemons"}
+    failed = run_module(main, data_root=sample.root, gather_subset=["sizes"])
+    assert failed.failed and "unknown part 'sizes'" in failed.result["msg"]

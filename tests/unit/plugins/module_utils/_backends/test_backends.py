@@ -23,7 +23,8 @@ MODULE_UTILS = os.path.join(PLUGINS, "module_utils")
 # the files that belong to one store: its model and reader, and its side of each feature
 STORE_FILES = {"_store/overlay2.py", "_store/containerd.py", "_store/detect.py", "_backends/overlay2.py",
                "_backends/containerd.py", "_backends/registry.py", "_facts/overlay2.py", "_facts/containerd.py",
-               "_verify/overlay2.py", "_verify/containerd.py", "_orphans/overlay2.py", "_orphans/containerd.py"}
+               "_verify/overlay2.py", "_verify/containerd.py", "_orphans/overlay2.py", "_orphans/containerd.py",
+               "_usage/overlay2.py", "_usage/containerd.py"}
 
 
 @pytest.fixture(params=["overlay2", "containerd"])
