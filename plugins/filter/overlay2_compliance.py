@@ -11,7 +11,8 @@ author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:
   - Evaluates the checks C(layers_verify), C(orphan_bytes), C(allowed_repositories), C(layer_depth),
-    C(no_container_on_corrupt_image) and C(no_container_drift), in that order. A rule the policy does not set is returned as skipped.
+    C(no_container_on_corrupt_image), C(no_container_drift), C(container_log_bytes) and C(container_log_rotation), in
+    that order. A rule the policy does not set is returned as skipped.
 positional: _input, verdict, policy
 options:
   _input:
@@ -26,8 +27,10 @@ options:
       - C(layers_verify) (bool, default true), C(max_orphan_bytes) (int or null), C(allowed_repositories) (list of
         shell-style patterns matched against the repository of every tag and digest, for example
         V(registry.example.com/*)), C(max_layer_depth) (int or null), C(no_container_on_corrupt_image) (bool,
-        default true) and C(no_container_drift) (bool, default false; needs facts gathered with
-        O(strata.overlay2.overlay2_facts#module:container_drift=true)).
+        default true), C(no_container_drift) (bool, default false; needs facts gathered with
+        O(strata.overlay2.overlay2_facts#module:container_drift=true)), C(max_container_log_bytes) (int or null,
+        no container's logs, rotated copies included, over it) and C(container_log_rotation) (bool, default false,
+        every container's log options rotate its logs); the last two need facts with C(usage).
     type: dict
     default: {}
 """

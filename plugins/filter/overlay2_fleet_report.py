@@ -45,7 +45,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(generated), C(hosts), C(missing_hosts), C(totals) and C(largest_images).
+  description:
+    - C(generated), C(hosts), C(missing_hosts), C(totals) and C(largest_images).
+    - C(totals.usage) adds up the hosts' C(usage) (C(stores) measured, C(total), C(categories)); null when no
+      host's facts hold C(usage).
   type: dict
 """
 

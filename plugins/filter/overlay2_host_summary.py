@@ -46,6 +46,9 @@ _value:
       C(reclaimable_size), C(orphan_bytes), C(orphans_by_kind), C(orphan_paths), C(warnings), C(image_list) (by
       unique bytes), C(verdict) (V(verified), V(corrupt) or V(not verified)), C(checked_layers), C(bytes_verified)
       and C(corrupt) (chainID, cache-id, image names, containers and problems of each corrupt layer).
+    - C(usage), where the disk went when the facts hold C(usage) (else null) - C(total) and C(categories), the
+      bytes of each category of M(strata.overlay2.overlay2_facts)' C(usage) and of C(unattributed), which add up to
+      C(total).
   type: dict
 """
 

@@ -23,7 +23,9 @@ description:
     the last layer directory and anything outside the data-root are never touched. Removal walks directory file
     descriptors without following symlinks."
   - "BuildKit's build cache is read from its bolt databases (C(buildkit/containerdmeta.db), C(metadata_v2.db),
-    C(snapshots.db)): the chains and directories it holds, with their ancestors, are not orphans; they are
+    C(snapshots.db); from engines 18.09 to 19.03, BuildKit's first format, C(metadata.db) and C(snapshots.db),
+    whose every record is a root as the migration of Engine 20.10 makes it one, and which owns nothing without
+    records): the chains and directories it holds, with their ancestors, are not orphans; they are
     reported in RV(buildkit) and left to C(docker builder prune). A BuildKit directory that BuildKit no longer
     records is a leak like any other."
   - "Unknown is not unowned: a reference record that cannot be read or is invalid (a layer's C(cache-id),

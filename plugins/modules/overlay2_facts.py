@@ -452,7 +452,9 @@ ansible_facts:
                   C(by_sharing): V(shared) by more than one image, V(unique)), V(container_layers) (containers'
                   writable and C(-init) layers; C(largest) containers), V(container_logs) (json-file logs with
                   their rotated copies, and the local driver's; C(largest) with C(container), C(name) and
-                  C(rotation): whether the container's log options rotate them, null when unknown),
+                  C(rotation): whether the container's log options rotate them, null when unknown; and
+                  C(not_rotated) and C(rotation_unknown), every container (C(container), C(name)) whose logs are
+                  not rotated, or whose log options cannot be read),
                   V(volumes) (C(largest) with C(name), C(anonymous) and C(in_use)), V(buildkit) (C(buildkit/) and
                   the layers only BuildKit's cache holds), V(containerd_content) (the content store: compressed
                   blobs and ingests), V(containerd_snapshots) (snapshots none of the other categories claims,

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import ReportError, corrupt_entry, human_bytes
 
 CHECKS = ("layers_verify", "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_on_corrupt_image",
-          "no_container_drift")
+          "no_container_drift", "container_log_bytes", "container_log_rotation")
 DRIFT_DETAILS = 20  # drift entries named per container in a failure
 
 
@@ -33,6 +33,8 @@ class Policy:
     max_layer_depth: Optional[int] = None
     no_container_on_corrupt_image: bool = True
     no_container_drift: bool = False
+    max_container_log_bytes: Optional[int] = None
+    container_log_rotation: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Policy":
@@ -41,7 +43,7 @@ class Policy:
         if unknown:
             raise ReportError("unknown policy keys: %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(known))))
         policy = cls(**dict(values))
-        for name in ("max_orphan_bytes", "max_layer_depth"):
+        for name in ("max_orphan_bytes", "max_layer_depth", "max_container_log_bytes"):
             value = getattr(policy, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ReportError("policy %s must be a non-negative integer or null, got %r" % (name, value))
@@ -155,6 +157,44 @@ def _check_drift(facts: Mapping[str, Any]) -> Check:
     return Check("no_container_drift", "passed", "no container changed its image's watched files")
 
 
+def _container_logs(facts: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The facts' ``usage.categories.container_logs``, or None when usage was not gathered."""
+    usage = facts.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    logs = (usage.get("categories") or {}).get("container_logs")
+    return logs if isinstance(logs, Mapping) else None
+
+
+def _check_log_bytes(facts: Mapping[str, Any], limit: int) -> Check:
+    logs = _container_logs(facts)
+    if logs is None:
+        return Check("container_log_bytes", "failed", "the facts were gathered without usage")
+    over = [entry for entry in logs.get("largest") or [] if (entry.get("bytes") or 0) > limit]
+    if over:
+        details = ["container %s (%s): %s of logs" % (entry.get("name"), str(entry.get("container"))[:12],
+                                                      human_bytes(entry.get("bytes"))) for entry in over]
+        more = " or more" if len(over) == len(logs.get("largest") or []) < (logs.get("count") or 0) else ""
+        return Check("container_log_bytes", "failed", "%d%s containers have more than %s of logs"
+                     % (len(over), more, human_bytes(limit)), details)
+    return Check("container_log_bytes", "passed", "no container has more than %s of logs" % human_bytes(limit))
+
+
+def _check_log_rotation(facts: Mapping[str, Any]) -> Check:
+    logs = _container_logs(facts)
+    if logs is None:
+        return Check("container_log_rotation", "failed", "the facts were gathered without usage")
+    details = ["container %s (%s): its logs are not rotated" % (entry.get("name"), str(entry.get("container"))[:12])
+               for entry in logs.get("not_rotated") or []]
+    details += ["container %s (%s): its log options cannot be read" % (entry.get("name"),
+                                                                       str(entry.get("container"))[:12])
+                for entry in logs.get("rotation_unknown") or []]
+    if details:
+        return Check("container_log_rotation", "failed", "%d containers do not rotate their logs (json-file "
+                     "without max-size)" % len(details), details)
+    return Check("container_log_rotation", "passed", "every container rotates its logs")
+
+
 def evaluate(facts: Any, verdict: Any, policy: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Every policy check for one host, in a fixed order, as plain dicts."""
     if not isinstance(facts, Mapping):
@@ -175,6 +215,10 @@ def evaluate(facts: Any, verdict: Any, policy: Mapping[str, Any]) -> List[Dict[s
         _check_containers(facts, verdict) if rules.no_container_on_corrupt_image
         else Check("no_container_on_corrupt_image", "skipped", "not required"),
         _check_drift(facts) if rules.no_container_drift else Check("no_container_drift", "skipped", "not required"),
+        _check_log_bytes(facts, rules.max_container_log_bytes) if rules.max_container_log_bytes is not None
+        else Check("container_log_bytes", "skipped", "no limit set"),
+        _check_log_rotation(facts) if rules.container_log_rotation
+        else Check("container_log_rotation", "skipped", "not required"),
     ]
     return [asdict(check) for check in checks]
 

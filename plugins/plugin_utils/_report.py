@@ -115,6 +115,7 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = Non
         "corrupt": [],
         "unverifiable": [],
         "cis": cis_summary(cis) if cis else None,
+        "usage": usage_summary(facts.get("usage")),
     }
     if summary.get("content_size") is not None:
         result["content_size"] = int(summary["content_size"])
@@ -128,6 +129,16 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = Non
         result["corrupt"] = [corrupt_entry(entry, names) for entry in verdict.get("corrupt") or []]
         result["unverifiable"] = [dict(entry) for entry in verdict.get("unverifiable") or []]
     return result
+
+
+def usage_summary(usage: Any) -> Optional[Dict[str, Any]]:
+    """Where one store's disk went (its facts' ``usage``), as bytes by category; None when not gathered."""
+    if not isinstance(usage, Mapping):
+        return None
+    categories = usage.get("categories") or {}
+    found = {name: int((categories.get(name) or {}).get("bytes") or 0) for name in USAGE_SERIES[:-1]}
+    found["unattributed"] = int((usage.get("unattributed") or {}).get("bytes") or 0)
+    return {"total": int((usage.get("total") or {}).get("bytes") or 0), "categories": found}
 
 
 def fleet_report(hosts: Iterable[Any], missing: Sequence[str] = (), generated: str = "",
@@ -145,6 +156,10 @@ def fleet_report(hosts: Iterable[Any], missing: Sequence[str] = (), generated: s
     totals["hosts"] = len({row.get("host") for row in rows}) + len(missing)
     totals["stores"] = len(rows)  # more than hosts when the audit reads every daemon's store of a host
     totals["corrupt_hosts"] = len({row.get("host") for row in rows if row.get("verdict") == CORRUPT})
+    measured = [row["usage"] for row in rows if row.get("usage")]
+    totals["usage"] = {"stores": len(measured), "total": sum(found["total"] for found in measured),
+                       "categories": {name: sum(found["categories"].get(name, 0) for found in measured)
+                                      for name in USAGE_SERIES}} if measured else None
     return {
         "generated": generated,
         "hosts": rows,
@@ -171,7 +186,14 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-COLOURS = {"shared": "#4c78a8", "unique": "#72b7b2", "orphans": "#e45756", "image": "#54a24b"}
+COLOURS = {"shared": "#4c78a8", "unique": "#72b7b2", "orphans": "#e45756", "image": "#54a24b",
+           "image_layers": "#4c78a8", "container_layers": "#72b7b2", "container_logs": "#f58518",
+           "volumes": "#54a24b", "buildkit": "#b279a2", "containerd_content": "#9d755d",
+           "containerd_snapshots": "#bab0ac", "metadata": "#79706e", "other_store": "#eeca3b",
+           "unattributed": "#ff9da6"}
+# where the disk went (overlay2_facts' usage), in the order the report draws them
+USAGE_SERIES = ("image_layers", "container_layers", "container_logs", "volumes", "buildkit", "containerd_content",
+                "containerd_snapshots", "orphans", "metadata", "other_store", "unattributed")
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:15px;margin:16px 0 6px}
@@ -297,6 +319,7 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
         "<h3>Images by unique bytes</h3><table><thead><tr><th>Image</th><th>Id</th><th class=num>Layers</th>"
         "<th class=num>Size</th><th class=num>Unique</th><th class=num>Containers</th></tr></thead>"
         "<tbody>%s</tbody></table>"
+        "%s"
         "<h3>Corrupt layers</h3>%s"
         "<h3>Orphans (%s%s)</h3>%s"
         "<h3>Store warnings</h3>%s</details>"
@@ -305,10 +328,21 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
            int(row.get("images") or 0),
            int(row.get("layers") or 0), int(row.get("containers") or 0),
            _e(row.get("checked_layers") if row.get("checked_layers") is not None else "no"),
-           human_bytes(row.get("bytes_verified")), images,
+           human_bytes(row.get("bytes_verified")), images, _usage_table(row.get("usage")),
            "<ul>%s</ul>" % corrupt if corrupt else "<p>None.</p>",
            human_bytes(row.get("orphan_bytes")), "; " + kinds if kinds else "",
            _list(row.get("orphan_paths") or [], "None."), _list(row.get("warnings") or [], "None.")))
+
+
+def _usage_table(usage: Optional[Mapping[str, Any]]) -> str:
+    """Where one store's disk went, a row per category that holds anything."""
+    if not usage:
+        return ""
+    rows = "".join('<tr data-category="%s"><td>%s</td><td class=num>%s</td></tr>'
+                   % (_e(name), _e(name.replace("_", " ")), human_bytes(usage["categories"].get(name)))
+                   for name in USAGE_SERIES if usage["categories"].get(name))
+    return ('<h3>Where the disk went (%s, as du -sx counts)</h3><table class="usage"><tbody>%s</tbody></table>'
+            % (human_bytes(usage.get("total")), rows))
 
 
 def _control_key(control_id: str) -> Tuple[int, ...]:
@@ -345,6 +379,20 @@ def _cis_matrix(report: Mapping[str, Any]) -> str:
             % (head, "".join(body)))
 
 
+def _usage_charts(report: Mapping[str, Any], labels: Sequence[Tuple[str, str]]) -> str:
+    """The fleet's disk by category, and each store's, when the audit gathered ``usage``."""
+    fleet = (report.get("totals") or {}).get("usage")
+    if not fleet:
+        return ""
+    rows = [{"label": "fleet (%d stores)" % fleet["stores"], "values": fleet["categories"]}]
+    rows += [{"label": label, "values": row["usage"]["categories"]}
+             for row, (label, _anchor) in zip(report["hosts"], labels) if row.get("usage")]
+    series = [name for name in USAGE_SERIES if fleet["categories"].get(name)]
+    return "<h2>Where the disk went</h2>" + _bar_chart("chart-usage", "Disk by category, the fleet and each store",
+                                                       rows[:1], series) + \
+        _bar_chart("chart-usage-hosts", "Disk by category per store", rows[1:], series)
+
+
 def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str:
     """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts)."""
     report = _mapping(report, "the fleet report")
@@ -368,6 +416,7 @@ def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str
         "<h2>Hosts</h2>", _host_table(report), _cis_matrix(report),
         "<h2>Bytes per host</h2>", _bar_chart("chart-hosts", "Shared, unique and orphan bytes per host", host_rows,
                                               ("shared", "unique", "orphans")),
+        _usage_charts(report, labels),
         "<h2>Largest images by unique bytes</h2>",
         _bar_chart("chart-images", "Largest images by unique bytes", image_rows, ("image",)),
         "<h2>Per host</h2>", "".join(_host_detail(row, anchor) for row, (_label, anchor) in zip(report["hosts"], labels)),

@@ -2,7 +2,7 @@
 containerd root) in one category, the total what ``du -sx`` says, and each category what ``du`` says of the
 paths the engine itself names for it (``docker inspect``: log paths, volume mountpoints, layer directories).
 
-Engines: 20.10 (overlay2), 28.5 with the containerd store, dockerd's own containerd (layout a) and a system
+Engines: 20.10 and 28.5 on the overlay2 store, 28.5 with the containerd store, dockerd's own containerd (layout a) and a system
 containerd beside it (layout b). Each has containers that wrote logs (one rotated by its log options, one not),
 a named and an anonymous volume, a BuildKit build's cache and a leaked directory.
 """
@@ -47,7 +47,7 @@ def host(engine: Engine, path: str) -> str:
 
 def check(engine: Engine, containers: dict, containerd_root=None) -> dict:
     leaked = os.path.join(engine.data_root, "overlay2", "c" * 64, "diff")  # a pull cut short (classic store)
-    if not isinstance(engine, ChrootEngine):
+    if not engine.containerd_store:
         os.makedirs(leaked)
         with open(os.path.join(leaked, "left"), "wb") as handle:
             handle.write(b"l" * 70000)
@@ -89,10 +89,12 @@ def layer_dirs(engine: Engine, graph_driver: dict) -> set:
     return found
 
 
-def test_on_engine_20_10_every_category_is_what_the_engine_names():
+@pytest.mark.parametrize("version", ["20.10", "28.5"])
+def test_on_the_overlay2_store_every_category_is_what_the_engine_names(version):
     if os.geteuid() != 0:
         pytest.fail("the engine tests start a dockerd and need root")
-    with Engine() as engine:
+    from devtools.fleet import suite_root  # pylint: disable=import-outside-toplevel
+    with (Engine() if version == "20.10" else ChrootEngine(suite_root("testing"))) as engine:
         containers = populate(engine)
         categories = check(engine, containers)
         image_dirs = set()
@@ -102,7 +104,7 @@ def test_on_engine_20_10_every_category_is_what_the_engine_names():
         container_dirs = set()
         for container in engine.inspect(*engine.container_ids()):
             upper = container["GraphDriver"]["Data"]["UpperDir"]
-            container_dirs |= {os.path.dirname(upper), os.path.dirname(upper) + "-init"}
+            container_dirs |= {os.path.dirname(host(engine, upper)), os.path.dirname(host(engine, upper)) + "-init"}
         assert categories["container_layers"]["bytes"] == du(*container_dirs)
         assert categories["orphans"]["by_kind"]["unreferenced_dir"]["bytes"] == \
             du(os.path.join(engine.data_root, "overlay2", "c" * 64))

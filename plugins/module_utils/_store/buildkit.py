@@ -19,6 +19,12 @@ layer chain. Any other root resolves through snapshots.db: its ``chainid`` (when
 directory (``committed``, else the snapshot id itself) and, recursively, its parent. The layer chains found
 are closed over their ancestors by the classifier, which knows the layer database.
 
+Engines 18.09 to 19.03 keep BuildKit's first record format instead: ``metadata.db`` (the same ``_main/<record>``
+buckets, without ``cache.snapshot``), ``cache.db`` and ``snapshots.db``, and neither ``containerdmeta.db`` nor
+``metadata_v2.db`` (Engine 20.10 migrates them at its first start: BuildKit's ``cache/migrate_v2.go`` gives every
+record a lease on the snapshot named by its id, deleted and equal-mutable records included). Read by that rule,
+every record of ``metadata.db`` is a root, its snapshot its id; a ``metadata.db`` without records owns nothing.
+
 Unknown is not unowned: a database that is missing where BuildKit state exists, that cannot be read, that
 has a shape this reader does not know, or that names an id that does not validate gives ``Ownership`` with
 ``state == UNKNOWN`` and the reason; then everything BuildKit might own must stay.
@@ -47,6 +53,7 @@ READ = "read"  # the databases were read; ``chains`` and ``dirs`` are exact
 UNKNOWN = "unknown"  # BuildKit state exists but could not be read: it might own any chain or directory
 
 DATABASES = ("containerdmeta.db", "metadata_v2.db", "snapshots.db")
+FIRST_FORMAT = "metadata.db"  # engines 18.09 to 19.03: BuildKit's records before metadata_v2.db
 MAX_SNAPSHOT_DEPTH = 1024  # parents followed from one root; a real build cache is a few hundred deep
 
 
@@ -86,6 +93,8 @@ def read_ownership(root: SafeDir) -> Ownership:
         return Ownership(UNKNOWN, path, "%s: %s" % (path, describe_os_error(exc)), path)
     with directory:
         try:
+            if first_format(directory):
+                return _read_first_format(directory, path)
             return read_together_steadily([lambda name=name: _open(directory, name) for name in DATABASES],
                                           lambda databases: _resolve(path, dict(zip(DATABASES, databases))))
         except Unopenable as exc:
@@ -95,6 +104,47 @@ def read_ownership(root: SafeDir) -> Ownership:
                              "writing it); read it again later" % (path, READ_ATTEMPTS), path)
         except (BoltError, ShapeError) as exc:
             return Ownership(UNKNOWN, path, "%s: %s" % (path, exc), path)
+
+
+def first_format(directory: SafeDir) -> bool:
+    """Whether ``buildkit/`` holds BuildKit's first record format (``metadata.db``) and not the second."""
+    return directory.exists(FIRST_FORMAT) and not any(directory.exists(name) for name in DATABASES[:2])
+
+
+def _read_first_format(directory: SafeDir, path: str) -> Ownership:
+    """Ownership from ``metadata.db`` and, when it has records, ``snapshots.db``."""
+    records, roots = read_together_steadily([lambda: _open(directory, FIRST_FORMAT)],
+                                            lambda databases: first_format_records(databases[0].root()))
+    ownership = Ownership(READ, path, roots=len(roots), records=records)
+    if not roots:
+        return ownership  # no record: nothing is BuildKit's
+
+    def resolve(databases) -> Ownership:
+        resolved = Ownership(READ, path, roots=len(roots), records=records)
+        for snapshot_id in sorted(roots):
+            _own(databases[0].root(), snapshot_id, resolved)
+        return resolved
+    return read_together_steadily([lambda: _open(directory, "snapshots.db")], resolve)
+
+
+def first_format_records(root: Bucket) -> Tuple[int, Set[str]]:
+    """(record count, their snapshot ids) of a first-format ``metadata.db``: every record is a root (the
+    migration to the second format gives each a lease), its snapshot ``cache.snapshot`` where set, else its id."""
+    main = _bucket_or_none(root, b"_main")
+    if main is None:
+        return 0, set()
+    roots: Set[str] = set()
+    count = 0
+    for record_id, record in main.items():
+        if not isinstance(record, Bucket):
+            raise ShapeError("record %s is a value, not a bucket" % _text(record_id))
+        name = _text(record_id)
+        snapshot = _field(record, b"cache.snapshot", name)
+        if snapshot is not None and not isinstance(snapshot, str):
+            raise ShapeError("record %s: cache.snapshot is not a string" % name)
+        roots.add(_snapshot_id((snapshot or name).encode("utf-8"), "record %s" % shorten(name)))
+        count += 1
+    return count, roots
 
 
 def _open(directory: SafeDir, name: str) -> BoltFile:

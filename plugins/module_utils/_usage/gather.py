@@ -115,7 +115,16 @@ def usage(store: Store, store_claims, classification, other_store_paths: Sequenc
         container = store.containers.get(container_id)
         return dict(container=container_id, name=container.name if container else None, **counted.as_dict())
 
-    return usage_facts(tally, [c.root for c in [claims] + extra],
-                       describe={CONTAINER_LOGS: describe_log, VOLUMES: describe_volume,
-                                 CONTAINER_LAYERS: describe_container},
-                       split={IMAGE_LAYERS: "by_sharing", ORPHANS: "by_kind"})
+    facts = usage_facts(tally, [c.root for c in [claims] + extra],
+                        describe={CONTAINER_LOGS: describe_log, VOLUMES: describe_volume,
+                                  CONTAINER_LAYERS: describe_container},
+                        split={IMAGE_LAYERS: "by_sharing", ORPHANS: "by_kind"})
+    logs = facts["categories"][CONTAINER_LOGS]  # type: ignore[index]
+    with SafeDir.open(store.data_root) as root:
+        for container_id in sorted(store.containers):
+            if container_id not in rotation:
+                rotation[container_id] = log_rotation(root, container_id)
+    for key, value in (("not_rotated", False), ("rotation_unknown", None)):
+        logs[key] = [{"container": container_id, "name": store.containers[container_id].name}
+                     for container_id in sorted(store.containers) if rotation[container_id] is value]
+    return facts

@@ -31,7 +31,7 @@ def results_of(root, drift=False):
     """What the audit role holds for a host: the facts (with each container's drift when asked) and the
     layer_verify result, as JSON would carry them."""
     store = Overlay2Store.load(root)
-    facts = gather(store, drift_paths=["/bin", "/usr", "/etc"] if drift else None)
+    facts = gather(store, drift_paths=["/bin", "/usr", "/etc"] if drift else None, usage=True)
     verdict = verify(Overlay2Store.load(root)).as_dict()
     return json.loads(json.dumps(facts)), json.loads(json.dumps(verdict))
 
@@ -102,8 +102,13 @@ def test_the_page_is_self_contained_with_a_row_and_a_section_per_host(sample):
         'xmlns="http://www.w3.org/2000/svg"', "")
     assert page.count('class="host-row"') == 1 and page.count('class="host-row missing"') == 1
     assert 'data-host="&lt;h&amp;1&gt;"' in page  # names are escaped
-    assert page.count("<svg") == 2 and 'id="chart-hosts"' in page and 'id="chart-images"' in page
+    assert page.count("<svg") == 4 and 'id="chart-hosts"' in page and 'id="chart-images"' in page
     assert chain_id in page and "opt/data.bin" in page
+    usage = report["hosts"][0]["usage"]
+    assert usage["total"] == sum(usage["categories"].values()) > 0  # every byte in one category, unattributed too
+    fleet = page[page.index('id="chart-usage"'):]
+    fleet = fleet[:fleet.index("</svg>")]
+    assert sum(int(value) for value in re.findall(r'data-bytes="(\d+)"', fleet)) == usage["total"]
     ElementTree.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])  # the chart is well-formed XML
 
 
@@ -133,10 +138,24 @@ def test_bad_input_is_a_clear_filter_error():
         evaluate({}, None, {"max_layer_depth": -1})
 
 
+def log_options(sample, container, options, log=""):
+    """Give a container log options (as ``docker run --log-opt`` leaves them in hostconfig.json) and a log."""
+    directory = os.path.join(sample.root, "containers", sample.containers[container]["id"])
+    with open(os.path.join(directory, "hostconfig.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["LogConfig"] = {"Type": "json-file", "Config": options}
+    with open(os.path.join(directory, "hostconfig.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    with open(os.path.join(directory, sample.containers[container]["id"] + "-json.log"), "w") as handle:
+        handle.write(log)
+
+
 def test_a_clean_host_passes_every_rule_it_is_given(sample):
+    for container in ("web", "job"):
+        log_options(sample, container, {"max-size": "10m", "max-file": "3"}, "a line\n" * 10)
     facts, verdict = results_of(sample.root, drift=True)
     policy = {"max_orphan_bytes": 0, "allowed_repositories": ["example/*"], "max_layer_depth": 3,
-              "no_container_drift": True}
+              "no_container_drift": True, "max_container_log_bytes": 1 << 20, "container_log_rotation": True}
     checks = checks_by_name(evaluate(facts, verdict, policy))
     assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(checks, "passed")
 
@@ -145,7 +164,24 @@ def test_unset_rules_are_skipped_not_passed(sample):
     facts, verdict = results_of(sample.root)
     checks = checks_by_name(evaluate(facts, verdict, {}))
     assert [name for name, check in checks.items() if check["status"] == "skipped"] == [
-        "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_drift"]
+        "orphan_bytes", "allowed_repositories", "layer_depth", "no_container_drift", "container_log_bytes",
+        "container_log_rotation"]
+
+
+def test_logs_over_the_limit_and_logs_never_rotated_fail_naming_their_containers(sample):
+    log_options(sample, "web", {}, "x" * 200000)  # json-file without max-size: grows for ever
+    log_options(sample, "job", {"max-size": "1m"}, "y" * 100)
+    facts, verdict = results_of(sample.root)
+    checks = checks_by_name(evaluate(facts, verdict, {"max_container_log_bytes": 100000,
+                                                      "container_log_rotation": True}))
+    assert checks["container_log_bytes"]["status"] == "failed"
+    assert checks["container_log_bytes"]["details"] == ["container web (%s): 196.0 KiB of logs"
+                                                        % sample.containers["web"]["id"][:12]]
+    assert checks["container_log_rotation"]["details"] == ["container web (%s): its logs are not rotated"
+                                                           % sample.containers["web"]["id"][:12]]
+    facts.pop("usage")
+    assert evaluate(facts, verdict, {"container_log_rotation": True})[-1]["message"] == \
+        "the facts were gathered without usage"
 
 
 def test_each_rule_fails_on_what_breaks_it(sample):
@@ -191,7 +227,7 @@ def test_junit_carries_failures_with_details_and_skips(sample):
     xml = junit_xml(evaluate(facts, verdict, {"max_layer_depth": 10}), "node-1", "2026-11-27T00:00:00")
     suite = ElementTree.fromstring(xml.split("\n", 1)[1]).find("testsuite")
     assert (suite.get("hostname"), suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
-        "node-1", "6", "2", "3")
+        "node-1", "8", "2", "5")
     failure = suite.find("testcase[@name='layers_verify']/failure")
     assert chain_id in failure.text and "opt/data.bin" in failure.text
     assert suite.find("testcase[@name='layer_depth']/failure") is None

@@ -150,3 +150,50 @@ def test_an_unreadable_database_keeps_every_unreferenced_chain_and_directory(bui
     assert classification.buildkit.state == UNKNOWN
     blocked_by = {tuple(o.blocked_by) for o in classification.orphans}
     assert classification.orphans and blocked_by == {(sample.synth.path("buildkit", "metadata_v2.db"),)}
+
+
+# -- BuildKit's first record format (engines 18.09 to 19.03) ---------------------------------------------
+def write_first_format(data_root, records, snapshots=None):
+    """``buildkit/`` as engines 18.09 to 19.03 leave it: metadata.db (``_main`` records), cache.db and
+    snapshots.db, and no containerdmeta.db or metadata_v2.db (what 20.10 migrates them to)."""
+    from tests.support.boltwriter import write_bolt  # pylint: disable=import-outside-toplevel
+    directory = os.path.join(data_root, "buildkit")
+    os.makedirs(directory, exist_ok=True)
+    write_bolt(os.path.join(directory, "metadata.db"), {b"_main": {
+        record.encode(): {key.encode(): json.dumps({"value": value}).encode() for key, value in fields.items()}
+        for record, fields in records.items()}, b"_index": {}})
+    write_bolt(os.path.join(directory, "cache.db"), {b"_result": {}, b"_links": {}, b"_byresult": {}})
+    if snapshots is not None:
+        write_bolt(os.path.join(directory, "snapshots.db"),
+                   {snapshot.encode(): {key.encode(): value.encode() for key, value in keys.items()}
+                    for snapshot, keys in snapshots.items()})
+    return directory
+
+
+def test_first_format_databases_without_records_own_nothing_and_its_leaks_are_orphans(sample):
+    write_first_format(sample.root, {}, {})
+    ownership = ownership_of(sample.root)
+    assert ownership.state == READ and not ownership.dirs and not ownership.chains
+    os.makedirs(sample.synth.overlay(GRAPH1, "diff"))
+    found = classify(Overlay2Store.load(sample.root))
+    assert [o.kind for o in found.orphans] == ["unreferenced_dir"] and found.blocking == []
+
+
+def test_first_format_records_are_roots_each_its_own_snapshot_deleted_and_views_included(tmp_path):
+    chain = "sha256:" + "3" * 64
+    write_first_format(str(tmp_path), {RUN1: {"cache.parent": ""}, VIEW: {"cache.equalMutable": SOURCE},
+                                       GONE: {"cache.deleted": True}},
+                       {RUN1: {"committed": GRAPH1, "chainid": chain}, GRAPH1: {"iscommitted": "", "parent": ""}})
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == READ and ownership.records == 3
+    assert ownership.dirs == {GRAPH1, VIEW, GONE} and ownership.chains == {chain}
+
+
+@pytest.mark.parametrize("records, snapshots, message", [
+    ({"../../etc": {}}, {}, "not an id this reader knows"),
+    ({RUN1: {}}, None, "snapshots.db: missing"),
+])
+def test_a_first_format_store_that_cannot_be_read_keeps_what_buildkit_might_own(tmp_path, records, snapshots, message):
+    write_first_format(str(tmp_path), records, snapshots)
+    ownership = ownership_of(str(tmp_path))
+    assert ownership.state == UNKNOWN and message in ownership.reason
