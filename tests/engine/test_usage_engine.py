@@ -68,11 +68,13 @@ def check(engine: Engine, containers: dict, containerd_root=None) -> dict:
         copies = [os.path.join(os.path.dirname(log_path), entry) for entry in os.listdir(os.path.dirname(log_path))
                   if entry.startswith(os.path.basename(log_path))]
         assert logs[name]["bytes"] == du(*copies) and logs[name]["rotation"] is rotation
+        assert logs[name]["apparent_bytes"] == du(*copies, apparent=True)
     assert len([path for path in os.listdir(os.path.dirname(log_path)) if ".log." in path]) == 0  # plain: none
     volumes = {entry["name"]: entry for entry in categories["volumes"]["largest"]}
     for volume in engine.api("/volumes")["Volumes"]:
         directory = os.path.dirname(host(engine, volume["Mountpoint"]))
         assert volumes[volume["Name"]]["bytes"] == du(directory), volume["Name"]
+        assert volumes[volume["Name"]]["apparent_bytes"] == du(directory, apparent=True), volume["Name"]
     assert volumes["named"]["anonymous"] is False and volumes["named"]["in_use"] is True
     assert sum(entry["anonymous"] for entry in volumes.values()) == 1
     assert categories["buildkit"]["bytes"] >= du(os.path.join(engine.data_root, "buildkit"))
@@ -101,11 +103,13 @@ def test_on_the_overlay2_store_every_category_is_what_the_engine_names(version):
         for image in engine.api("/images/json"):
             image_dirs |= layer_dirs(engine, engine.api("/images/%s/json" % image["Id"])["GraphDriver"])
         assert categories["image_layers"]["bytes"] == du(*image_dirs)
+        assert categories["image_layers"]["apparent_bytes"] == du(*image_dirs, apparent=True)
         container_dirs = set()
         for container in engine.inspect(*engine.container_ids()):
             upper = container["GraphDriver"]["Data"]["UpperDir"]
             container_dirs |= {os.path.dirname(host(engine, upper)), os.path.dirname(host(engine, upper)) + "-init"}
         assert categories["container_layers"]["bytes"] == du(*container_dirs)
+        assert categories["container_layers"]["apparent_bytes"] == du(*container_dirs, apparent=True)
         assert categories["orphans"]["by_kind"]["unreferenced_dir"]["bytes"] == \
             du(os.path.join(engine.data_root, "overlay2", "c" * 64))
 
@@ -122,6 +126,7 @@ def test_on_engine_28_5_with_the_containerd_store_both_layouts_add_up(layout):
         categories = check(engine, containers, ctd_root)
         content = os.path.join(engine.containerd_root, "io.containerd.content.v1.content")
         assert categories["containerd_content"]["bytes"] == du(content) > 0
+        assert categories["containerd_content"]["apparent_bytes"] == du(content, apparent=True)
         assert categories["image_layers"]["bytes"] > 0 and categories["container_layers"]["count"] == 2
 
 
@@ -143,6 +148,7 @@ def test_a_host_that_switched_store_counts_the_store_it_left_as_other_store():
         usage = gather(load_store(engine.data_root, store="containerd"), usage=True)["usage"]
         left = [os.path.join(engine.data_root, "overlay2"), os.path.join(engine.data_root, "image", "overlay2")]
         assert usage["categories"]["other_store"]["bytes"] == du(*left) > 400000
+        assert usage["categories"]["other_store"]["apparent_bytes"] == du(*left, apparent=True)
         assert usage["total"]["bytes"] == du(engine.data_root) and usage["unattributed"]["bytes"] == 0
         # read as the overlay2 store it was, the containerd store is the other one
         usage = gather(load_store(engine.data_root, store="overlay2"), usage=True)["usage"]
