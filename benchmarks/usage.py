@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from devtools.paths import make_importable  # noqa: E402  pylint: disable=wrong-import-position
+from devtools.timing import write_result  # noqa: E402  pylint: disable=wrong-import-position
 
 make_importable()
 
@@ -84,10 +84,7 @@ def main() -> int:
         "usage_cost_ratio_to_du": round((medians["facts with usage"] - medians["facts without usage"]) / base, 2),
         "repeat": options.repeat,
     }
-    with open(options.output, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=1)
-        handle.write("\n")
-    print(json.dumps(result, indent=1))
+    write_result(options.output, result)
     return 0
 
 

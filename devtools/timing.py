@@ -1,11 +1,12 @@
-"""The one timing helper of the benchmarks: medians of repeated runs, warm cache unless a setup rebuilds."""
+"""The benchmarks' helpers: medians of repeated runs (warm cache unless a setup rebuilds), and their result file."""
 
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 
 def median_seconds(action: Callable[[], object], repeat: int, setup: Optional[Callable[[], object]] = None) -> float:
@@ -21,3 +22,11 @@ def median_seconds(action: Callable[[], object], repeat: int, setup: Optional[Ca
         action()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def write_result(path: str, result: Dict[str, Any]) -> None:
+    """A benchmark's result as JSON in ``path`` (the file the README's figures come from), and on stdout."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+        handle.write("\n")
+    print(json.dumps(result, indent=1))

@@ -36,8 +36,10 @@ options:
         (RV(ansible_facts.overlay2.daemon) and RV(ansible_facts.overlay2.daemons)) and V(usage), or V(all). An
         entry starting with V(!) leaves a part out (V(!usage)); a list of such entries alone starts from V(all).
       - C(data_root), C(driver), C(store), C(containerd) and C(warnings) are always returned.
-      - V(usage) walks the whole data-root once (about what C(du -sx) costs); V(orphans) and V(usage) classify
-        the orphans; leaving both out skips that.
+      - V(usage) walks the whole data-root once (about what C(du -sx) costs); V(orphans), V(summary) (its
+        C(orphan_bytes) and RV(ansible_facts.overlay2.orphan_totals)) and V(usage) classify the orphans.
+      - V(summary) alone returns a few KB whatever the store's size, for a fact cache or AWX's fact storage over
+        a large fleet.
     type: list
     elements: str
     default: [all]
@@ -472,8 +474,21 @@ ansible_facts:
                 counted.
               type: list
               elements: dict
+        orphan_totals:
+          description:
+            - Each orphan kind's C(count) and C(bytes), the summary of RV(ansible_facts.overlay2.orphans) in a few
+              hundred bytes whatever the store's size; null with O(orphans=false).
+          type: dict
+          returned: when V(summary) is in O(gather_subset) (it is in V(all))
+        warnings_count:
+          description: How many warnings there are (RV(ansible_facts.overlay2.warnings) may hold only the first).
+          type: int
+          returned: always
         warnings:
-          description: One entry per unreadable or inconsistent item of the store.
+          description:
+            - One entry per unreadable or inconsistent item of the store.
+            - Only the first 20 when none of V(images), V(layers) and V(containers) is in O(gather_subset), so that a
+              small result stays small (RV(ansible_facts.overlay2.warnings_count) says how many there are).
           type: list
           elements: dict
           returned: always
@@ -493,7 +508,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import DEFAULT_PATHS
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
-from ansible_collections.strata.overlay2.plugins.module_utils._facts.subset import keep, resolve
+from ansible_collections.strata.overlay2.plugins.module_utils._facts.subset import keep, needs_orphans, resolve
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, daemon_facts, open_store
 
 
@@ -516,7 +531,7 @@ def main() -> None:
     backend, location = open_store(module)
     store = backend.store
     drift_paths = module.params["drift_paths"] if module.params["container_drift"] else None
-    orphans = module.params["orphans"] and "orphans" in parts
+    orphans = module.params["orphans"] and needs_orphans(parts)
     facts = gather(store, container_sizes=module.params["container_sizes"], orphans=orphans,
                    drift_paths=drift_paths, usage="usage" in parts)
     facts["daemon"] = location.daemon.as_dict() if location.daemon else None

@@ -15,85 +15,17 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
-from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64
 from ansible_collections.strata.overlay2.plugins.modules.orphan_layer_prune import main
 from devtools.sandbox import ChrootEngine, Engine, build, import_base
 
+from tests.support.engine_leftovers import KEPT, crash_material, plant_containerd, plant_overlay2
 from tests.support.killpoints import run_killed_at
 from tests.support.module_runner import run_module
-
-LAYERDB = "image/overlay2/layerdb"
-DOOMED = "FROM strata/base:1.0\nRUN echo one > /one && mkdir -p /d/e && echo f > /d/e/f\nRUN echo two > /two\n"
-KEPT = "FROM strata/base:1.0\nRUN echo kept > /kept\n"
-
-
-def write(path: str, content: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(content)
-
-
-def plant_overlay2(engine: Engine, doomed_id: str, gone_container: str) -> None:
-    """Leftovers of each overlay2 kind, with the daemon stopped, as crashes leave them."""
-    root = engine.data_root
-    chains = sorted(name for name in os.listdir(os.path.join(root, LAYERDB, "sha256")) if is_hex64(name))
-    top = chain_of_top_layer(root, doomed_id)
-    hex_id = doomed_id.split(":")[1]
-    # ``docker rmi`` cut short after the image went and before its layers were released; its top layer's record
-    # renamed already (the engine's ``-removing``)
-    for below in ("content", "metadata"):
-        shutil.rmtree(os.path.join(root, "image/overlay2/imagedb", below, "sha256", hex_id), ignore_errors=True)
-        if below == "content":
-            os.unlink(os.path.join(root, "image/overlay2/imagedb/content/sha256", hex_id))
-    tags_path = os.path.join(root, "image/overlay2/repositories.json")
-    with open(tags_path, encoding="utf-8") as handle:
-        tags = json.load(handle)
-    tags["Repositories"].pop("strata/doomed", None)
-    write(tags_path, json.dumps(tags))
-    assert top in chains
-    os.rename(os.path.join(root, LAYERDB, "sha256", top),
-              os.path.join(root, LAYERDB, "sha256", "%s-%s-removing" % (top, "7" * 64)))
-    # ``docker rm`` cut short after the container's config went: its mount record and directories stay
-    shutil.rmtree(os.path.join(root, "containers", gone_container))
-    # a pull cut short: a directory with its link and no record, and a write-set naming another
-    for name, link in (("a" * 64, "PULLEDLINKAAAAAAAAAAAAAAAA"), ("b" * 64, "WRITESETLINKAAAAAAAAAAAAAA")):
-        write(os.path.join(root, "overlay2", name, "diff", "usr", "lib", "pulled.so"), "x" * 20000)
-        write(os.path.join(root, "overlay2", name, "link"), link)
-        os.mkdir(os.path.join(root, "overlay2", name, "work"))
-        os.symlink("../%s/diff" % name, os.path.join(root, "overlay2", "l", link))
-    write(os.path.join(root, LAYERDB, "tmp", "write-set-424242", "cache-id"), "b" * 64)
-    os.symlink("../%s/diff" % ("e" * 64), os.path.join(root, "overlay2", "l", "DANGLINGLINKAAAAAAAAAAAAAA"))
-
-
-def chain_of_top_layer(root: str, image_id: str) -> str:
-    with open(os.path.join(root, "image/overlay2/imagedb/content/sha256", image_id.split(":")[1]),
-              encoding="utf-8") as handle:
-        diff_ids = json.load(handle)["rootfs"]["diff_ids"]
-    from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import chain_ids  # pylint: disable=import-outside-toplevel
-    return chain_ids(diff_ids)[-1].split(":")[1]
-
-
-def plant_containerd(engine: Engine) -> None:
-    """Files no containerd database knows: snapshot directories of a crash between mkdir and commit and of
-    containerd's own removals, and ingests without a record."""
-    root = engine.containerd_root
-    for name in ("9999", "new-4242", "rm-4243"):
-        write(os.path.join(root, "io.containerd.snapshotter.v1.overlayfs/snapshots", name, "fs/usr/lib/x.so"), "x" * 9000)
-        os.makedirs(os.path.join(root, "io.containerd.snapshotter.v1.overlayfs/snapshots", name, "work/work"))
-    for digest in ("ab" * 32, "cd" * 32):
-        for name, data in (("data", "d" * 5000), ("ref", "moby/1/gone"), ("total", "9")):
-            write(os.path.join(root, "io.containerd.content.v1.content/ingest", digest, name), data)
-    week_ago = time.time() - 7 * 86400  # settled: not a write whose record is still being committed
-    for top in ("io.containerd.snapshotter.v1.overlayfs/snapshots", "io.containerd.content.v1.content/ingest"):
-        for parent, dirs, files in os.walk(os.path.join(root, top)):
-            for name in dirs + files:
-                os.utime(os.path.join(parent, name), (week_ago, week_ago), follow_symlinks=False)
 
 
 def tree(root: str) -> dict:
@@ -156,11 +88,9 @@ def every_image_runs(engine: Engine, kept_container: str) -> None:
 
 def make_store(engine: Engine) -> tuple:
     import_base(engine)
-    build(engine, "strata/doomed:1", DOOMED)
     build(engine, "strata/kept:1", KEPT)
     kept = engine.docker("create", "--network", "none", "--name", "kept", "strata/kept:1", "sleep", "600").strip()
-    gone = engine.docker("create", "--network", "none", "--name", "gone", "strata/kept:1", "true").strip()
-    doomed = engine.api("/images/strata/doomed:1/json")["Id"]
+    doomed, gone = crash_material(engine)
     return kept, gone, doomed
 
 

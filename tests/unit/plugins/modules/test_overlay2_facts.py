@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store
 from ansible_collections.strata.overlay2.plugins.modules.overlay2_facts import main
@@ -39,11 +41,27 @@ def test_gather_subset_returns_the_parts_asked_for_and_all_has_usage(sample):
         assert not done.failed, done.result
         return set(done.result["ansible_facts"]["overlay2"])
 
-    always = {"data_root", "driver", "store", "warnings"}
+    always = {"data_root", "driver", "store", "warnings", "warnings_count"}
     everything = keys()
-    assert everything == always | {"images", "layers", "containers", "orphans", "summary", "daemon", "daemons",
-                                   "usage"}
-    assert keys(gather_subset=["summary"]) == always | {"summary"}
+    assert everything == always | {"images", "layers", "containers", "orphans", "summary", "orphan_totals", "daemon",
+                                   "daemons", "usage"}
+    assert keys(gather_subset=["summary"]) == always | {"summary", "orphan_totals"}
     assert keys(gather_subset=["!usage", "!daemons"]) == everything - {"usage", "daemon", "daemons"}
     failed = run_module(main, data_root=sample.root, gather_subset=["sizes"])
     assert failed.failed and "unknown part 'sizes'" in failed.result["msg"]
+
+
+def test_the_summary_alone_is_the_same_summary_with_orphan_totals_and_the_first_warnings(leftovers):
+    leftovers.every_kind()
+    for number in range(30):  # entries the store does not know: one warning each
+        os.makedirs(os.path.join(leftovers.sample.root, "overlay2", "not-a-layer-%d" % number))
+    full = run_module(main, data_root=leftovers.sample.root).result["ansible_facts"]["overlay2"]
+    small = run_module(main, data_root=leftovers.sample.root,
+                       gather_subset=["summary"]).result["ansible_facts"]["overlay2"]
+    assert small["summary"] == full["summary"] and small["summary"]["orphan_bytes"] > 0
+    assert small["orphan_totals"] == full["orphan_totals"]
+    assert {kind: found["count"] for kind, found in small["orphan_totals"].items() if found["count"]} == \
+        {kind: count for kind, count in full["orphans"]["by_kind"].items() if count}
+    assert sum(found["bytes"] for found in small["orphan_totals"].values()) == full["orphans"]["bytes"]
+    assert small["warnings_count"] == full["warnings_count"] == len(full["warnings"]) >= 30
+    assert small["warnings"] == full["warnings"][:20]
