@@ -31,7 +31,7 @@ extends_documentation_fragment:
 options:
   gather_subset:
     description:
-      - The parts of the facts to gather and return, read as M(ansible.builtin.setup) reads its C(gather_subset),
+      - The parts of the facts to gather and return, read as C(ansible.builtin.setup) reads its C(gather_subset),
         among V(summary), V(images), V(layers), V(containers), V(orphans), V(daemons)
         (RV(ansible_facts.overlay2.daemon) and RV(ansible_facts.overlay2.daemons)) and V(usage), or V(all). An
         entry starting with V(!) leaves a part out (V(!usage)); a list of such entries alone starts from V(all).
