@@ -123,17 +123,8 @@ def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bo
     go = QUARANTINED if quarantine else REMOVED
     for orphan in orphans:  # chains come children first, so a staying child is known before its parent
         blocked = blocked_by(orphan, gates, staying_chains)
-        if orphan.in_progress:  # begun by an earlier run, which charged it to that run's ceiling
-            if blocked is None and orphan.layer_dirs and orphan.layer_dirs >= dirs_left:
-                blocked = LAST_LAYER_DIR, "would leave overlay2/ without layer directories"
-            if blocked is not None:
-                decisions.append(Decision(orphan, SKIPPED, blocked[0], blocked[1]))
-                continue
-            dirs_left -= orphan.layer_dirs
-            decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, RESUMED,
-                                      "the rest of a removal an earlier prune began"))
-            continue
-        if blocked is None and budget is not None and orphan.usage.bytes > budget:
+        charged = budget is not None and not orphan.in_progress  # a resumed one was charged by the run that began it
+        if blocked is None and charged and orphan.usage.bytes > budget:  # type: ignore[operator]
             blocked = OVER_BUDGET, "max_remove_bytes reached (%d bytes left, this needs %d)" % (budget, orphan.usage.bytes)
         dirs = orphan.layer_dirs
         if blocked is None and dirs and dirs >= dirs_left:
@@ -143,10 +134,14 @@ def decide(orphans: List[Orphan], gates: Gates, check_mode: bool, quarantine: bo
             if orphan.kind == UNREFERENCED_CHAIN and orphan.parent_chain:
                 staying_chains.add(orphan.parent_chain)
             continue
-        if budget is not None:
-            budget -= orphan.usage.bytes
+        if charged:
+            budget -= orphan.usage.bytes  # type: ignore[operator]
         dirs_left -= dirs
-        decisions.append(Decision(orphan, WOULD_REMOVE if check_mode else go, UNREFERENCED, "unreferenced and old enough"))
+        action = WOULD_REMOVE if check_mode else go
+        if orphan.in_progress:
+            decisions.append(Decision(orphan, action, RESUMED, "the rest of a removal an earlier prune began"))
+        else:
+            decisions.append(Decision(orphan, action, UNREFERENCED, "unreferenced and old enough"))
     return decisions
 
 
