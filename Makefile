@@ -30,6 +30,7 @@ deps: system-deps venv
 
 system-deps:
 	@devtools/debian-packages.sh $(DEBIAN_PACKAGES)
+	@devtools/promtool.sh >/dev/null
 
 venv: $(VENV)/.installed
 

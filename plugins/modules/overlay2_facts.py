@@ -70,10 +70,17 @@ options:
         returned as null (as before O(gather_subset) existed).
     type: bool
     default: true
+  as_facts:
+    description:
+      - Return the map as RV(ansible_facts.overlay2), a fact of the host (and so also stored by a fact cache or AWX's
+        fact storage). V(false) returns the same map as RV(overlay2) instead, for C(register), so that only what the
+        play keeps on purpose reaches the fact cache.
+    type: bool
+    default: true
 attributes:
   facts:
     support: full
-    description: Returns the map as C(ansible_facts.overlay2).
+    description: Returns the map as C(ansible_facts.overlay2) (with O(as_facts=false), as RV(overlay2)).
 """
 
 EXAMPLES = r"""
@@ -94,9 +101,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+overlay2:
+  description: The same map as RV(ansible_facts.overlay2), not as a fact.
+  returned: when O(as_facts=false)
+  type: dict
 ansible_facts:
   description: Facts added to the host.
-  returned: always
+  returned: when O(as_facts=true) (the default)
   type: dict
   contains:
     overlay2:
@@ -521,6 +532,7 @@ def main() -> None:
             "drift_paths": {"type": "list", "elements": "str", "default": list(DEFAULT_PATHS)},
             "orphans": {"type": "bool", "default": True},
             "gather_subset": {"type": "list", "elements": "str", "default": ["all"]},
+            "as_facts": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -543,7 +555,9 @@ def main() -> None:
     if facts["warnings"]:
         module.warn("%d entries of %s could not be read or are inconsistent; see ansible_facts.overlay2.warnings"
                     % (len(facts["warnings"]), store.data_root))
-    module.exit_json(changed=False, ansible_facts={"overlay2": facts})
+    if module.params["as_facts"]:
+        module.exit_json(changed=False, ansible_facts={"overlay2": facts})
+    module.exit_json(changed=False, overlay2=facts)
 
 
 if __name__ == "__main__":

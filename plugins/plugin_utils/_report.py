@@ -22,6 +22,9 @@ CORRUPT = "corrupt"
 NOT_VERIFIED = "not verified"
 NO_DATA = "no data"
 DETAIL_LIMIT = 50  # entries of one list shown per host in the page (the JSON keeps all)
+# The lists of a host summary that grow with the store; ``list_totals`` counts each whatever was kept.
+LIST_KEYS = ("image_list", "corrupt", "unverifiable", "orphan_paths", "warnings")
+INNER_LIMIT = 3  # entries of a list inside one entry (a corrupt layer's images and problems) in a bounded summary
 
 
 class ReportError(ValueError):
@@ -76,9 +79,10 @@ def cis_summary(result: Any) -> List[Dict[str, Any]]:
             for control in controls if isinstance(control, Mapping)]
 
 
-def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = None) -> Dict[str, Any]:
+def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = None,
+                 limit: Optional[int] = None) -> Dict[str, Any]:
     """The report row and detail of one host, from its ``overlay2`` facts, optional layer_verify result and
-    optional cis_benchmark result."""
+    optional cis_benchmark result; with ``limit``, bounded (see ``bounded``)."""
     facts = _mapping(facts, "the overlay2 facts")
     summary = _mapping(facts.get("summary", {}), "overlay2.summary")
     images = [image for image in facts.get("images") or [] if not image.get("intermediate")]
@@ -128,7 +132,33 @@ def host_summary(facts: Any, verdict: Any = None, host: str = "", cis: Any = Non
         result["bytes_verified"] = verdict.get("bytes_verified")
         result["corrupt"] = [corrupt_entry(entry, names) for entry in verdict.get("corrupt") or []]
         result["unverifiable"] = [dict(entry) for entry in verdict.get("unverifiable") or []]
+    result["corrupt_layers"] = len(result["corrupt"])
+    result["list_totals"] = {key: len(result[key]) for key in LIST_KEYS}
+    return bounded(result, limit) if limit is not None else result
+
+
+def bounded(row: Mapping[str, Any], limit: int) -> Dict[str, Any]:
+    """A host summary whose size does not grow with the store: each list cut to its first ``limit`` entries,
+    the lists inside an entry (a corrupt layer's images and problems, a control's failing targets) to
+    ``INNER_LIMIT``. ``list_totals`` (and ``*_total`` beside an inner list) say how many there were."""
+    limit = max(0, int(limit))
+    result = dict(row)
+    for key in LIST_KEYS:
+        result[key] = list(result.get(key) or [])[:limit]
+    result["corrupt"] = [_cut(entry, ("images", "containers", "problems")) for entry in result["corrupt"]]
+    if result.get("cis"):
+        result["cis"] = [_cut(control, ("failing",)) for control in result["cis"]]
     return result
+
+
+def _cut(entry: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
+    cut = dict(entry)
+    for key in keys:
+        items = list(entry.get(key) or [])
+        cut[key] = items[:INNER_LIMIT]
+        if len(items) > INNER_LIMIT:
+            cut[key + "_total"] = len(items)
+    return cut
 
 
 def usage_summary(usage: Any) -> Optional[Dict[str, Any]]:
@@ -190,7 +220,7 @@ COLOURS = {"shared": "#4c78a8", "unique": "#72b7b2", "orphans": "#e45756", "imag
            "image_layers": "#4c78a8", "container_layers": "#72b7b2", "container_logs": "#f58518",
            "volumes": "#54a24b", "buildkit": "#b279a2", "containerd_content": "#9d755d",
            "containerd_snapshots": "#bab0ac", "metadata": "#79706e", "other_store": "#eeca3b",
-           "unattributed": "#ff9da6"}
+           "unattributed": "#ff9da6", "stores": "#4c78a8", "layers_bytes": "#4c78a8", "orphan_bytes": "#e45756"}
 # where the disk went (overlay2_facts' usage), in the order the report draws them
 USAGE_SERIES = ("image_layers", "container_layers", "container_logs", "volumes", "buildkit", "containerd_content",
                 "containerd_snapshots", "orphans", "metadata", "other_store", "unattributed")
@@ -207,7 +237,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{border-radius:10px;padding:1px 8px;font-size:12px;color:#fff}
 .verified{background:#1a7f37}.corrupt{background:#cf222e}.not-verified,.no-data{background:#6e7781}
 .cis-pass{background:#1a7f37}.cis-fail{background:#cf222e}.cis-waived{background:#9a6700}
-.cis-manual,.cis-not-applicable{background:#6e7781}
+.cis-manual,.cis-not-applicable{background:#6e7781}.stale{background:#9a6700}
+.change{color:#59636e;font-size:12px}
 code{font:12px ui-monospace,monospace}
 details{border:1px solid #d1d9e0;border-radius:6px;padding:6px 12px;margin:8px 0}
 summary{cursor:pointer;font-weight:600}
@@ -219,8 +250,11 @@ def _badge(verdict: str) -> str:
     return '<span class="badge %s">%s</span>' % (verdict.replace(" ", "-"), _e(verdict))
 
 
-def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Sequence[str]) -> str:
-    """A horizontal stacked bar chart as inline SVG: one bar per row, one segment per series."""
+def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Sequence[str],
+               count: bool = False) -> str:
+    """A horizontal stacked bar chart as inline SVG: one bar per row, one segment per series; ``count`` shows
+    the values as numbers rather than bytes."""
+    amount = str if count else human_bytes
     label_width, bar_width, row_height, top = 230, 460, 24, 30
     peak = max([sum(int(row["values"].get(name) or 0) for name in series) for row in rows] + [1])
     height = top + row_height * max(len(rows), 1) + 10
@@ -245,9 +279,9 @@ def _bar_chart(chart_id: str, title: str, rows: List[Dict[str, Any]], series: Se
                 parts.append('<rect class="bar" data-series="%s" data-bytes="%d" x="%.1f" y="%d" width="%.1f" '
                              'height="%d" fill="%s"><title>%s: %s</title></rect>'
                              % (name, value, x, y + 3, max(width, 1.0), row_height - 6, COLOURS[name],
-                                _e(name), human_bytes(value)))
+                                _e(name), amount(value)))
             x += width
-        parts.append('<text x="%.1f" y="%d">%s</text>' % (x + 6, y + 15, human_bytes(total)))
+        parts.append('<text x="%.1f" y="%d">%s</text>' % (x + 6, y + 15, amount(total)))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -273,11 +307,7 @@ def _host_table(report: Mapping[str, Any]) -> str:
             "<th>Verification</th></tr>")
     body = []
     for row, (_label, anchor) in zip(report["hosts"], _labels(report["hosts"])):
-        verdict = row.get("verdict") or NOT_VERIFIED
-        if verdict == CORRUPT:
-            verdict_text = "%s (%d)" % (_badge(verdict), len(row.get("corrupt") or []))
-        else:
-            verdict_text = _badge(verdict)
+        verdict_text = _verdict(row) + _change(report, row)
         body.append('<tr class="host-row" data-host="%s"><td><a href="#%s">%s</a></td><td><code>%s</code></td>'
                     "<td class=store>%s</td><td class=num>%d</td><td class=num>%d</td><td class=num>%s</td>"
                     "<td class=num>%s</td><td class=num>%s</td><td>%s</td></tr>"
@@ -285,17 +315,58 @@ def _host_table(report: Mapping[str, Any]) -> str:
                        _e(row.get("store") or "overlay2"), int(row.get("images") or 0), int(row.get("layers") or 0),
                        human_bytes(row.get("shared_size")),
                        human_bytes(row.get("unique_size")), human_bytes(row.get("orphan_bytes")), verdict_text))
-    for host in report.get("missing_hosts") or []:
-        body.append('<tr class="host-row missing" data-host="%s"><td>%s</td><td colspan=7>failed or unreachable: '
-                    "no data</td><td>%s</td></tr>" % (_e(host), _e(host), _badge(NO_DATA)))
+    body.extend(_missing_rows(report))
     return '<table id="hosts"><thead>%s</thead><tbody>%s</tbody></table>' % (head, "".join(body))
 
 
-def _list(items: Sequence[Any], empty: str) -> str:
+def _missing_rows(report: Mapping[str, Any]) -> List[str]:
+    """A row per host without data: not audited (no result kept), failed in this run, or unreadable."""
+    not_audited = set(report.get("not_audited") or [])
+    reasons = {item["host"]: item["reason"] for item in report.get("unreadable") or []}
+    rows = []
+    for host in report.get("missing_hosts") or []:
+        why = ("not audited: no result kept" if host in not_audited else "failed or unreachable: no data")
+        if host in reasons:
+            why += "; unreadable: " + reasons[host]
+        rows.append('<tr class="host-row missing" data-host="%s"><td>%s</td><td colspan=7>%s</td><td>%s</td></tr>'
+                    % (_e(host), _e(host), _e(why), _badge(NO_DATA)))
+    return rows
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    verdict = row.get("verdict") or NOT_VERIFIED
+    text = _badge(verdict)
+    if verdict == CORRUPT:
+        text = "%s (%d)" % (text, int(row.get("corrupt_layers") or len(row.get("corrupt") or [])))
+    if row.get("stale"):
+        text += ' <span class="badge stale" title="audited %s">stale</span>' % _e(row.get("run_at"))
+    if any(control.get("status") == "fail" for control in row.get("cis") or []):
+        text += ' <span class="badge cis-fail">CIS fail</span>'
+    return text
+
+
+def _change(report: Mapping[str, Any], row: Mapping[str, Any]) -> str:
+    """The store's change since its previous report run, when the history holds one."""
+    changes = ((report.get("history") or {}).get("changes") or {}).get(str(row.get("host")), {})
+    change = changes.get(str(row.get("data_root")))
+    if not change:
+        return ""
+    parts = []
+    for key, name in (("layers_bytes", "layers"), ("orphan_bytes", "orphans")):
+        delta = change.get(key)
+        if delta:
+            parts.append("%s %s%s" % (name, "+" if delta > 0 else "-", human_bytes(abs(delta))))
+    return ('<div class="change" title="since %s">%s</div>' % (_e(change.get("since")), _e(", ".join(parts)))
+            if parts else "")
+
+
+def _list(items: Sequence[Any], empty: str, total: Optional[int] = None) -> str:
+    """A list of at most DETAIL_LIMIT entries; ``total`` counts those a bounded summary left out too."""
     if not items:
         return "<p>%s</p>" % _e(empty)
     shown = "".join("<li><code>%s</code></li>" % _e(item) for item in items[:DETAIL_LIMIT])
-    more = "<li>... and %d more (see the JSON)</li>" % (len(items) - DETAIL_LIMIT) if len(items) > DETAIL_LIMIT else ""
+    hidden = max(len(items), int(total or 0)) - min(len(items), DETAIL_LIMIT)
+    more = "<li>... and %d more (see the host's own JSON)</li>" % hidden if hidden > 0 else ""
     return "<ul>%s%s</ul>" % (shown, more)
 
 
@@ -331,7 +402,12 @@ def _host_detail(row: Mapping[str, Any], anchor: str) -> str:
            human_bytes(row.get("bytes_verified")), images, _usage_table(row.get("usage")),
            "<ul>%s</ul>" % corrupt if corrupt else "<p>None.</p>",
            human_bytes(row.get("orphan_bytes")), "; " + kinds if kinds else "",
-           _list(row.get("orphan_paths") or [], "None."), _list(row.get("warnings") or [], "None.")))
+           _list(row.get("orphan_paths") or [], "None.", _total(row, "orphan_paths")),
+           _list(row.get("warnings") or [], "None.", _total(row, "warnings"))))
+
+
+def _total(row: Mapping[str, Any], key: str) -> int:
+    return int((row.get("list_totals") or {}).get(key) or len(row.get(key) or []))
 
 
 def _usage_table(usage: Optional[Mapping[str, Any]]) -> str:
@@ -390,34 +466,137 @@ def _usage_charts(report: Mapping[str, Any], labels: Sequence[Tuple[str, str]]) 
     series = [name for name in USAGE_SERIES if fleet["categories"].get(name)]
     return "<h2>Where the disk went</h2>" + _bar_chart("chart-usage", "Disk by category, the fleet and each store",
                                                        rows[:1], series) + \
-        _bar_chart("chart-usage-hosts", "Disk by category per store", rows[1:], series)
+        (_bar_chart("chart-usage-hosts", "Disk by category per store", rows[1:], series) if rows[1:] else "")
+
+
+FOLD_AFTER = 50  # hosts beyond which the page lists the problem hosts and folds the rest
 
 
 def render_html(report: Any, title: str = "Docker overlay2 fleet report") -> str:
-    """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts)."""
+    """The fleet report as one self-contained HTML page (inline CSS, inline SVG, no scripts). Up to FOLD_AFTER
+    hosts, a row, a bar and a section per host; beyond, the hosts with problems first, the rest counted and
+    folded, and charts of distributions."""
     report = _mapping(report, "the fleet report")
     totals = report.get("totals") or {}
-    labels = _labels(report["hosts"])
-    host_rows = [{"label": label, "values": {"shared": row.get("shared_size"), "unique": row.get("unique_size"),
-                                             "orphans": row.get("orphan_bytes")}}
-                 for row, (label, _anchor) in zip(report["hosts"], labels)]
-    image_rows = [{"label": "%s: %s" % (item["host"], item["name"]), "values": {"image": item["unique_size"]}}
-                  for item in report.get("largest_images") or []]
+    hosts = len(report["hosts"]) + len(report.get("missing_hosts") or [])
     cards = [("Hosts", totals.get("hosts", 0)), ("Images", totals.get("images", 0)),
              ("Layers", totals.get("layers", 0)), ("Layer bytes", human_bytes(totals.get("layers_size"))),
              ("Reclaimable orphans", human_bytes(totals.get("orphan_bytes"))),
              ("Hosts with corrupt layers", totals.get("corrupt_hosts", 0))]
+    for key, name in (("not_audited_hosts", "Not audited"), ("stale_hosts", "Stale"),
+                      ("out_of_policy_hosts", "Out of policy"), ("failed_hosts", "Failed")):
+        if totals.get(key):
+            cards.append((name, totals[key]))
+    body = _fleet_body(report) if hosts > FOLD_AFTER else _small_body(report)
     return "".join([
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>%s</title>" % _e(title),
         "<meta name=viewport content='width=device-width,initial-scale=1'><style>%s</style></head><body>" % CSS,
         "<h1>%s</h1><div class=meta>Generated %s by strata.overlay2</div>" % (_e(title), _e(report.get("generated"))),
         '<div class="cards">%s</div>' % "".join('<div class="card">%s<b>%s</b></div>' % (_e(name), _e(value))
                                                 for name, value in cards),
+        body, _trend(report), _outcomes(report), "</body></html>\n"])
+
+
+def _small_body(report: Mapping[str, Any]) -> str:
+    labels = _labels(report["hosts"])
+    host_rows = [{"label": label, "values": {"shared": row.get("shared_size"), "unique": row.get("unique_size"),
+                                             "orphans": row.get("orphan_bytes")}}
+                 for row, (label, _anchor) in zip(report["hosts"], labels)]
+    return "".join([
         "<h2>Hosts</h2>", _host_table(report), _cis_matrix(report),
         "<h2>Bytes per host</h2>", _bar_chart("chart-hosts", "Shared, unique and orphan bytes per host", host_rows,
                                               ("shared", "unique", "orphans")),
-        _usage_charts(report, labels),
-        "<h2>Largest images by unique bytes</h2>",
-        _bar_chart("chart-images", "Largest images by unique bytes", image_rows, ("image",)),
-        "<h2>Per host</h2>", "".join(_host_detail(row, anchor) for row, (_label, anchor) in zip(report["hosts"], labels)),
-        "</body></html>\n"])
+        _usage_charts(report, labels), _largest(report),
+        "<h2>Per host</h2>", "".join(_host_detail(row, anchor) for row, (_label, anchor) in zip(report["hosts"], labels))])
+
+
+def _largest(report: Mapping[str, Any]) -> str:
+    image_rows = [{"label": "%s: %s" % (item["host"], item["name"]), "values": {"image": item["unique_size"]}}
+                  for item in report.get("largest_images") or []]
+    return "<h2>Largest images by unique bytes</h2>" + _bar_chart("chart-images", "Largest images by unique bytes",
+                                                                  image_rows, ("image",))
+
+
+def _is_problem(row: Mapping[str, Any]) -> bool:
+    return bool(row.get("out_of_policy") or row.get("stale") or row.get("verdict") == CORRUPT)
+
+
+def _fleet_body(report: Mapping[str, Any]) -> str:
+    """At fleet scale: the hosts with problems (rows and sections), the others folded, distributions."""
+    labels = _labels(report["hosts"])
+    problem = {row["host"] for row in report["hosts"] if _is_problem(row)}
+    shown = [(row, anchor) for row, (_label, anchor) in zip(report["hosts"], labels) if row["host"] in problem]
+    others = [row for row in report["hosts"] if row["host"] not in problem]
+    focus = dict(report, hosts=[row for row, _anchor in shown])
+    others_rows = "".join(
+        '<tr class="other-row" data-host="%s"><td>%s</td><td><code>%s</code></td><td class=num>%d</td>'
+        "<td class=num>%d</td><td class=num>%s</td><td class=num>%s</td><td>%s</td></tr>"
+        % (_e(row["host"]), _e(row["host"]), _e(row.get("data_root")), int(row.get("images") or 0),
+           int(row.get("layers") or 0), human_bytes(row.get("layers_size")), human_bytes(row.get("orphan_bytes")),
+           _e(row.get("verdict") or NOT_VERIFIED)) for row in others)
+    other_hosts = len({row["host"] for row in others})
+    layer_bytes = [int(row.get("layers_size") or 0) for row in report["hosts"]]
+    orphan_bytes = [int(row.get("orphan_bytes") or 0) for row in report["hosts"] if row.get("orphan_bytes")]
+    return "".join([
+        "<h2>Hosts needing attention (%d)</h2>" % (len({row["host"] for row, _a in shown})
+                                                   + len(report.get("missing_hosts") or [])),
+        "<p>Out of policy (a corrupt layer, a failing CIS control), stale, failed or not audited.</p>",
+        _host_table(focus),
+        '<details id="others"><summary>%d hosts without problems (%d stores)</summary>'
+        '<table id="others-table"><thead><tr><th>Host</th><th>Data-root</th><th class=num>Images</th>'
+        "<th class=num>Layers</th><th class=num>Layer bytes</th><th class=num>Orphans</th><th>Verification</th>"
+        "</tr></thead><tbody>%s</tbody></table></details>" % (other_hosts, len(others), others_rows),
+        "<h2>Distributions</h2>",
+        _bar_chart("chart-layers-dist", "Stores by layer bytes", _histogram(layer_bytes), ("stores",),
+                   count=True),
+        _bar_chart("chart-orphans-dist", "Stores with orphans, by orphan bytes", _histogram(orphan_bytes),
+                   ("stores",), count=True) if orphan_bytes else "<p>No store has orphans.</p>",
+        _usage_charts(dict(report, hosts=[]), []), _largest(report), _cis_matrix(focus),
+        "<h2>Hosts needing attention, in detail</h2>",
+        "".join(_host_detail(row, anchor) for row, anchor in shown)])
+
+
+def _histogram(values: Sequence[int]) -> List[Dict[str, Any]]:
+    """Rows of a histogram over powers of two (1-2 GiB, 2-4 GiB, ...), from the smallest value's to the largest's."""
+    if not values:
+        return []
+    buckets: Dict[int, int] = {}
+    for value in values:
+        buckets[max(value, 1).bit_length() - 1] = buckets.get(max(value, 1).bit_length() - 1, 0) + 1
+    low, high = min(buckets), max(buckets)
+    return [{"label": "%s to %s" % (human_bytes(1 << power), human_bytes(1 << (power + 1))),
+             "values": {"stores": buckets.get(power, 0)}} for power in range(low, high + 1)]
+
+
+def _trend(report: Mapping[str, Any]) -> str:
+    """The fleet over the report runs the history keeps (the last 30)."""
+    runs = ((report.get("history") or {}).get("runs") or [])[-30:]
+    if len(runs) < 2:
+        return ""
+    rows = [{"label": run["run_at"], "values": {"layers_bytes": run["layers_bytes"], "orphan_bytes": run["orphan_bytes"]}}
+            for run in runs]
+    table = "".join("<tr><td>%s</td><td class=num>%d</td><td class=num>%d</td><td class=num>%s</td>"
+                    "<td class=num>%s</td><td class=num>%d</td></tr>"
+                    % (_e(run["run_at"]), run["hosts"], run["audited_hosts"], human_bytes(run["layers_bytes"]),
+                       human_bytes(run["orphan_bytes"]), run["out_of_policy_hosts"]) for run in runs)
+    return ("<h2>Trend</h2>" + _bar_chart("chart-trend", "Layer and orphan bytes per report run", rows,
+                                          ("layers_bytes", "orphan_bytes"))
+            + '<table id="trend"><thead><tr><th>Run</th><th class=num>Hosts</th><th class=num>Audited</th>'
+              "<th class=num>Layer bytes</th><th class=num>Orphans</th><th class=num>Out of policy</th></tr>"
+              "</thead><tbody>%s</tbody></table>" % table)
+
+
+def _outcomes(report: Mapping[str, Any]) -> str:
+    """The cleanup and compliance roles' last outcomes: totals, and the hosts that failed a check."""
+    cleanup, compliance = report.get("cleanup") or [], report.get("compliance") or []
+    if not cleanup and not compliance:
+        return ""
+    failing = [item for item in compliance if int(item.get("failed") or 0) > 0]
+    rows = "".join('<tr class="compliance-failed" data-host="%s"><td>%s</td><td>%s</td><td>%s</td></tr>'
+                   % (_e(item["host"]), _e(item["host"]), _e(item.get("run_at")),
+                      _e(", ".join(item.get("failed_checks") or []))) for item in failing[:DETAIL_LIMIT * 4])
+    reclaimed = sum(int(item.get("reclaimed_bytes") or 0) for item in cleanup)
+    table = ('<table id="compliance"><thead><tr><th>Host</th><th>Checked</th><th>Failed checks</th></tr></thead>'
+             "<tbody>%s</tbody></table>" % rows) if rows else ""
+    return ("<h2>Cleanup and compliance</h2><p>Cleanup ran on %d hosts (%s reclaimed); compliance on %d hosts, "
+            "%d out of policy.</p>%s" % (len(cleanup), human_bytes(reclaimed), len(compliance), len(failing), table))

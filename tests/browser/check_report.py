@@ -43,6 +43,9 @@ return {
   table_height: (document.getElementById('hosts') || {getBoundingClientRect: () => ({height: 0})})
                   .getBoundingClientRect().height,
   charts: {hosts: chart('chart-hosts'), images: chart('chart-images')},
+  fleet_charts: {layers: chart('chart-layers-dist'), orphans: chart('chart-orphans-dist')},
+  others: [...document.querySelectorAll('#others-table tbody tr.other-row')].map(r => r.dataset.host),
+  others_folded: !!document.querySelector('details#others:not([open])'),
   details: [...document.querySelectorAll('details.host-detail')].map(d => d.id),
   external: [...document.querySelectorAll('script, link, img, iframe, object')].length,
   fetched: performance.getEntriesByType('resource').map(e => e.name),

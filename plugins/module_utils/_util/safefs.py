@@ -312,3 +312,24 @@ def disk_usage(path: str) -> int:
     """Allocated bytes of a tree as containerd's snapshotter counts them: st_blocks * 512 of every unique
     inode, the top directory included; symlinks not followed. A path that is not a directory counts nothing."""
     return sum(info.st_blocks * 512 for info in _unique_inodes(path, True))
+
+
+def replace_file(path: str, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``text`` atomically: a temporary file in the same directory (named ``.<name>.*.tmp``,
+    so that a reader matching ``*<suffix>`` never sees it), synced, then renamed over ``path``. A symlink at
+    ``path`` is replaced, never followed."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise

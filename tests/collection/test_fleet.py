@@ -1,0 +1,118 @@
+"""The fleet path as a user runs it: the audit keeps a small result per host in a jsonfile fact cache, sliced
+runs share that cache, and ``strata.overlay2.report`` builds the report from it without contacting a host."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from tests.support import fleet
+from tests.unit.plugins.module_utils._metrics.test_textfile import PROMTOOL
+
+HOSTS = 30
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """30 hosts, each with its own store: every tenth corrupt, every fifth (the others) with leftovers."""
+    base = tmp_path_factory.mktemp("fleet")
+    found = {}
+    for number in range(1, HOSTS + 1):
+        kind = "corrupt" if number % 10 == 0 else "orphans" if number % 5 == 0 else "clean"
+        found["host%02d" % number] = fleet.make_store(str(base / ("host%02d" % number) / "docker"), kind)
+    return found
+
+
+@pytest.fixture(scope="module")
+def textfiles(stores, tmp_path_factory):
+    """A node_exporter textfile directory per host (on one machine, each host needs its own)."""
+    base = tmp_path_factory.mktemp("textfile")
+    found = {host: str(base / host) for host in stores}
+    for directory in found.values():
+        os.makedirs(directory)
+    return found
+
+
+@pytest.fixture(scope="module")
+def inventory(stores, textfiles, tmp_path_factory):
+    """The 30 audited hosts, each writing its metrics, and one that is never audited (no store)."""
+    return fleet.write_inventory(str(tmp_path_factory.mktemp("inventory") / "hosts.ini"), dict(stores, never=None),
+                                 {host: {"overlay2_audit_prometheus_dir": path} for host, path in textfiles.items()})
+
+
+@pytest.fixture(scope="module")
+def unsliced(collections_path, inventory, tmp_path_factory):
+    work = tmp_path_factory.mktemp("unsliced")
+    fleet.audit(collections_path, str(work / "cache"), inventory, limits=["fleet:!never"])
+    return work, fleet.report(collections_path, str(work / "cache"), inventory, str(work / "report"))
+
+
+def test_three_concurrent_slices_sharing_one_cache_report_what_one_run_does(collections_path, inventory,
+                                                                            unsliced, tmp_path):
+    names = ["host%02d" % number for number in range(1, HOSTS + 1)]
+    slices = [",".join(names[start::3]) for start in range(3)]  # interleaved, as no slice sees the others' hosts
+    fleet.audit(collections_path, str(tmp_path / "cache"), inventory, limits=slices)
+    sliced = fleet.report(collections_path, str(tmp_path / "cache"), inventory, str(tmp_path / "report"))
+    _work, whole = unsliced
+    assert fleet.without_times(sliced) == fleet.without_times(whole)
+    assert sliced["totals"]["audited_hosts"] == HOSTS and sliced["not_audited"] == ["never"]
+    assert sliced["totals"]["corrupt_hosts"] == 3
+    assert {row["host"] for row in sliced["hosts"] if row["orphan_bytes"]} == {"host05", "host15", "host25"}
+
+
+def test_each_host_keeps_a_small_result_and_not_its_whole_map(unsliced):
+    work, _report = unsliced
+    sizes = {os.path.basename(path): os.path.getsize(path) for path in glob.glob(str(work / "cache" / "*"))}
+    assert len(sizes) >= HOSTS  # an entry per audited host (and one for the report's localhost)
+    assert max(sizes.values()) < 16 * 1024, sizes
+
+
+def test_the_report_lists_the_corrupt_hosts_with_their_changed_file_and_keeps_a_history(unsliced):
+    work, report = unsliced
+    corrupt = [row for row in report["hosts"] if row["verdict"] == "corrupt"]
+    assert [row["host"] for row in corrupt] == ["host10", "host20", "host30"]
+    assert all(row["out_of_policy"] and not row["stale"] for row in corrupt)
+    assert any("opt/data.bin" in problem for problem in corrupt[0]["corrupt"][0]["problems"])
+    page = (work / "report" / "report.html").read_text(encoding="utf-8")
+    assert "not audited: no result kept" in page and "opt/data.bin" in page
+    with sqlite3.connect(str(work / "report" / "history.sqlite3")) as db:
+        rows = db.execute("SELECT host, verdict, corrupt_layers FROM host_runs ORDER BY host").fetchall()
+    assert len(rows) == HOSTS and rows[9] == ("host10", "corrupt", 1)
+
+
+def test_a_second_report_run_shows_each_host_s_change_and_an_old_audit_as_stale(collections_path, inventory,
+                                                                                unsliced, tmp_path):
+    work, _report = unsliced
+    dest = str(work / "report")
+    time.sleep(1.1)  # every audit is then older than a max_age of 0 seconds
+    again = fleet.report(collections_path, str(work / "cache"), inventory, dest, ["overlay2_report_max_age=0"])
+    assert len(again["history"]["runs"]) == 2
+    assert again["history"]["changes"]["host01"][again["hosts"][0]["data_root"]]["layers_bytes"] == 0
+    assert again["totals"]["stale_hosts"] == HOSTS and all(row["stale"] for row in again["hosts"])
+    with open(os.path.join(dest, "fleet.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["stale_hosts"][0] == "host01"
+
+
+def test_each_host_s_figures_reach_its_textfile_collector_as_promtool_reads_them(unsliced, textfiles):
+    _work, report = unsliced
+    rows = {row["host"]: row for row in report["hosts"]}
+    for host, directory in textfiles.items():
+        assert os.listdir(directory) == ["strata_overlay2.prom"], host  # the temporary file was renamed
+        path = os.path.join(directory, "strata_overlay2.prom")
+        if os.path.exists(PROMTOOL):
+            with open(path, "rb") as handle:
+                checked = subprocess.run([PROMTOOL, "check", "metrics"], stdin=handle, capture_output=True,
+                                         check=False)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+        with open(path, encoding="utf-8") as handle:
+            samples = dict(line.rsplit(" ", 1) for line in handle.read().splitlines() if not line.startswith("#"))
+        labels = '{data_root="%s",store="overlay2"}' % rows[host]["data_root"]
+        assert int(samples["strata_overlay2_layers_bytes" + labels]) == rows[host]["layers_size"]
+        assert int(samples["strata_overlay2_orphan_bytes" + labels]) == rows[host]["orphan_bytes"]
+        assert int(samples["strata_overlay2_corrupt_layers" + labels]) == rows[host]["corrupt_layers"]
