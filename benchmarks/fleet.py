@@ -6,7 +6,9 @@ On the 10,000-layer synthetic store of ``benchmarks/run``, ``ansible-playbook`` 
 (the collection built and installed as a user installs it; the target is the system Python) with each subset,
 round by round. The task's time is what the user waits for (the JUnit callback's time of that task: the
 module, and Ansible carrying its result back); the size is the JSON of the facts the task returns, what a fact
-cache or AWX's fact storage keeps for the host. The results are the sizes and the ratios to ``all``.
+cache or AWX's fact storage keeps for the host. Each subset runs twice a round: without a fact cache, and with a
+jsonfile fact cache on the controller, as a fleet's controller keeps one (where ``all`` also stores its map).
+The results are the sizes and the ratios to ``all``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wro
 SUBSETS = {"all": ["all"], "all but usage": ["!usage"], "summary": ["summary"]}
 
 
-def run_task(collections: str, work: str, root: str, subset: List[str], name: str) -> Tuple[float, int]:
-    """(the task's seconds, the bytes of the facts it returned) of one ansible-playbook run."""
+def run_task(collections: str, work: str, root: str, subset: List[str], name: str,
+             cache: bool = False) -> Tuple[float, int]:
+    """(the task's seconds, the bytes of the facts it returned) of one ansible-playbook run; with ``cache``, the
+    controller keeps facts in a jsonfile fact cache, as a fleet's controller (or AWX's fact storage) does."""
     output = os.path.join(work, "facts-%s.json" % name.replace(" ", "-"))
     playbook = os.path.join(work, "facts.yml")
     with open(playbook, "w", encoding="utf-8") as handle:
@@ -51,6 +55,9 @@ def run_task(collections: str, work: str, root: str, subset: List[str], name: st
         os.unlink(stale)
     env = dict(ansible_env(collections), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit", JUNIT_OUTPUT_DIR=junit,
                JUNIT_TASK_CLASS="true")
+    if cache:
+        env.update(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(work, "fact-cache"),
+                   ANSIBLE_CACHE_PLUGIN_TIMEOUT="0")
     subprocess.run([ansible_tool("ansible-playbook"), playbook, "-i", "localhost,", "-c", "local",
                     "-e", "ansible_python_interpreter=/usr/bin/python3"], env=env, check=True, capture_output=True)
     (report,) = glob.glob(os.path.join(junit, "*.xml"))
@@ -65,25 +72,30 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "fleet.json"))
     options = parser.parse_args()
-    times: Dict[str, List[float]] = {name: [] for name in SUBSETS}
+    runs = [(name, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
+    times: Dict[Tuple[str, bool], List[float]] = {(name, cache): [] for name, _subset, cache in runs}
     sizes: Dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as work:
         collections = build_and_install(work)
         root = os.path.join(work, "store")
         shape = generate(root, options.layers)
-        for name, subset in SUBSETS.items():  # a first, untimed run of each warms the page cache
-            run_task(collections, work, root, subset, name)
+        for name, subset, cache in runs:  # a first, untimed run of each warms the page cache
+            run_task(collections, work, root, subset, name, cache)
         for _round in range(options.repeat):
-            for name, subset in SUBSETS.items():
-                seconds, size = run_task(collections, work, root, subset, name)
-                times[name].append(seconds)
+            for name, subset, cache in runs:
+                seconds, size = run_task(collections, work, root, subset, name, cache)
+                times[(name, cache)].append(seconds)
                 sizes[name] = size
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = {key: statistics.median(values) for key, values in times.items()}
     result = {
         "store": shape,
         "facts_bytes": sizes,
-        "task_seconds": {name: round(value, 3) for name, value in medians.items()},
-        "task_ratio_to_all": {name: round(value / medians["all"], 3) for name, value in medians.items()},
+        "task_seconds": {name: round(medians[(name, False)], 3) for name in SUBSETS},
+        "task_ratio_to_all": {name: round(medians[(name, False)] / medians[("all", False)], 3) for name in SUBSETS},
+        "with_fact_cache": {
+            "task_seconds": {name: round(medians[(name, True)], 3) for name in SUBSETS},
+            "task_ratio_to_all": {name: round(medians[(name, True)] / medians[("all", True)], 3) for name in SUBSETS},
+        },
         "repeat": options.repeat,
     }
     write_result(options.output, result)

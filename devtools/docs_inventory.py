@@ -20,6 +20,7 @@ LABELS = {
     "playbooks_loops": ("playbook_guide/playbooks_loops.html#$", "Loops"),
     "playbooks_intro": ("playbook_guide/playbooks_intro.html#$", "Ansible playbooks"),
     "intro_inventory": ("inventory_guide/intro_inventory.html#$", "How to build your inventory"),
+    "action_plugins": ("plugins/action.html#$", "Action plugins"),
 }
 
 

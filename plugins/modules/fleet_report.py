@@ -27,9 +27,6 @@ attributes:
   diff_mode:
     support: none
     description: The report is new each run; there is no difference to show.
-  action:
-    support: full
-    description: Runs on the controller as an action plugin; no host is contacted.
 options:
   hosts:
     description: The inventory hosts the report covers (for example C(query('ansible.builtin.inventory_hostnames', 'all'))).
