@@ -42,8 +42,10 @@ def textfiles(stores, tmp_path_factory):
 @pytest.fixture(scope="module")
 def inventory(stores, textfiles, tmp_path_factory):
     """The 30 audited hosts, each writing its metrics, and one that is never audited (no store)."""
-    return fleet.write_inventory(str(tmp_path_factory.mktemp("inventory") / "hosts.ini"), dict(stores, never=None),
-                                 {host: {"overlay2_audit_prometheus_dir": path} for host, path in textfiles.items()})
+    return fleet.write_inventory(
+        str(tmp_path_factory.mktemp("inventory") / "hosts.ini"), dict(stores, never=None),
+        {host: {"overlay2_audit_prometheus_dir": path, "orphan_cleanup_data_root": stores[host],
+                "compliance_data_root": stores[host]} for host, path in textfiles.items()})
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,27 @@ def test_each_host_s_figures_reach_its_textfile_collector_as_promtool_reads_them
         assert int(samples["strata_overlay2_layers_bytes" + labels]) == rows[host]["layers_size"]
         assert int(samples["strata_overlay2_orphan_bytes" + labels]) == rows[host]["orphan_bytes"]
         assert int(samples["strata_overlay2_corrupt_layers" + labels]) == rows[host]["corrupt_layers"]
+
+
+def test_the_cleanup_and_compliance_outcomes_of_a_sliced_run_reach_the_report(collections_path, inventory, unsliced,
+                                                                              tmp_path):
+    """The compliance checks, then the cleanup (its plan, in check mode) of three hosts, each a --limit run sharing
+    the audit's cache: the report shows their outcomes beside the audit's, and the host that fails a check is out
+    of policy. (One after the other: the cache keeps one entry per host, and of two runs on the same host at the
+    same time the last to write wins.)"""
+    work, _report = unsliced
+    cache = str(work / "cache")
+    fleet.finish(fleet.playbook(collections_path, cache, "compliance", inventory,
+                                ["compliance_fail=false", "compliance_junit_dir=%s" % (tmp_path / "junit")],
+                                "host01,host05,host10"))
+    fleet.finish(fleet.playbook(collections_path, cache, "cleanup", inventory,
+                                ["orphan_cleanup_min_age=0", "orphan_cleanup_verify=false"], "host01,host05,host10",
+                                check=True))
+    report = fleet.report(collections_path, cache, inventory, str(tmp_path / "report"))
+    compliance = {item["host"]: item for item in report["compliance"]}
+    cleanup = {item["host"]: item for item in report["cleanup"]}
+    assert sorted(compliance) == sorted(cleanup) == ["host01", "host05", "host10"]
+    assert compliance["host10"]["failed"] >= 1 and compliance["host01"]["failed"] == 0
+    assert cleanup["host05"]["orphans"] > 0 and cleanup["host01"]["orphans"] == 0
+    assert all(item["check_mode"] and item["reclaimed_bytes"] == 0 for item in cleanup.values())
+    assert {row["host"] for row in report["hosts"] if row["out_of_policy"]} == {"host10", "host20", "host30"}

@@ -48,9 +48,10 @@ def cache_env(collections: str, cache_dir: str) -> Dict[str, str]:
 
 
 def playbook(collections: str, cache_dir: str, name: str, inventory: str, extra: Sequence[str] = (),
-             limit: Optional[str] = None) -> "subprocess.Popen[str]":
-    """Start ``ansible-playbook strata.overlay2.<name>``; the caller waits."""
+             limit: Optional[str] = None, check: bool = False) -> "subprocess.Popen[str]":
+    """Start ``ansible-playbook strata.overlay2.<name>`` (with ``--check`` when asked); the caller waits."""
     command = [ansible_tool("ansible-playbook"), "strata.overlay2.%s" % name, "-i", inventory]
+    command += ["--check"] if check else []
     command += ["-e", "overlay2_become=false"]
     for item in extra:
         command += ["-e", item]
