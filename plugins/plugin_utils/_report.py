@@ -530,10 +530,10 @@ def _fleet_body(report: Mapping[str, Any]) -> str:
     focus = dict(report, hosts=[row for row, _anchor in shown])
     others_rows = "".join(
         '<tr class="other-row" data-host="%s"><td>%s</td><td><code>%s</code></td><td class=num>%d</td>'
-        "<td class=num>%d</td><td class=num>%s</td><td class=num>%s</td><td>%s</td></tr>"
+        "<td class=num>%d</td><td class=num>%s</td><td class=num>%s</td><td>%s%s</td></tr>"
         % (_e(row["host"]), _e(row["host"]), _e(row.get("data_root")), int(row.get("images") or 0),
            int(row.get("layers") or 0), human_bytes(row.get("layers_size")), human_bytes(row.get("orphan_bytes")),
-           _e(row.get("verdict") or NOT_VERIFIED)) for row in others)
+           _e(row.get("verdict") or NOT_VERIFIED), _change(report, row)) for row in others)
     other_hosts = len({row["host"] for row in others})
     layer_bytes = [int(row.get("layers_size") or 0) for row in report["hosts"]]
     orphan_bytes = [int(row.get("orphan_bytes") or 0) for row in report["hosts"] if row.get("orphan_bytes")]
@@ -546,9 +546,10 @@ def _fleet_body(report: Mapping[str, Any]) -> str:
         '<table id="others-table"><thead><tr><th>Host</th><th>Data-root</th><th class=num>Images</th>'
         "<th class=num>Layers</th><th class=num>Layer bytes</th><th class=num>Orphans</th><th>Verification</th>"
         "</tr></thead><tbody>%s</tbody></table></details>" % (other_hosts, len(others), others_rows),
-        "<h2>Distributions</h2>",
+        "<h2>Distributions</h2><h3>Stores by layer bytes</h3>",
         _bar_chart("chart-layers-dist", "Stores by layer bytes", _histogram(layer_bytes), ("stores",),
                    count=True),
+        "<h3>Stores with orphans, by orphan bytes</h3>",
         _bar_chart("chart-orphans-dist", "Stores with orphans, by orphan bytes", _histogram(orphan_bytes),
                    ("stores",), count=True) if orphan_bytes else "<p>No store has orphans.</p>",
         _usage_charts(dict(report, hosts=[]), []), _largest(report), _cis_matrix(focus),

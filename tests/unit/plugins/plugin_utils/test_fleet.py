@@ -133,3 +133,22 @@ def test_at_fleet_scale_the_problem_hosts_come_first_and_the_rest_is_counted_and
     bars = re.findall(r'id="chart-orphans-dist".*?</svg>', page)[0].count('class="bar"')
     assert 1 < bars < 20  # powers of two of the orphan bytes, not a bar per host
     assert page.count('class="host-detail"') == 10
+
+
+def test_each_store_s_change_since_its_previous_run_is_on_its_row_folded_or_not(rows, tmp_path):
+    from ansible_collections.strata.overlay2.plugins.plugin_utils import _history  # pylint: disable=import-outside-toplevel
+
+    path = str(tmp_path / "history.sqlite3")
+    first = fleet_of(rows, 200)
+    first["generated"] = "2026-11-30T12:00:00Z"
+    _history.record(path, first, 400)
+    second = fleet_of(rows, 200)
+    for row in second["hosts"]:
+        if row["host"] in ("host00013", "host00107"):  # one folded, one corrupt (listed first)
+            row["orphan_bytes"] = (row["orphan_bytes"] or 0) + 5 * 1048576
+    second["history"] = _history.record(path, second, 400)
+    page = render_html(second)
+    for host in ("host00013", "host00107"):
+        row_html = re.search(r'<tr class="[a-z-]+" data-host="%s">.*?</tr>' % host, page).group(0)
+        assert "orphans +5.0 MiB" in row_html and "since 2026-11-30T12:00:00Z" in row_html
+    assert page.count('class="change"') == 2 and 'id="chart-trend"' in page
