@@ -254,7 +254,6 @@ quarantine:
   returned: when something was quarantined
 """
 
-import re
 import time
 from typing import Any, Dict, List
 
@@ -276,15 +275,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune imp
     running_daemons,
 )
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
-
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(text: str) -> float:
-    match = re.match(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", str(text))
-    if not match:
-        raise ValueError("min_age must be a number of seconds or end in s, m, h, d or w, got %r" % (text,))
-    return float(match.group(1)) * _UNITS[match.group(2)]
+from ansible_collections.strata.overlay2.plugins.module_utils._util.durations import seconds
 
 
 def report(store: Store, classification: Classification, decisions: List[Decision]) -> Dict[str, Any]:
@@ -312,7 +303,7 @@ def main() -> None:
     )
     params = module.params
     try:
-        min_age = parse_age(params["min_age"])
+        min_age = seconds(params["min_age"], "min_age")
         ceiling = human_to_bytes(params["max_remove_bytes"]) if params["max_remove_bytes"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -69,22 +69,12 @@ code:
   returned: failure
 """
 
-import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.strata.overlay2.plugins.module_utils._metrics.textfile import current, render, write
-
-
-def epoch_seconds(text: object) -> float:
-    """Seconds since the epoch of an ISO 8601 UTC time (``2026-12-07T10:00:00Z``); ValueError otherwise."""
-    if not isinstance(text, str):
-        raise ValueError("run_at is not a time")
-    moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+from ansible_collections.strata.overlay2.plugins.module_utils._util.durations import utc_time
 
 
 def main() -> None:
@@ -104,7 +94,7 @@ def main() -> None:
         module.fail_json(msg="the textfile collector's directory %s does not exist" % directory, code="no_directory")
     rows = audit.get("rows")
     try:
-        run_at = epoch_seconds(audit.get("run_at"))
+        run_at = utc_time(audit.get("run_at")).timestamp()
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise ValueError("rows is not a list of the stores' figures")
         text = render(rows, run_at)

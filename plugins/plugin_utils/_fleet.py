@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from ansible_collections.strata.overlay2.plugins.module_utils._util.durations import seconds, utc_time
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import CORRUPT, ReportError, fleet_report
 
 SCHEMA = 1  # of the three facts below; a newer one is reported as unreadable, never guessed at
@@ -39,32 +40,17 @@ class HostResults:
     unreadable: List[str] = field(default_factory=list)
 
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(text: Any) -> float:
-    """Seconds from a number of seconds or a number with a unit (``90m``, ``12h``, ``7d``, ``2w``)."""
-    value = str(text).strip().lower()
-    unit = UNITS.get(value[-1:]) if value else None
-    number = value[:-1] if unit else value
-    try:
-        seconds = float(number) * (unit or 1)
-    except ValueError:
-        seconds = -1.0
-    if not value or seconds < 0:
-        raise ValueError("max_age: %r is not a duration (seconds, or a number with s, m, h, d or w)" % (text,))
-    return seconds
+    """Seconds from ``max_age`` (``7d``, ``12h``, seconds)."""
+    return seconds(text, "max_age")
 
 
 def parse_time(text: Any) -> Optional[datetime.datetime]:
     """An ISO 8601 UTC time as the roles write it (``2026-12-07T10:00:00Z``); None when it is not one."""
-    if not isinstance(text, str):
-        return None
     try:
-        parsed = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        return utc_time(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def format_time(moment: datetime.datetime) -> str:
