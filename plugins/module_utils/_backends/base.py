@@ -10,23 +10,30 @@ One backend per store kind implements it (``_backends.overlay2``, ``_backends.co
 model and layout (``_store``) to its side of facts, verification, orphan classification and the CIS image
 reads; ``_backends.registry`` picks the backend once, from the store that was read. Nobody else asks which
 kind of store it is.
+
+A backend imports what reading its store and shaping its facts need; verification, the usage walk, the prune's
+owners and the CIS reads are imported by the method that is asked for them. Under Ansible a module's code is
+compiled at every run, so a module compiles only the features it uses (``overlay2_facts`` never compiles the
+verifier).
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 try:
     from typing import Protocol
 except ImportError:  # Python 3.7 managed nodes
     Protocol = object  # type: ignore[assignment]
 
-from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.model import BuildKitCache, Orphan
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import DamagedRecord, Image, Store
-from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
+
+if TYPE_CHECKING:  # named in signatures only: a backend imports a feature's code when it is asked for
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
+    from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
 
 Facts = Dict[str, Any]
 

@@ -5,28 +5,29 @@
 # without notice; do not import it from other collections.
 
 """Docker's containerd image store as a backend: its model and layout (``_store.containerd``), its facts,
-verification and orphans, and its layers' headers read from their snapshots' directories."""
+verification and orphans, and its layers' headers read from their snapshots' directories
+(``_cis.containerd``)."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Facts, StoreBackend
-from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles, read_config_file
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.containerd import gather
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import (
     CONTAINERD_ORPHAN_KINDS,
     ContainerdClassification,
     classify,
 )
-from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
-from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import ContainerdStore
+from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import STORE_PATHS, ContainerdStore
 from ansible_collections.strata.overlay2.plugins.module_utils._store.discovery import running_containerds
-from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image, Layer
-from ansible_collections.strata.overlay2.plugins.module_utils._usage.containerd import STORE_PATHS
-from ansible_collections.strata.overlay2.plugins.module_utils._usage.containerd import claims as usage_claims
-from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
-from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import ContainerdReport, verify
+from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Image
+
+if TYPE_CHECKING:  # the features below are imported when asked for (see _backends.base)
+    from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import LayerFiles
+    from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
+    from ansible_collections.strata.overlay2.plugins.module_utils._usage.model import Claims
+    from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import ContainerdReport
 
 
 class ContainerdBackend(StoreBackend):
@@ -42,11 +43,15 @@ class ContainerdBackend(StoreBackend):
 
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
                workers: Optional[int]) -> ContainerdReport:
+        from ansible_collections.strata.overlay2.plugins.module_utils._verify.containerd import verify
+
         return verify(self.store, images=images, layers=layers, content=content, workers=workers)
 
     def usage_claims(self, classification: ContainerdClassification, sharing: Dict[str, str],  # type: ignore[override]
                      data_root: Claims) -> List[Claims]:
-        return usage_claims(self.store, classification, sharing, data_root)
+        from ansible_collections.strata.overlay2.plugins.module_utils._usage.containerd import claims
+
+        return claims(self.store, classification, sharing, data_root)
 
     def classify(self) -> ContainerdClassification:
         return classify(self.store)
@@ -57,12 +62,16 @@ class ContainerdBackend(StoreBackend):
 
     def prune_owners(self) -> List[Daemon]:
         """containerd writes its root too: a running one is a daemon the prune's gates weigh."""
+        from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import Daemon
+
         return [Daemon(pid, started, "containerd") for pid, started in running_containerds(self.store.parts.root)]
 
     def layer_dir_count(self) -> int:
         return len(self.store.parts.snapshots)
 
     def layer_files(self) -> LayerFiles:
+        from ansible_collections.strata.overlay2.plugins.module_utils._cis.containerd import SnapshotLayerFiles
+
         return SnapshotLayerFiles(self.store)
 
     def image_config(self, image: Image) -> Tuple[Optional[dict], Optional[str]]:
@@ -70,14 +79,6 @@ class ContainerdBackend(StoreBackend):
         cached = parts.blob_json.get(image.config_digest or "")
         if cached is not None:
             return cached, None
+        from ansible_collections.strata.overlay2.plugins.module_utils._cis.images import read_config_file
+
         return read_config_file(parts.blob_path(image.config_digest) if image.config_digest else "?")
-
-
-class SnapshotLayerFiles(LayerFiles):
-    """A layer's headers from a walk of its snapshot's ``fs/`` directory."""
-
-    def __init__(self, store: ContainerdStore) -> None:
-        self.store = store
-
-    def directory(self, layer: Layer) -> Optional[str]:
-        return self.store.parts.snapshot_fs(layer.snapshot_id) if layer.snapshot_id else None

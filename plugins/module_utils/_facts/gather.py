@@ -15,7 +15,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import drift
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import Facts
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
-from ansible_collections.strata.overlay2.plugins.module_utils._usage.gather import usage as measure_usage
 
 
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
@@ -34,6 +33,8 @@ def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
 def usage_of(backend: StoreBackend, classification: Optional[Classification] = None) -> Facts:
     """The facts' ``usage``: the store's claims (from ``classification``, made when not given), the other
     kinds' store paths as ``other_store``, one walk."""
+    from ansible_collections.strata.overlay2.plugins.module_utils._usage.gather import usage as measure_usage  # asked for
+
     other_kinds = [path for implementation in BACKENDS if implementation.kind != backend.kind
                    for path in implementation.store_paths]
     return measure_usage(backend.store, lambda claims, found, sharing: backend.usage_claims(found, sharing, claims),

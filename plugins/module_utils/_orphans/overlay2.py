@@ -236,7 +236,7 @@ class _Classifier:
         names = {part.split("/")[1] for part in parts if is_layer_dir_part(part)}
         principal = parts[-1]  # parts end with the record (or the directory, or the lone link)
         return Orphan(kind, os.path.join(self.root, principal), parts, usage, mounted=bool(names & self.mounted),
-                      layer_dirs=len(names.intersection(self.store.dirs)), **extra)
+                      layer_dirs=sum(1 for name in names if name in self.store.dirs), **extra)
 
     def classify(self) -> Classification:
         live_chains = self.live_chains()

@@ -56,6 +56,8 @@ BLOB_FILES, INGEST_DIRS, SNAPSHOT_DIRS = "blobs", "ingest", "snapshots"
 LISTINGS = {BLOB_FILES: (CONTENT_DIR, "blobs", "sha256"), INGEST_DIRS: (CONTENT_DIR, "ingest"),
             SNAPSHOT_DIRS: (SNAPSHOTTER_DIR, "snapshots")}
 MANAGED_ROOT = ("containerd", "daemon")  # layout (a): dockerd's own containerd, below the data-root
+# where a store of this kind keeps its data, relative to a data-root (dockerd's own containerd)
+STORE_PATHS = tuple("/".join(MANAGED_ROOT + (name,)) for name in (CONTENT_DIR, SNAPSHOTTER_DIR))
 SYSTEM_ROOT = "/var/lib/containerd"  # layout (b): a system containerd's default root
 BLOB_LIMIT = 64 << 20  # an index, manifest or config blob larger than this is refused
 # the parts that reading meta.db fills, emptied again when a commit overlapped the read

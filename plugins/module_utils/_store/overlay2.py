@@ -83,6 +83,10 @@ def relative(where: Tuple[str, ...], *names: str) -> str:
     return "/".join(where + names)
 
 
+# where a store of this kind keeps its data, relative to a data-root: another kind's store sees them as its own
+STORE_PATHS = (relative(LAYER_DIRS), relative(TAG_STORE))
+
+
 def missing_dir(name: str) -> str:
     """What is wrong with a layer or mount record that names a directory that is not in overlay2/."""
     return "names overlay2/%s, which does not exist" % name

@@ -17,7 +17,6 @@ from typing import Dict, List
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.containerd import ContainerdClassification
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
     CONTENT_DIR,
-    MANAGED_ROOT,
     SNAPSHOTTER_DIR,
     ContainerdStore,
 )
@@ -31,9 +30,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._usage.model impor
     ORPHANS,
     Claims,
 )
-
-# where a store of this kind keeps its data, relative to a data-root (dockerd's own containerd)
-STORE_PATHS = tuple("/".join(MANAGED_ROOT + (name,)) for name in (CONTENT_DIR, SNAPSHOTTER_DIR))
 
 
 def claims(store: ContainerdStore, classification: ContainerdClassification, sharing: Dict[str, str],

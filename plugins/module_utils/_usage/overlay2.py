@@ -15,7 +15,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._orphans.overlay2 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import (
     LAYER_DIRS,
     LINKS,
-    TAG_STORE,
     Overlay2Store,
     relative,
 )
@@ -27,9 +26,6 @@ from ansible_collections.strata.overlay2.plugins.module_utils._usage.model impor
     ORPHANS,
     Claims,
 )
-
-# where a store of this kind keeps its data, relative to a data-root: another kind's store sees them as its own
-STORE_PATHS = (relative(LAYER_DIRS), relative(TAG_STORE))
 
 
 def claims(store: Overlay2Store, classification: Classification, sharing: Dict[str, str],

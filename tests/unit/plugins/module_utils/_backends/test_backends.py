@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -24,7 +27,7 @@ MODULE_UTILS = os.path.join(PLUGINS, "module_utils")
 STORE_FILES = {"_store/overlay2.py", "_store/containerd.py", "_store/detect.py", "_backends/overlay2.py",
                "_backends/containerd.py", "_backends/registry.py", "_facts/overlay2.py", "_facts/containerd.py",
                "_verify/overlay2.py", "_verify/containerd.py", "_orphans/overlay2.py", "_orphans/containerd.py",
-               "_usage/overlay2.py", "_usage/containerd.py"}
+               "_usage/overlay2.py", "_usage/containerd.py", "_cis/overlay2.py", "_cis/containerd.py"}
 
 
 @pytest.fixture(params=["overlay2", "containerd"])
@@ -109,3 +112,32 @@ def test_only_a_store_s_own_files_build_its_paths():
             assert "image/overlay2" not in code and '"image", "overlay2"' not in code, relative
         if relative != "_store/containerd.py":
             assert "io.containerd." not in code, relative
+
+
+# what a facts run needs to read a store and shape its facts, and what only other features do
+FEATURES_ASKED_FOR = ("_verify.", "_cis.", "_orphans.prune", "_orphans.quarantine", "_orphans.removal", "_usage.",
+                      "_formats.tarsplit")
+
+
+@pytest.mark.parametrize("usage", [False, True])
+def test_a_facts_run_imports_no_feature_it_does_not_use(backend, usage):
+    """Ansible compiles a module's code at every run: the facts of a store compile neither the verifier, the CIS
+    checks nor the prune, and the usage walk only when asked for (each backend imports them in the method)."""
+    script = (
+        "import json, sys\n"
+        "import ansible_collections.strata.overlay2.plugins.modules.overlay2_facts\n"
+        "from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather\n"
+        "from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store\n"
+        "facts = gather(load_store(sys.argv[1]), orphans=True, usage=sys.argv[2] == 'usage')\n"
+        "print(json.dumps([facts['store'], sorted(m.split('module_utils.')[-1] for m in sys.modules\n"
+        "                                          if m.startswith('ansible_collections.strata.overlay2.plugins.module_utils._'))]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, backend.store.data_root, "usage" if usage else "-"],
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), capture_output=True, text=True,
+                         check=True)
+    kind, modules = json.loads(run.stdout)
+    assert kind == backend.kind
+    unused = [name for name in modules if name.startswith(FEATURES_ASKED_FOR)
+              and not (usage and name.startswith("_usage."))]
+    assert unused == []
+    assert any(name.startswith("_usage.") for name in modules) == usage
