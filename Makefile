@@ -5,7 +5,7 @@ PYTHON ?= $(shell python3 devtools/pythons.py 3.13)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-DEBIAN_PACKAGES := docker.io busybox-static shellcheck debootstrap chromium chromium-driver strace
+DEBIAN_PACKAGES := docker.io busybox-static shellcheck debootstrap chromium chromium-driver strace redis-tools
 DEMO_PACKAGES := docker.io busybox-static
 OLDER_CORES := 2.17 2.18 2.19 2.20
 # The coming core, tested before its release (sanity and the unit tests, as collections do): devtools/matrix.py pins it.

@@ -1,5 +1,6 @@
 """The fleet path as a user runs it: the audit keeps a small result per host in a jsonfile fact cache, sliced
-runs share that cache, and ``strata.overlay2.report`` builds the report from it without contacting a host."""
+runs share that cache, and ``strata.overlay2.report`` builds the report from it without contacting a host; the
+same through community.general's redis cache."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from tests.support import fleet
+from tests.support import fleet, redis
 from tests.unit.plugins.module_utils._metrics.test_textfile import PROMTOOL
 
 HOSTS = 30
@@ -142,3 +143,27 @@ def test_the_cleanup_and_compliance_outcomes_of_a_sliced_run_reach_the_report(co
     assert cleanup["host05"]["orphans"] > 0 and cleanup["host01"]["orphans"] == 0
     assert all(item["check_mode"] and item["reclaimed_bytes"] == 0 for item in cleanup.values())
     assert {row["host"] for row in report["hosts"] if row["out_of_policy"]} == {"host10", "host20", "host30"}
+
+
+def test_a_redis_fact_cache_gives_the_report_what_a_jsonfile_one_does(collections_path, inventory, unsliced,
+                                                                      tmp_path):
+    """Three hosts audited into a Redis server's fact cache (community.general.redis, as a controller configures
+    it): the report reads them through that plugin, their rows as the jsonfile run's, every other host not
+    audited."""
+    if not os.path.exists(redis.BINARY):
+        pytest.skip("%s is missing (Debian's redis-tools: make system-deps)" % redis.BINARY)
+    pytest.importorskip("redis", reason="the redis Python client (requirements-dev.txt)")
+    audited = ["host01", "host05", "host10"]
+    with redis.server(str(tmp_path)) as connection:
+        cache = fleet.FactCache("community.general.redis", connection, fleet.shipped_collections())
+        fleet.audit(collections_path, cache, inventory, limits=[",".join(audited)])
+        from_redis = fleet.report(collections_path, cache, inventory, str(tmp_path / "report"))
+    _work, whole = unsliced
+
+    def rows(report: dict) -> list:
+        return [row for row in fleet.without_times(report)["hosts"] if row["host"] in audited]
+
+    assert [row["host"] for row in rows(from_redis)] == audited
+    assert rows(from_redis) == rows(whole)
+    assert from_redis["totals"]["audited_hosts"] == 3 and from_redis["totals"]["corrupt_hosts"] == 1
+    assert len(from_redis["not_audited"]) == HOSTS - 3 + 1 and "never" in from_redis["not_audited"]

@@ -1,12 +1,15 @@
 """A fleet on one machine: hosts that are inventory names with their own synthetic store (local connection), a
-jsonfile fact cache shared by every run, and the audit and report playbooks run as a user runs them."""
+fact cache shared by every run (a jsonfile directory, or any plugin as a ``FactCache``), and the audit and
+report playbooks run as a user runs them."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from typing import Dict, List, Mapping, Optional, Sequence
+import sysconfig
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from devtools.collection import ansible_env, ansible_tool
 from tests.support.leftovers import Leftovers
@@ -41,13 +44,37 @@ def write_inventory(path: str, stores: Mapping[str, Optional[str]],
     return path
 
 
-def cache_env(collections: str, cache_dir: str) -> Dict[str, str]:
-    """ansible-playbook's environment with the jsonfile fact cache at ``cache_dir`` (kept until removed)."""
-    return dict(ansible_env(collections), ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=cache_dir,
-                ANSIBLE_CACHE_PLUGIN_TIMEOUT="0")
+@dataclass(frozen=True)
+class FactCache:
+    """A fact cache as ansible.cfg names it: ``fact_caching`` (the plugin) and ``fact_caching_connection``;
+    ``collections``: where the collection of a plugin outside ansible-core is installed."""
+
+    plugin: str
+    connection: str
+    collections: Optional[str] = None
 
 
-def playbook(collections: str, cache_dir: str, name: str, inventory: str, extra: Sequence[str] = (),
+def shipped_collections() -> str:
+    """Where the ``ansible`` package of this virtualenv keeps the collections it ships (community.general)."""
+    path = sysconfig.get_paths()["purelib"]
+    if not os.path.isdir(os.path.join(path, "ansible_collections", "community", "general")):
+        raise RuntimeError("community.general is not installed in %s (requirements-dev.txt: ansible)" % path)
+    return path
+
+
+Cache = Union[str, FactCache]  # a directory: a jsonfile cache there
+
+
+def cache_env(collections: str, cache: Cache) -> Dict[str, str]:
+    """ansible-playbook's environment with the fact cache ``cache`` (entries never expire)."""
+    chosen = cache if isinstance(cache, FactCache) else FactCache("jsonfile", cache)
+    if chosen.collections:
+        collections = collections + os.pathsep + chosen.collections  # the collection under test first
+    return dict(ansible_env(collections), ANSIBLE_CACHE_PLUGIN=chosen.plugin,
+                ANSIBLE_CACHE_PLUGIN_CONNECTION=chosen.connection, ANSIBLE_CACHE_PLUGIN_TIMEOUT="0")
+
+
+def playbook(collections: str, cache: Cache, name: str, inventory: str, extra: Sequence[str] = (),
              limit: Optional[str] = None, check: bool = False) -> "subprocess.Popen[str]":
     """Start ``ansible-playbook strata.overlay2.<name>`` (with ``--check`` when asked); the caller waits."""
     command = [ansible_tool("ansible-playbook"), "strata.overlay2.%s" % name, "-i", inventory]
@@ -57,7 +84,7 @@ def playbook(collections: str, cache_dir: str, name: str, inventory: str, extra:
         command += ["-e", item]
     if limit:
         command += ["--limit", limit]
-    return subprocess.Popen(command, env=cache_env(collections, cache_dir), stdout=subprocess.PIPE,
+    return subprocess.Popen(command, env=cache_env(collections, cache), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -71,17 +98,17 @@ def finish(process: "subprocess.Popen[str]") -> str:
 AUDIT_ONLY = ("overlay2_audit_keep_facts=false", "overlay2_audit_host_files=false", "overlay2_audit_report=false")
 
 
-def audit(collections: str, cache_dir: str, inventory: str, limits: Sequence[Optional[str]] = (None,),
+def audit(collections: str, cache: Cache, inventory: str, limits: Sequence[Optional[str]] = (None,),
           extra: Sequence[str] = AUDIT_ONLY) -> List[str]:
     """The audit over the inventory, as concurrent runs (one per ``--limit``, as AWX runs a sliced job)."""
-    running = [playbook(collections, cache_dir, "audit", inventory, extra, limit) for limit in limits]
+    running = [playbook(collections, cache, "audit", inventory, extra, limit) for limit in limits]
     return [finish(process) for process in running]
 
 
-def report(collections: str, cache_dir: str, inventory: str, dest: str, extra: Sequence[str] = ()) -> dict:
+def report(collections: str, cache: Cache, inventory: str, dest: str, extra: Sequence[str] = ()) -> dict:
     """``strata.overlay2.report`` into ``dest``; returns its fleet.json."""
     os.makedirs(dest, exist_ok=True)
-    finish(playbook(collections, cache_dir, "report", inventory, ["overlay2_report_dir=%s" % dest] + list(extra)))
+    finish(playbook(collections, cache, "report", inventory, ["overlay2_report_dir=%s" % dest] + list(extra)))
     with open(os.path.join(dest, "fleet.json"), encoding="utf-8") as handle:
         return json.load(handle)
 
