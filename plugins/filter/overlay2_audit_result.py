@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: overlay2_audit_result
 short_description: The result one host keeps in the fact cache for the fleet report
-version_added: 0.4.0
+version_added: 1.1.0
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: overlay2_bounded
 short_description: Cut a host summary to a size that does not grow with the store
-version_added: 0.4.0
+version_added: 1.1.0
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:

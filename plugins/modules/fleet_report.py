@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fleet_report
 short_description: Build the fleet report on the controller from what every host keeps in the fact cache
-version_added: 0.4.0
+version_added: 1.1.0
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: overlay2_metrics
 short_description: Write a host's audit figures for Prometheus' node_exporter textfile collector
-version_added: 0.4.0
+version_added: 1.1.0
 author:
   - strata.overlay2 maintainers (@strata-overlay2)
 description:

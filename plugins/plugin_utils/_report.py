@@ -161,6 +161,30 @@ def _cut(entry: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
     return cut
 
 
+def cut_lists(document: Mapping[str, Any], limit: int) -> Dict[str, Any]:
+    """``document`` with every list in it, however deep, cut to its first ``limit`` entries, and ``truncated``:
+    for each place a list was cut (its keys joined by dots, ``[]`` for any entry of a list), how many lists
+    were cut there and how many entries they dropped. A size that does not grow with the store's beyond
+    ``limit`` entries a list (a host's detail file)."""
+    limit = max(0, int(limit))
+    truncated: Dict[str, Dict[str, int]] = {}
+
+    def cut(value: Any, where: str) -> Any:
+        if isinstance(value, Mapping):
+            return {key: cut(item, "%s.%s" % (where, key) if where else str(key)) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            if len(value) > limit:
+                found = truncated.setdefault(where, {"lists": 0, "dropped": 0})
+                found["lists"] += 1
+                found["dropped"] += len(value) - limit
+            return [cut(item, where + "[]") for item in list(value)[:limit]]
+        return value
+
+    result = cut(_mapping(document, "the document"), "")
+    result["truncated"] = dict(sorted(truncated.items()))
+    return result
+
+
 def usage_summary(usage: Any) -> Optional[Dict[str, Any]]:
     """Where one store's disk went (its facts' ``usage``), as bytes by category; None when not gathered."""
     if not isinstance(usage, Mapping):

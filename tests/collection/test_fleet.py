@@ -167,3 +167,27 @@ def test_a_redis_fact_cache_gives_the_report_what_a_jsonfile_one_does(collection
     assert rows(from_redis) == rows(whole)
     assert from_redis["totals"]["audited_hosts"] == 3 and from_redis["totals"]["corrupt_hosts"] == 1
     assert len(from_redis["not_audited"]) == HOSTS - 3 + 1 and "never" in from_redis["not_audited"]
+
+
+def test_a_host_s_detail_file_keeps_a_bounded_number_of_entries_a_list(collections_path, inventory, tmp_path):
+    """With overlay2_audit_host_file_items, hosts/<host>.json holds at most that many entries of each list, and
+    its ``truncated`` counts what went; the store's figures in it are whole."""
+    reports = tmp_path / "report"
+    fleet.audit(collections_path, str(tmp_path / "cache"), inventory, limits=["host05,host10"],
+                extra=("overlay2_audit_keep_facts=false", "overlay2_audit_report_dir=%s" % reports,
+                       "overlay2_audit_host_file_items=2"))
+    for host in ("host05", "host10"):
+        with open(str(reports / "hosts" / (host + ".json")), encoding="utf-8") as handle:
+            detail = json.load(handle)
+        assert detail["overlay2"]["summary"]["layers"] > 2 and len(detail["overlay2"]["layers"]) == 2
+        assert detail["truncated"]["overlay2.layers"]["dropped"] == detail["overlay2"]["summary"]["layers"] - 2
+        assert detail["verify"] is not None and detail["summary"]["host"] == host
+
+        def longest(value):
+            if isinstance(value, dict):
+                return max([longest(item) for item in value.values()] + [0])
+            if isinstance(value, list):
+                return max([len(value)] + [longest(item) for item in value])
+            return 0
+
+        assert longest({key: value for key, value in detail.items() if key != "truncated"}) <= 2

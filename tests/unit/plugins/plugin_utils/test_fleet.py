@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.strata.overlay2.plugins.plugin_utils import _fleet
 from ansible_collections.strata.overlay2.plugins.plugin_utils._report import (
-    FOLD_AFTER, bounded, host_summary, render_html)
+    FOLD_AFTER, bounded, cut_lists, host_summary, render_html)
 
 from tests.unit.plugins.plugin_utils.test_fleet_report import results_of, tamper
 
@@ -49,6 +49,39 @@ def test_a_bounded_summary_keeps_the_first_entries_and_counts_them_all(rows):
     assert small["corrupt"][0]["problems"] == ["p0", "p1", "p2"] and small["corrupt"][0]["problems_total"] == 40
     assert len(small["warnings"]) == 10 and small["list_totals"]["warnings"] == 500
     assert len(json.dumps(small)) < len(json.dumps(row)) / 10
+
+
+def test_a_host_s_detail_cut_to_a_limit_keeps_each_list_s_first_entries_and_says_what_went(tmp_path):
+    """The facts of a store of 600 layers: every list (however deep) at most 40 entries, the first ones as they
+    were, and ``truncated`` counting what went, place by place; under the limit, the document as it was."""
+    from ansible_collections.strata.overlay2.plugins.module_utils._facts.gather import gather  # pylint: disable=import-outside-toplevel
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store  # pylint: disable=import-outside-toplevel
+    from tests.support.synthstore import generate  # pylint: disable=import-outside-toplevel
+
+    generate(str(tmp_path / "docker"), 600)
+    facts = json.loads(json.dumps(gather(load_store(str(tmp_path / "docker")), orphans=True)))
+    document = {"overlay2": facts, "verify": None}
+    cut = cut_lists(document, 40)
+
+    def lists(value, where=""):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from lists(item, where + "." + key)
+        elif isinstance(value, list):
+            yield where, value
+            for item in value:
+                yield from lists(item, where + "[]")
+
+    assert all(len(found) <= 40 for _where, found in lists(cut))
+    assert cut["truncated"]["overlay2.layers"] == {"lists": 1, "dropped": len(facts["layers"]) - 40}
+    assert cut["overlay2"]["summary"] == facts["summary"] and cut["verify"] is None
+    kept = [layer for layer in facts["layers"][:40] if all(len(v) <= 40 for v in layer.values() if isinstance(v, list))]
+    assert kept and all(layer in cut["overlay2"]["layers"] for layer in kept)
+    dropped = sum(len(found) - 40 for _where, found in lists(document) if len(found) > 40)
+    assert sum(place["dropped"] for place in cut["truncated"].values()) <= dropped  # inner lists of dropped entries
+    assert len(json.dumps(cut)) < len(json.dumps(document)) / 2
+    whole = cut_lists(document, 100000)
+    assert whole.pop("truncated") == {} and whole == document
 
 
 def test_hosts_without_a_result_are_not_audited_old_ones_stale_and_failed_ones_named(rows):
