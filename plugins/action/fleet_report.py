@@ -33,6 +33,7 @@ ARGUMENT_SPEC = {
 }
 MEMORY_CACHES = ("memory", "ansible.builtin.memory")
 CACHE_CHUNK = 256  # hosts read through one cache plugin instance (it keeps what it read; a new one starts empty)
+FAILING_IN_A_ROW = 10  # a cache whose reads fail this many times in a row is failing, not one of its entries
 
 
 class CacheError(Exception):
@@ -49,11 +50,22 @@ def read_fact_cache(hosts: Sequence[str], warnings: List[str], max_age: float) -
                                           "persistent cache (fact_caching=jsonfile, redis, or AWX's fact storage) "
                                           "for the audit and this report" % name)
     cache = None
+    read = failing = 0  # entries read; reads failed since the last one that did not
+    last_error = ""
     for index, host in enumerate(hosts):
+        if failing >= FAILING_IN_A_ROW:  # the cache itself fails (a server gone): each further read would too
+            if not read:
+                raise CacheError("fact_cache_unreadable", "the fact cache (%s) failed for the first %d hosts, "
+                                                          "nothing read: %s" % (name, failing, last_error))
+            if failing == FAILING_IN_A_ROW:
+                warnings.append("the fact cache (%s) failed for %d hosts in a row; the %d hosts after them were "
+                                "not read: %s" % (name, failing, len(hosts) - index, last_error))
+                failing += 1
+            yield _fleet.HostResults(host=host, unreadable=["not read: the fact cache failed for the %d hosts "
+                                                            "before it" % FAILING_IN_A_ROW])
+            continue
         if index % CACHE_CHUNK == 0:
-            cache = cache_loader.get(name)
-            if cache is None:
-                raise CacheError("cache_plugin_missing", "the fact cache plugin %r cannot be loaded" % name)
+            cache = _load_cache(name)
             if index == 0:
                 _check_timeout(cache, max_age, warnings)
         try:
@@ -61,11 +73,23 @@ def read_fact_cache(hosts: Sequence[str], warnings: List[str], max_age: float) -
         except KeyError:
             facts = None  # no entry, or one the plugin says has expired
         except Exception as exc:  # a cache plugin's own error: that host is unreadable, the rest stands
-            found = _fleet.HostResults(host=host, unreadable=["its fact cache entry cannot be read: %s" % exc])
-            yield found
+            failing, last_error = failing + 1, str(exc)
+            yield _fleet.HostResults(host=host, unreadable=["its fact cache entry cannot be read: %s" % exc])
             continue
+        read, failing = read + 1, 0
         yield _fleet.from_facts(host, {key: facts.get(key) for key in _fleet.FACTS}
                                 if isinstance(facts, dict) else facts)
+
+
+def _load_cache(name: str) -> Any:
+    """A new instance of the configured cache plugin (CacheError when it cannot be loaded or started)."""
+    try:
+        cache = cache_loader.get(name)
+    except Exception as exc:  # the plugin's own start: a missing client library, a bad connection string
+        raise CacheError("fact_cache_unreadable", "the fact cache plugin %r cannot be started: %s" % (name, exc))
+    if cache is None:
+        raise CacheError("cache_plugin_missing", "the fact cache plugin %r cannot be loaded" % name)
+    return cache
 
 
 def _check_timeout(cache: Any, max_age: float, warnings: List[str]) -> None:

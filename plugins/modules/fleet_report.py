@@ -79,6 +79,10 @@ notes:
   - With C(fact_caching=memory), Ansible's default, nothing outlives the run; the module then fails with code
     V(no_fact_cache). Keep C(fact_caching_timeout) at least O(max_age) (or V(0)), or older audits show as not
     audited instead of stale; the module warns when it is shorter.
+  - A host whose cache entry cannot be read is listed in RV(unreadable) and the rest of the report stands. After
+    10 such hosts in a row the cache itself is taken to be failing (a Redis server gone, say); the hosts after
+    them are not read but listed as unreadable, with a warning, so that a report of 10,000 hosts does not wait
+    for 10,000 timeouts; when not one host could be read, the module fails with V(fact_cache_unreadable).
 seealso:
   - module: strata.overlay2.overlay2_facts
   - module: strata.overlay2.layer_verify
@@ -94,7 +98,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 code:
-  description: Why the report could not be built - V(no_fact_cache), V(cache_plugin_missing), V(bad_max_age), V(no_report_dir) or V(bad_result).
+  description:
+    - Why the report could not be built - V(no_fact_cache), V(cache_plugin_missing), V(fact_cache_unreadable) (the
+      plugin could not start, or its first 10 reads failed), V(bad_max_age), V(no_report_dir) or V(bad_result).
   type: str
   returned: failure
 paths:
