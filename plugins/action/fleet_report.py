@@ -52,15 +52,16 @@ def read_fact_cache(hosts: Sequence[str], warnings: List[str], max_age: float) -
     cache = None
     read = failing = 0  # entries read; reads failed since the last one that did not
     last_error = ""
+    gave_up = False
     for index, host in enumerate(hosts):
         if failing >= FAILING_IN_A_ROW:  # the cache itself fails (a server gone): each further read would too
             if not read:
                 raise CacheError("fact_cache_unreadable", "the fact cache (%s) failed for the first %d hosts, "
                                                           "nothing read: %s" % (name, failing, last_error))
-            if failing == FAILING_IN_A_ROW:
+            if not gave_up:
+                gave_up = True
                 warnings.append("the fact cache (%s) failed for %d hosts in a row; the %d hosts after them were "
                                 "not read: %s" % (name, failing, len(hosts) - index, last_error))
-                failing += 1
             yield _fleet.HostResults(host=host, unreadable=["not read: the fact cache failed for the %d hosts "
                                                             "before it" % FAILING_IN_A_ROW])
             continue
