@@ -9,8 +9,8 @@
 Each run gets ``<quarantine_dir>/<UTC time>-<pid>/``. Before an orphan's first move, a line saying what it is
 and what its principal is about to be renamed to is appended to ``journal.jsonl`` (and flushed to disk); after
 its last move, a line saying it is done. ``manifest.json`` is written from the journal and from what is
-there: at the end of the run, and again by the next run that uses the same ``quarantine_dir`` when a run was
-cut short. That next run moves the rest of a cut-short orphan into the quarantine it began in, so each orphan
+there (synced to disk, then renamed into place): at the end of the run, and again by the next run that uses the
+same ``quarantine_dir`` when a run was cut short. That next run moves the rest of a cut-short orphan into the quarantine it began in, so each orphan
 is restored from one place.
 """
 
@@ -132,9 +132,11 @@ class QuarantineRun:
                                "in_quarantine": here, "in_data_root": entry.removal if left else None})
         manifest = {"data_root": data_root, "moved": [entry.moved() for entry in self.entries if entry.done],
                     "incomplete": incomplete, "restore": RESTORE}
-        temporary = os.path.join(self.path, MANIFEST + ".tmp")
+        temporary = os.path.join(self.path, MANIFEST + ".tmp")  # one name: a kill's leftover is replaced next time
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before it is renamed: a power cut leaves the old or the new, whole
         os.replace(temporary, os.path.join(self.path, MANIFEST))
 
 

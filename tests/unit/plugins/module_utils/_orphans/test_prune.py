@@ -161,6 +161,30 @@ def test_quarantine_moves_with_a_manifest_so_it_can_be_undone(leftovers, tmp_pat
     assert kinds_of(leftovers.sample.root) == [] and verify(Overlay2Store.load(leftovers.sample.root)).ok
 
 
+def test_the_manifest_reaches_the_disk_before_it_is_renamed_into_place(leftovers, tmp_path, monkeypatch):
+    leftovers.chain()
+    quarantine = os.path.join(str(tmp_path), "quarantine")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.basename(os.readlink("/proc/self/fd/%d" % fd))))
+        real_fsync(fd)
+
+    def replace(source, destination):
+        events.append(("replace", os.path.basename(source), os.path.basename(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    outcome = execute(leftovers.sample.root, plan(leftovers.sample.root, quarantine=True), quarantine)
+    assert ("replace", "manifest.json.tmp", "manifest.json") in events
+    renamed = events.index(("replace", "manifest.json.tmp", "manifest.json"))
+    assert ("fsync", "manifest.json.tmp") in events[:renamed]
+    with open(os.path.join(outcome.quarantine, "manifest.json")) as handle:
+        assert json.load(handle)["incomplete"] == []
+
+
 def test_every_reason_code_is_documented_where_playbooks_read_it():
     import re  # pylint: disable=import-outside-toplevel
 
