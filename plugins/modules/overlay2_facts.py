@@ -39,7 +39,8 @@ options:
       - V(usage) walks the whole data-root once (about what C(du -sx) costs); V(orphans), V(summary) (its
         C(orphan_bytes) and RV(ansible_facts.overlay2.orphan_totals)) and V(usage) classify the orphans.
       - V(summary) alone returns a few KB whatever the store's size, for a fact cache or AWX's fact storage over
-        a large fleet.
+        a large fleet. Its figures and its warnings count are those of V(all), so every record of the store is
+        still read; without V(layers), the list of layers is not built.
     type: list
     elements: str
     default: [all]
@@ -545,7 +546,7 @@ def main() -> None:
     drift_paths = module.params["drift_paths"] if module.params["container_drift"] else None
     orphans = module.params["orphans"] and needs_orphans(parts)
     facts = gather(store, container_sizes=module.params["container_sizes"], orphans=orphans,
-                   drift_paths=drift_paths, usage="usage" in parts)
+                   drift_paths=drift_paths, usage="usage" in parts, layer_list="layers" in parts)
     facts["daemon"] = location.daemon.as_dict() if location.daemon else None
     facts["daemons"] = daemon_facts(location.daemons)
     facts = keep(facts, parts)

@@ -74,9 +74,11 @@ class StoreBackend(abc.ABC):
 
     # -- facts and verification ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def facts(self, container_sizes: bool, orphans: bool, usage: Optional[Callable[[Any], Facts]] = None) -> Facts:
+    def facts(self, container_sizes: bool, orphans: bool, usage: Optional[Callable[[Any], Facts]] = None,
+              layer_list: bool = True) -> Facts:
         """The facts of the store (``orphans``: with the classification's section, else None there; ``usage``:
-        with ``usage``, measured from the same classification)."""
+        with ``usage``, measured from the same classification; ``layer_list`` false: ``layers`` is None, not
+        shaped, as nothing else in the facts needs it)."""
 
     @abc.abstractmethod
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,

@@ -38,8 +38,8 @@ class ContainerdBackend(StoreBackend):
     store: ContainerdStore
 
     def facts(self, container_sizes: bool, orphans: bool,
-              usage: Optional[Callable[[ContainerdClassification], Facts]] = None) -> Facts:
-        return gather(self.store, container_sizes, orphans, usage)
+              usage: Optional[Callable[[ContainerdClassification], Facts]] = None, layer_list: bool = True) -> Facts:
+        return gather(self.store, container_sizes, orphans, usage, layer_list)
 
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
                workers: Optional[int]) -> ContainerdReport:

@@ -32,8 +32,8 @@ class Overlay2Backend(StoreBackend):
     store: Overlay2Store
 
     def facts(self, container_sizes: bool, orphans: bool,
-              usage: Optional[Callable[[Classification], Facts]] = None) -> Facts:
-        return gather(self.store, container_sizes, orphans, usage)
+              usage: Optional[Callable[[Classification], Facts]] = None, layer_list: bool = True) -> Facts:
+        return gather(self.store, container_sizes, orphans, usage, layer_list)
 
     def verify(self, images: Optional[Sequence[str]], layers: Optional[Sequence[str]], content: bool,
                workers: Optional[int]) -> Report:

@@ -80,9 +80,10 @@ class _Sizes:
 
 
 def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool = True,
-           usage: Optional[Callable[[ContainerdClassification], Facts]] = None) -> Facts:
+           usage: Optional[Callable[[ContainerdClassification], Facts]] = None, layer_list: bool = True) -> Facts:
     """The facts of a containerd image store; ``usage`` measures where the disk went from the same
-    classification."""
+    classification; without ``layer_list``, ``layers`` is None (the summary and the other lists do not need
+    it)."""
     parts = store.parts
     sizes = _Sizes(store, parts)
     children = store.children_of_images()
@@ -103,11 +104,11 @@ def gather(store: ContainerdStore, container_sizes: bool = False, orphans: bool 
         for snapshot in parts.stack(container.id)[1:]:
             containers_by_snapshot.setdefault(snapshot.key, []).append(container.id)
 
-    def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
+    def shape() -> Tuple[List[Facts], Optional[List[Facts]], List[Facts]]:
         return ([image_facts(store, sizes, refs, intermediate, containers_by_image, image)
                  for image in sorted(store.images.values(), key=lambda i: i.id)],
                 [layer_facts(sizes, refs, images_by_layer, containers_by_snapshot, layer)
-                 for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)],
+                 for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)] if layer_list else None,
                 [container_facts(store, sizes, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 

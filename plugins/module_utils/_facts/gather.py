@@ -18,12 +18,12 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.model impor
 
 
 def gather(store: Store, container_sizes: bool = False, orphans: bool = True,
-           drift_paths: Optional[Sequence[str]] = None, usage: bool = False) -> Facts:
+           drift_paths: Optional[Sequence[str]] = None, usage: bool = False, layer_list: bool = True) -> Facts:
     """The facts of the store; with ``drift_paths``, each container's drift below them too; with ``usage``,
-    where every byte below the data-root went."""
+    where every byte below the data-root went; without ``layer_list``, no ``layers`` list shaped (None)."""
     backend = backend_for(store)
     facts = backend.facts(container_sizes, orphans, (lambda classification: usage_of(backend, classification))
-                          if usage else None)
+                          if usage else None, layer_list)
     if drift_paths is not None:
         for container in facts["containers"]:
             container["drift"] = drift(container["upper_dir"], container["lower_dirs"], drift_paths)

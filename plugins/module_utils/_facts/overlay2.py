@@ -65,13 +65,15 @@ class _Joins:
 
 
 def gather(store: Overlay2Store, container_sizes: bool = False, orphans: bool = True,
-           usage: Optional[Callable[[Classification], Facts]] = None) -> Facts:
-    """The facts of an overlay2 store; ``usage`` measures where the disk went from the same classification."""
+           usage: Optional[Callable[[Classification], Facts]] = None, layer_list: bool = True) -> Facts:
+    """The facts of an overlay2 store; ``usage`` measures where the disk went from the same classification;
+    without ``layer_list``, ``layers`` is None (the summary and the other lists do not need it)."""
     joins = _Joins(store)
 
-    def shape() -> Tuple[List[Facts], List[Facts], List[Facts]]:
+    def shape() -> Tuple[List[Facts], Optional[List[Facts]], List[Facts]]:
         return ([image_facts(store, joins, image) for image in sorted(store.images.values(), key=lambda i: i.id)],
-                [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)],
+                [layer_facts(store, joins, layer) for layer in sorted(store.layers.values(), key=lambda l: l.chain_id)]
+                if layer_list else None,
                 [container_facts(store, container, container_sizes)
                  for container in sorted(store.containers.values(), key=lambda c: c.id)])
 

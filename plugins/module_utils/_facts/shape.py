@@ -16,7 +16,7 @@ from ansible_collections.strata.overlay2.plugins.module_utils._store.model impor
 Facts = Dict[str, Any]
 
 
-def store_facts(store: Store, driver: str, kind: str, images: List[Facts], layers: List[Facts],
+def store_facts(store: Store, driver: str, kind: str, images: List[Facts], layers: Optional[List[Facts]],
                 containers: List[Facts], orphans: Optional[Facts], totals: Facts, **extra: Any) -> Facts:
     """The facts' top level, the same keys for every store (``extra``: what only this store has)."""
     totals["orphan_bytes"] = orphans["bytes"] if orphans else None

@@ -45,6 +45,21 @@ def test_the_registry_gives_each_model_its_backend(backend):
     assert backend.facts(container_sizes=False, orphans=True)["store"] == backend.kind
 
 
+def test_facts_without_the_layer_list_differ_from_the_whole_facts_only_there(backend, leftovers):
+    """What ``gather_subset: [summary]`` asks for: the layer list is not shaped, and nothing else changes (the
+    summary, the other lists and every warning are what the whole facts give)."""
+    if backend.kind == "overlay2":
+        leftovers.every_kind()
+        backend = backend_for(load_store(leftovers.sample.root))
+    whole = backend.facts(container_sizes=False, orphans=True)
+    again = backend_for(load_store(backend.store.data_root))
+    without = again.facts(container_sizes=False, orphans=True, layer_list=False)
+    assert whole["layers"] and without["layers"] is None
+    assert {key: value for key, value in without.items() if key != "layers"} == \
+        {key: value for key, value in whole.items() if key != "layers"}
+    assert whole["summary"]["layers"] == len(whole["layers"]) and whole["orphans"] is not None
+
+
 def test_every_backend_implements_the_whole_interface_and_the_orphan_kinds_do_not_overlap():
     for implementation in BACKENDS:
         assert not getattr(implementation, "__abstractmethods__", None), implementation
