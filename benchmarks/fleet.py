@@ -10,7 +10,8 @@ cache or AWX's fact storage keeps for the host. Each play runs the task twice: t
 waits for the controller to build the module's payload (once per run and module, however many hosts), the
 second is what each further host of a fleet costs. Each subset runs twice a round: without a fact cache, and with a
 jsonfile fact cache on the controller, as a fleet's controller keeps one (where ``all`` also stores its map).
-The results are the sizes and the ratios to ``all``.
+The results are the sizes and the ratios to ``all``, beside what ``ansible.builtin.ping`` (a module that reads
+nothing) costs in the same two places: the floor of any module's task.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,23 +39,24 @@ make_importable()
 from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wrong-import-position
 
 SUBSETS = {"all": ["all"], "all but usage": ["!usage"], "summary": ["summary"]}
+FLOOR = "ansible.builtin.ping"  # a module that reads nothing: what any task costs
 TASKS = ("first", "again")  # the run's first task (it waits for the payload to be built), and a further one
 
 
-def run_task(collections: str, work: str, root: str, subset: List[str], name: str,
+def run_task(collections: str, work: str, root: str, subset: Optional[List[str]], name: str,
              cache: bool = False) -> Tuple[float, float, int]:
     """(the first task's seconds, the second's, the bytes of the facts it returned) of one ansible-playbook run;
     with ``cache``, the controller keeps facts in a jsonfile fact cache, as a fleet's controller (or AWX's fact
-    storage) does."""
+    storage) does. Without ``subset``, the task is ``ansible.builtin.ping`` (no facts: size 0)."""
     output = os.path.join(work, "facts-%s.json" % name.replace(" ", "-"))
     playbook = os.path.join(work, "facts.yml")
+    action = ({"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}} if subset is not None
+              else {"ansible.builtin.ping": {}})
+    copy = {"content": "{{ ansible_facts.overlay2 | to_json }}", "dest": output}
+    keep = [{"name": "keep", "ansible.builtin.copy": copy}] if subset is not None else []
     with open(playbook, "w", encoding="utf-8") as handle:
         json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
-            {"name": "timed-first", "strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}},
-            {"name": "timed-again", "strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}},
-            {"name": "keep", "ansible.builtin.copy": {"content": "{{ ansible_facts.overlay2 | to_json }}",
-                                                      "dest": output}},
-        ]}], handle)
+            dict(action, name="timed-first"), dict(action, name="timed-again")] + keep}], handle)
     junit = os.path.join(work, "junit")
     for stale in glob.glob(os.path.join(junit, "*.xml")):
         os.unlink(stale)
@@ -69,7 +71,7 @@ def run_task(collections: str, work: str, root: str, subset: List[str], name: st
     cases = list(ElementTree.parse(report).getroot().iter("testcase"))
     first, again = (next(float(case.get("time")) for case in cases if task in case.get("name", ""))
                     for task in ("timed-first", "timed-again"))
-    return first, again, os.path.getsize(output)
+    return first, again, os.path.getsize(output) if subset is not None else 0
 
 
 def main() -> int:
@@ -78,7 +80,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "fleet.json"))
     options = parser.parse_args()
-    runs = [(name, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
+    runs: List[Tuple[str, Optional[List[str]], bool]] = [
+        (name, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
+    runs.append((FLOOR, None, False))
     times: Dict[Tuple[str, bool, str], List[float]] = {
         (name, cache, task): [] for name, _subset, cache in runs for task in TASKS}
     sizes: Dict[str, int] = {}
@@ -93,7 +97,8 @@ def main() -> int:
                 first, again, size = run_task(collections, work, root, subset, name, cache)
                 times[(name, cache, "first")].append(first)
                 times[(name, cache, "again")].append(again)
-                sizes[name] = size
+                if subset is not None:
+                    sizes[name] = size
     medians = {key: statistics.median(values) for key, values in times.items()}
 
     def timings(cache: bool, task: str) -> Dict[str, Dict[str, float]]:
@@ -107,6 +112,8 @@ def main() -> int:
         **timings(False, "first"),  # the run's first task: the payload is built
         "each_further_host": timings(False, "again"),
         "with_fact_cache": dict(timings(True, "first"), each_further_host=timings(True, "again")),
+        "floor": {"module": FLOOR, "task_seconds": round(medians[(FLOOR, False, "first")], 3),
+                  "each_further_host": round(medians[(FLOOR, False, "again")], 3)},
         "repeat": options.repeat,
     }
     write_result(options.output, result)

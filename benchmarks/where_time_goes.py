@@ -8,7 +8,8 @@ Generates the store of ``benchmarks/run`` (tests/support/synthstore.generate, 10
     and time, id validation (regular expressions), JSON, and the rest, as shares of the profiled time;
   - the floor: the same opens, reads, closes and readlinks of the layer database, the overlay2 directories and
     their links in a bare loop, in one process, without building anything (what reading these files costs on
-    this machine before any Python work);
+    this machine before any Python work); and beside it, what an index of those files would still pay to be
+    trusted (each file checked unchanged by one lstat instead of being read);
   - on a containerd image store of the same size (tests/support/ctdstore.generate), the wall time of each phase of
     one facts run in one process (the databases, the blobs, the shaping, the orphans), and the facts core as
     the module runs it.
@@ -170,8 +171,17 @@ def _read_bare(dir_fd: int, name: str) -> None:
         os.close(fd)
 
 
-def floor(root: str) -> None:
-    """The metadata files the loader reads, read in a bare loop (no validation, no model)."""
+def _lstat_bare(dir_fd: int, name: str) -> None:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+
+
+def floor(root: str, per_file: Callable[[int, str], None] = _read_bare,
+          per_link: Callable[[int, str], object] = lambda fd, name: os.readlink(name, dir_fd=fd)) -> None:
+    """The metadata files the loader reads, read in a bare loop (no validation, no model); with ``per_file`` and
+    ``per_link`` given, what else is done to each file and link instead of reading it."""
     for part, names, has_links in (("image/overlay2/layerdb/sha256", ("diff", "cache-id", "size", "parent"), False),
                                    ("overlay2", ("link", "lower"), True)):
         parent = os.open(os.path.join(root, part), FLAGS_DIR)
@@ -181,15 +191,22 @@ def floor(root: str) -> None:
                     continue
                 fd = os.open(entry.name, FLAGS_DIR, dir_fd=parent)
                 for name in names:
-                    _read_bare(fd, name)
+                    per_file(fd, name)
                 os.close(fd)
             if has_links:
                 links = os.open("l", FLAGS_DIR, dir_fd=parent)
                 for entry in os.scandir(links):
-                    os.readlink(entry.name, dir_fd=links)
+                    per_link(links, entry.name)
                 os.close(links)
         finally:
             os.close(parent)
+
+
+def index_floor(root: str) -> None:
+    """What an index of those files, checked file by file before it is trusted, would still cost: the same
+    directories opened, and one lstat of each file and link instead of reading it (loading the index, and
+    anything built from it, not counted)."""
+    floor(root, _lstat_bare, _lstat_bare)
 
 
 def profile(root: str) -> Dict[str, Dict[str, float]]:
@@ -252,6 +269,8 @@ def main() -> int:
         phases = phase_times(root, options.repeat)
         floor_seconds = median_seconds(lambda: floor(root), options.repeat)
         phases["floor: the same files read in a bare loop, one process"] = floor_seconds
+        phases["floor of an index checked file by file: the same directories, one lstat per file, one process"] = \
+            median_seconds(lambda: index_floor(root), options.repeat)
         kinds = profile(root)
         containerd_root = os.path.join(work, "containerd-store")
         containerd_shape = generate_containerd(containerd_root, options.layers)
