@@ -10,8 +10,8 @@ Each run gets ``<quarantine_dir>/<UTC time>-<pid>/``. Before an orphan's first m
 and what its principal is about to be renamed to is appended to ``journal.jsonl`` (and flushed to disk); after
 its last move, a line saying it is done. ``manifest.json`` is written from the journal and from what is
 there (synced to disk, then renamed into place): at the end of the run, and again by the next run that uses the
-same ``quarantine_dir`` when a run was cut short. That next run moves the rest of a cut-short orphan into the quarantine it began in, so each orphan
-is restored from one place.
+same ``quarantine_dir`` when a run was cut short. That next run moves the rest of a cut-short orphan into the
+quarantine it began in, so each orphan is restored from one place.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_facts_without_the_layer_list_differ_from_the_whole_facts_only_there(bac
         leftovers.every_kind()
         backend = backend_for(load_store(leftovers.sample.root))
     whole = backend.facts(container_sizes=False, orphans=True)
-    again = backend_for(load_store(backend.store.data_root))
+    again = backend_for(load_store(backend.store.data_root))  # a fresh read: the shaping adds to a store's findings
     without = again.facts(container_sizes=False, orphans=True, layer_list=False)
     assert whole["layers"] and without["layers"] is None
     assert {key: value for key, value in without.items() if key != "layers"} == \
