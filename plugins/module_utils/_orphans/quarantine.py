@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.removal import COPYING_SUFFIX, discard_copy
+from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import replace_file
 
 JOURNAL = "journal.jsonl"
 MANIFEST = "manifest.json"
@@ -132,12 +133,8 @@ class QuarantineRun:
                                "in_quarantine": here, "in_data_root": entry.removal if left else None})
         manifest = {"data_root": data_root, "moved": [entry.moved() for entry in self.entries if entry.done],
                     "incomplete": incomplete, "restore": RESTORE}
-        temporary = os.path.join(self.path, MANIFEST + ".tmp")  # one name: a kill's leftover is replaced next time
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before it is renamed: a power cut leaves the old or the new, whole
-        os.replace(temporary, os.path.join(self.path, MANIFEST))
+        # one temporary name: a kill's leftover is taken over by the next write, never left beside the manifest
+        replace_file(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=2), temporary_name=MANIFEST + ".tmp")
 
 
 def cut_short(quarantine_dir: str) -> List[QuarantineRun]:

@@ -314,21 +314,33 @@ def disk_usage(path: str) -> int:
     return sum(info.st_blocks * 512 for info in _unique_inodes(path, True))
 
 
-def replace_file(path: str, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` atomically: a temporary file in the same directory (named ``.<name>.*.tmp``,
-    so that a reader matching ``*<suffix>`` never sees it), synced, then renamed over ``path``. A symlink at
-    ``path`` is replaced, never followed."""
-    import tempfile  # pylint: disable=import-outside-toplevel
+def replace_file(path: str, text: str, mode: int = 0o644, temporary_name: Optional[str] = None) -> None:
+    """Replace ``path`` with ``text`` atomically: a temporary file in the same directory, synced, then renamed
+    over ``path``; a power cut leaves the old file or the new one, whole. A symlink at ``path`` is replaced,
+    never followed.
 
+    The temporary is named ``.<name>.*.tmp`` at random (a reader matching ``*<suffix>`` never sees it, and two
+    writers never share one), or ``temporary_name`` where one writer owns the directory: what a kill left under
+    that name is removed, never followed, and the next write takes its place, so kills leave no strays."""
     directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    if temporary_name is None:
+        import tempfile  # pylint: disable=import-outside-toplevel
+
+        handle, temporary = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    else:
+        temporary = os.path.join(directory, check_component(temporary_name))
+        try:
+            os.unlink(temporary)  # a kill's leftover (a symlink planted there is removed, not followed)
+        except FileNotFoundError:
+            pass
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, mode)
-        os.rename(temporary, path)
+        os.replace(temporary, path)
     except BaseException:
         if os.path.lexists(temporary):
             os.unlink(temporary)
