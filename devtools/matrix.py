@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -119,12 +120,43 @@ def supported_targets(core: str) -> List[str]:
 
 
 # -- legs ------------------------------------------------------------------------------------------
-def run_sanity(core: str) -> None:
+def sanity_env(core: str) -> Dict[str, str]:
+    """What devtools/sanity.sh needs to run CORE's leg (its virtualenv made first)."""
     venv = ensure_venv(core)
     controller = leg(core)[0]
     targets = " ".join(v for v in leg(core)[1] if v not in (controller, "3.11"))
-    env = dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)
-    subprocess.run([os.path.join(REPO, "devtools", "sanity.sh")], env=env, check=True)
+    return dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)
+
+
+def run_sanity(cores: List[str]) -> None:
+    """Each core's sanity leg, as many at once as there are CPUs: a leg is one process at a time (pylint, mypy,
+    ...), and each keeps its own copy of the tree and its own ansible-test home (devtools/sanity.sh). Each leg's
+    output is printed whole when it ends; every leg runs, and the run fails after them if any failed."""
+    envs = [(core, sanity_env(core)) for core in cores]  # made one at a time: pip's installs stay apart
+    lanes = max(1, min(len(os.sched_getaffinity(0)), len(envs)))
+    waiting = list(envs)
+    running: List[Tuple[str, subprocess.Popen, Any]] = []
+    failed: List[str] = []
+    while waiting or running:
+        while waiting and len(running) < lanes:
+            core, env = waiting.pop(0)
+            log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+            running.append((core, subprocess.Popen([os.path.join(REPO, "devtools", "sanity.sh")], env=env,
+                                                   stdout=log, stderr=subprocess.STDOUT), log))
+        ended = [lane for lane in running if lane[1].poll() is not None]
+        if not ended:
+            time.sleep(1)
+        for lane in ended:
+            running.remove(lane)
+            core, process, log = lane
+            log.seek(0)
+            print("---- sanity with ansible-core %s: %s ----\n%s" % (
+                core, "ok" if process.returncode == 0 else "FAILED (%d)" % process.returncode, log.read()), flush=True)
+            log.close()
+            if process.returncode != 0:
+                failed.append(core)
+    if failed:
+        raise SystemExit("sanity failed with ansible-core %s" % ", ".join(failed))
 
 
 def run_unit(cores: List[str]) -> None:
@@ -231,8 +263,7 @@ def main() -> int:
         for core in cores:
             print(ensure_venv(core))
     elif args.action == "sanity":
-        for core in cores:
-            run_sanity(core)
+        run_sanity(cores)
     elif args.action == "unit":
         run_unit(cores)
     else:
