@@ -65,7 +65,8 @@ sanity: deps
 
 # The other cores of the support matrix and the coming one: sanity and the unit tests on each (the tests that
 # no ansible-core can change run once per controller Python), and the module smoke test on every
-# controller/target pair (the JSON must be the same everywhere). Each core's virtualenv is made once.
+# controller/target pair (the JSON must be the same everywhere). Each core's virtualenv is made once; the legs
+# of each stage run as many at once as there are CPUs (each leg is one process at a time).
 matrix: venv collection-link
 	$(STAGE) matrix-smoke $(PY) devtools/matrix.py smoke --report build/matrix-smoke.json
 	$(STAGE) matrix-unit $(PY) devtools/matrix.py unit $(OLDER_CORES) $(NEXT_CORE)

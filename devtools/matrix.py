@@ -17,6 +17,7 @@ Interpreters are found by devtools/pythons.py (PATH, then pyenv).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -120,59 +121,73 @@ def supported_targets(core: str) -> List[str]:
 
 
 # -- legs ------------------------------------------------------------------------------------------
-def sanity_env(core: str) -> Dict[str, str]:
-    """What devtools/sanity.sh needs to run CORE's leg (its virtualenv made first)."""
-    venv = ensure_venv(core)
-    controller = leg(core)[0]
-    targets = " ".join(v for v in leg(core)[1] if v not in (controller, "3.11"))
-    return dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)
+Lane = Tuple[str, List[str], Dict[str, str]]  # what is run: its name, its command, its environment
 
 
-def run_sanity(cores: List[str]) -> None:
-    """Each core's sanity leg, as many at once as there are CPUs: a leg is one process at a time (pylint, mypy,
-    ...), and each keeps its own copy of the tree and its own ansible-test home (devtools/sanity.sh). Each leg's
-    output is printed whole when it ends; every leg runs, and the run fails after them if any failed."""
-    envs = [(core, sanity_env(core)) for core in cores]  # made one at a time: pip's installs stay apart
-    lanes = max(1, min(len(os.sched_getaffinity(0)), len(envs)))
-    waiting = list(envs)
+def run_in_lanes(what: str, lanes: List[Lane]) -> None:
+    """Run the commands as many at once as there are CPUs (each of these is one process at a time: pytest,
+    pylint, mypy, ...), from the repository. Each one's output is printed whole when it ends; all of them run,
+    and SystemExit names those that failed."""
+    width = max(1, min(len(os.sched_getaffinity(0)), len(lanes)))
+    waiting = list(lanes)
     running: List[Tuple[str, subprocess.Popen, Any]] = []
     failed: List[str] = []
     while waiting or running:
-        while waiting and len(running) < lanes:
-            core, env = waiting.pop(0)
+        while waiting and len(running) < width:
+            name, command, env = waiting.pop(0)
             log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-            running.append((core, subprocess.Popen([os.path.join(REPO, "devtools", "sanity.sh")], env=env,
-                                                   stdout=log, stderr=subprocess.STDOUT), log))
+            running.append((name, subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
+                            log))
         ended = [lane for lane in running if lane[1].poll() is not None]
         if not ended:
-            time.sleep(1)
+            time.sleep(0.5)
         for lane in ended:
             running.remove(lane)
-            core, process, log = lane
+            name, process, log = lane
             log.seek(0)
-            print("---- sanity with ansible-core %s: %s ----\n%s" % (
-                core, "ok" if process.returncode == 0 else "FAILED (%d)" % process.returncode, log.read()), flush=True)
+            outcome = "ok" if process.returncode == 0 else "FAILED (%d)" % process.returncode
+            print("---- %s %s: %s ----\n%s" % (what, name, outcome, log.read()), flush=True)
             log.close()
             if process.returncode != 0:
-                failed.append(core)
+                failed.append(name)
     if failed:
-        raise SystemExit("sanity failed with ansible-core %s" % ", ".join(failed))
+        raise SystemExit("%s failed: %s" % (what, ", ".join(failed)))
+
+
+def run_sanity(cores: List[str]) -> None:
+    """Each core's sanity leg (devtools/sanity.sh: its own copy of the tree, its own ansible-test home), the
+    legs side by side; the virtualenvs are made first, one at a time."""
+    lanes: List[Lane] = []
+    for core in cores:
+        venv = ensure_venv(core)
+        controller = leg(core)[0]
+        targets = " ".join(v for v in leg(core)[1] if v not in (controller, "3.11"))
+        lanes.append(("with ansible-core %s" % core, [os.path.join(REPO, "devtools", "sanity.sh")],
+                      dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)))
+    run_in_lanes("sanity", lanes)
 
 
 def run_unit(cores: List[str]) -> None:
     """Each core's unit tests: all of them on a controller Python not run yet (the development one ran them
-    all in ``make unit``), else those an ansible-core can change."""
+    all in ``make unit``), else those an ansible-core can change; the cores side by side, each pytest with a
+    temporary directory of its own. The virtualenvs are made first, one at a time."""
     pythons_run = {DEVELOPMENT_PYTHON}
-    for core in cores:
-        venv = ensure_venv(core)
-        controller = leg(core)[0]
-        paths = [os.path.join(REPO, "tests", "unit")] if controller not in pythons_run else \
-            [os.path.join(REPO, path) for path in CORE_DEPENDENT_TESTS]
-        pythons_run.add(controller)
-        which = "every test" if len(paths) == 1 else "the core-dependent tests"
-        print("unit: ansible-core %s on Python %s: %s" % (core_version(venv), controller, which), flush=True)
-        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q"] + paths,
-                       cwd=REPO, check=True)
+    lanes: List[Lane] = []
+    work = tempfile.mkdtemp(prefix="strata-matrix-unit-")
+    try:
+        for core in cores:
+            venv = ensure_venv(core)
+            controller = leg(core)[0]
+            paths = [os.path.join(REPO, "tests", "unit")] if controller not in pythons_run else \
+                [os.path.join(REPO, path) for path in CORE_DEPENDENT_TESTS]
+            pythons_run.add(controller)
+            which = "every test" if len(paths) == 1 else "the core-dependent tests"
+            lanes.append(("ansible-core %s on Python %s: %s" % (core_version(venv), controller, which),
+                          [os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "--basetemp", os.path.join(work, core)] + paths, dict(os.environ)))
+        run_in_lanes("unit:", lanes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 SMOKE_PLAYBOOK = os.path.join(REPO, "tests", "smoke", "smoke.yml")
@@ -216,14 +231,25 @@ def run_smoke(cores: List[str], report: Optional[str] = None) -> Dict[str, Any]:
     work = tempfile.mkdtemp(prefix="strata-smoke-")
     try:
         store = make_smoke_store(os.path.join(work, "reference"))
-        results: Dict[Tuple[str, str], Any] = {}
+        pairs: List[Tuple[str, str]] = []
         for core in cores:
             if core != NEWEST:
                 ensure_venv(core)
-            for target in supported_targets(core):
-                results[(core, target)] = smoke_once(core, target, store, work)
-                print("smoke: ansible-core %s (%s) -> Python %s: ok" % (
-                    core_version(venv_of(core)), LEGS[core][0], target), flush=True)
+            pairs.extend((core, target) for target in supported_targets(core))
+
+        def smoke(pair: Tuple[str, str]) -> Any:
+            """One pair, in a directory of its own (its copy of the store, its result), beside the others."""
+            core, target = pair
+            workdir = os.path.join(work, "%s-%s" % pair)
+            os.mkdir(workdir)
+            result = smoke_once(core, target, store, workdir)
+            print("smoke: ansible-core %s (%s) -> Python %s: ok" % (core_version(venv_of(core)), LEGS[core][0], target),
+                  flush=True)
+            return result
+
+        # each pair is one ansible-playbook at a time: as many pairs at once as there are CPUs
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+            results: Dict[Tuple[str, str], Any] = dict(zip(pairs, pool.map(smoke, pairs)))
         first_pair, first = next(iter(results.items()))
         differing = [pair for pair, value in results.items() if value != first]
         summary = {"pairs": ["%s/%s" % pair for pair in results], "same_json": not differing,
