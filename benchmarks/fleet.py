@@ -11,7 +11,9 @@ waits for the controller to build the module's payload (once per run and module,
 second is what each further host of a fleet costs. Each subset runs twice a round: without a fact cache, and with a
 jsonfile fact cache on the controller, as a fleet's controller keeps one (where ``all`` also stores its map).
 The results are the sizes and the ratios to ``all``, beside what ``ansible.builtin.ping`` (a module that reads
-nothing) costs in the same two places: the floor of any module's task.
+nothing) costs in the same two places: the floor of any module's task; and what ``overlay2_facts`` costs when
+it is refused at its argument check (an unknown ``gather_subset`` part): its payload built and its code
+imported and started, nothing read, the floor of this module's task.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +42,8 @@ from tests.support.synthstore import generate  # noqa: E402  pylint: disable=wro
 
 SUBSETS = {"all": ["all"], "all but usage": ["!usage"], "summary": ["summary"]}
 FLOOR = "ansible.builtin.ping"  # a module that reads nothing: what any task costs
+REFUSED = "overlay2_facts refused"  # this module started and stopped at its argument check: what any of its tasks costs
+REFUSED_SUBSET = ["not-a-part"]
 TASKS = ("first", "again")  # the run's first task (it waits for the payload to be built), and a further one
 
 
@@ -47,13 +51,17 @@ def run_task(collections: str, work: str, root: str, subset: Optional[List[str]]
              cache: bool = False) -> Tuple[float, float, int]:
     """(the first task's seconds, the second's, the bytes of the facts it returned) of one ansible-playbook run;
     with ``cache``, the controller keeps facts in a jsonfile fact cache, as a fleet's controller (or AWX's fact
-    storage) does. Without ``subset``, the task is ``ansible.builtin.ping`` (no facts: size 0)."""
+    storage) does. Without ``subset``, the task is ``ansible.builtin.ping``; with ``REFUSED_SUBSET``, the module
+    fails at its argument check (errors ignored); neither returns facts (size 0)."""
     output = os.path.join(work, "facts-%s.json" % name.replace(" ", "-"))
     playbook = os.path.join(work, "facts.yml")
-    action = ({"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}} if subset is not None
-              else {"ansible.builtin.ping": {}})
+    action: Dict[str, Any] = ({"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}}
+                              if subset is not None else {"ansible.builtin.ping": {}})
+    facts = subset is not None and subset != REFUSED_SUBSET
+    if subset == REFUSED_SUBSET:
+        action["ignore_errors"] = True
     copy = {"content": "{{ ansible_facts.overlay2 | to_json }}", "dest": output}
-    keep = [{"name": "keep", "ansible.builtin.copy": copy}] if subset is not None else []
+    keep = [{"name": "keep", "ansible.builtin.copy": copy}] if facts else []
     with open(playbook, "w", encoding="utf-8") as handle:
         json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
             dict(action, name="timed-first"), dict(action, name="timed-again")] + keep}], handle)
@@ -71,7 +79,7 @@ def run_task(collections: str, work: str, root: str, subset: Optional[List[str]]
     cases = list(ElementTree.parse(report).getroot().iter("testcase"))
     first, again = (next(float(case.get("time")) for case in cases if task in case.get("name", ""))
                     for task in ("timed-first", "timed-again"))
-    return first, again, os.path.getsize(output) if subset is not None else 0
+    return first, again, os.path.getsize(output) if facts else 0
 
 
 def main() -> int:
@@ -83,6 +91,7 @@ def main() -> int:
     runs: List[Tuple[str, Optional[List[str]], bool]] = [
         (name, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
     runs.append((FLOOR, None, False))
+    runs.append((REFUSED, REFUSED_SUBSET, False))
     times: Dict[Tuple[str, bool, str], List[float]] = {
         (name, cache, task): [] for name, _subset, cache in runs for task in TASKS}
     sizes: Dict[str, int] = {}
@@ -97,7 +106,7 @@ def main() -> int:
                 first, again, size = run_task(collections, work, root, subset, name, cache)
                 times[(name, cache, "first")].append(first)
                 times[(name, cache, "again")].append(again)
-                if subset is not None:
+                if name in SUBSETS:
                     sizes[name] = size
     medians = {key: statistics.median(values) for key, values in times.items()}
 
@@ -114,6 +123,10 @@ def main() -> int:
         "with_fact_cache": dict(timings(True, "first"), each_further_host=timings(True, "again")),
         "floor": {"module": FLOOR, "task_seconds": round(medians[(FLOOR, False, "first")], 3),
                   "each_further_host": round(medians[(FLOOR, False, "again")], 3)},
+        # this module's own floor: its payload built, its code imported and started, nothing read
+        "module_floor": {"module": "strata.overlay2.overlay2_facts", "gather_subset": REFUSED_SUBSET,
+                         "task_seconds": round(medians[(REFUSED, False, "first")], 3),
+                         "each_further_host": round(medians[(REFUSED, False, "again")], 3)},
         "repeat": options.repeat,
     }
     write_result(options.output, result)
