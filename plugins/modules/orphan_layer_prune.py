@@ -262,7 +262,7 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.open import STORE_OPTIONS, open_store
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Classification
-from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import ORPHAN_KINDS
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import orphan_kinds
 from ansible_collections.strata.overlay2.plugins.module_utils._orphans.prune import (
     QUARANTINED,
     REMOVED,
@@ -291,11 +291,12 @@ def report(store: Store, classification: Classification, decisions: List[Decisio
 
 
 def main() -> None:
+    every_kind = orphan_kinds()
     module = AnsibleModule(
         argument_spec={
             **STORE_OPTIONS,
             "min_age": {"type": "str", "default": "1h"},
-            "kinds": {"type": "list", "elements": "str", "choices": list(ORPHAN_KINDS), "default": list(ORPHAN_KINDS)},
+            "kinds": {"type": "list", "elements": "str", "choices": list(every_kind), "default": list(every_kind)},
             "quarantine_dir": {"type": "path"},
             "max_remove_bytes": {"type": "str"},
         },

@@ -14,7 +14,7 @@ kind of store it is.
 A backend imports what reading its store and shaping its facts need; verification, the usage walk, the prune's
 owners and the CIS reads are imported by the method that is asked for them. Under Ansible a module's code is
 compiled at every run, so a module compiles only the features it uses (``overlay2_facts`` never compiles the
-verifier).
+verifier); its payload still carries them, as Ansible bundles every import it finds, wherever it stands.
 """
 
 from __future__ import annotations

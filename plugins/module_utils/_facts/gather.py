@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import Classification, StoreBackend
-from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import BACKENDS, backend_for
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import backend_for, backends
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.drift import drift
 from ansible_collections.strata.overlay2.plugins.module_utils._facts.shape import Facts
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store
@@ -35,7 +35,7 @@ def usage_of(backend: StoreBackend, classification: Optional[Classification] = N
     kinds' store paths as ``other_store``, one walk."""
     from ansible_collections.strata.overlay2.plugins.module_utils._usage.gather import usage as measure_usage  # asked for
 
-    other_kinds = [path for implementation in BACKENDS if implementation.kind != backend.kind
+    other_kinds = [path for implementation in backends() if implementation.kind != backend.kind
                    for path in implementation.store_paths]
     return measure_usage(backend.store, lambda claims, found, sharing: backend.usage_claims(found, sharing, claims),
                          classification if classification is not None else backend.classify(), other_kinds)

@@ -23,7 +23,7 @@ import os
 import platform
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._formats.bolt import (
     BoltError,
@@ -315,6 +315,8 @@ class ContainerdParts:
 class ContainerdStore(Store):
     """The containerd image store: the model, plus the parts only it has (snapshots, blobs, leases, ingests),
     whose paths ``ContainerdParts`` builds."""
+
+    kind: ClassVar[str] = "containerd"
 
     parts: ContainerdParts = field(default_factory=lambda: ContainerdParts(root="", namespace="", layout=""))
 

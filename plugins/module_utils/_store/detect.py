@@ -20,19 +20,9 @@ import os
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
-    META_DB,
-    NAMESPACE,
-    ContainerdReader,
-    ContainerdStore,
-    candidate_roots,
-    namespace_names,
-    snapshot_keys,
-)
 from ansible_collections.strata.overlay2.plugins.module_utils._util.ids import is_hex64
 from ansible_collections.strata.overlay2.plugins.module_utils._util.safefs import SafeDir, describe_os_error
 from ansible_collections.strata.overlay2.plugins.module_utils._store.model import Store, StoreError, resolve_data_root
-from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store, check_layout
 
 AUTO, OVERLAY2, CONTAINERD = "auto", "overlay2", "containerd"
 STORE_KINDS = (AUTO, OVERLAY2, CONTAINERD)
@@ -41,17 +31,28 @@ SNAPSHOTTER_DRIVER = "overlayfs"
 
 
 def load_store(data_root: str, store: str = AUTO, containerd_root: Optional[str] = None,
-               namespace: str = NAMESPACE, hints: Sequence[str] = ()) -> Store:
+               namespace: Optional[str] = None, hints: Sequence[str] = ()) -> Store:
     """The store model of ``data_root``, filled by the source its layout (or ``store``) names. ``hints`` are
-    more places a containerd root may be (the discovered daemon's), weighed like the others."""
+    more places a containerd root may be (the discovered daemon's), weighed like the others; ``namespace``
+    defaults to dockerd's (``_store.containerd.NAMESPACE``). Only the reader
+    of that kind is imported (Ansible compiles a module's code at every run)."""
     root_path = resolve_data_root(data_root)
     if store not in STORE_KINDS:
         raise StoreError("store must be one of %s, got %r" % (", ".join(STORE_KINDS), store))
     with SafeDir.open(root_path) as root:
         kind = store if store != AUTO else detect(root, containerd_root)
         if kind == OVERLAY2:
+            from ansible_collections.strata.overlay2.plugins.module_utils._store.overlay2 import Overlay2Store, check_layout
+
             check_layout(root)
             return Overlay2Store.load(root_path)
+        from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
+            NAMESPACE,
+            ContainerdReader,
+            ContainerdStore,
+        )
+
+        namespace = namespace or NAMESPACE
         ctd_path, layout = containerd_root_of(root, containerd_root, namespace, hints)
         model = ContainerdStore(data_root=root_path)
         try:
@@ -75,6 +76,8 @@ def detect(root: SafeDir, containerd_root: Optional[str]) -> str:
 
 def has_managed_containerd(root: SafeDir) -> bool:
     """dockerd's own containerd keeps its metadata below the data-root (layout a)."""
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import META_DB
+
     *parents, name = ("containerd", "daemon") + META_DB
     try:
         with root.subdir(*parents) as directory:
@@ -133,6 +136,12 @@ def configured_root(path: str = CONTAINERD_CONFIG) -> Optional[str]:
 def containerd_root_of(root: SafeDir, given: Optional[str], namespace: str,
                        hints: Sequence[str] = ()) -> Tuple[str, str]:
     """The containerd root that holds this data-root's snapshots, and its layout (managed, system, given)."""
+    from ansible_collections.strata.overlay2.plugins.module_utils._store.containerd import (
+        candidate_roots,
+        namespace_names,
+        snapshot_keys,
+    )
+
     if given:
         if not os.path.isabs(given):
             raise StoreError("containerd_root must be an absolute path, got %r" % (given,))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import Ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._util.parallel import run_alongside, worker_count
@@ -155,6 +155,7 @@ class Store:
     """What every store holds, read from disk. A store of each kind adds the parts only it has and builds the
     paths of its own layout (``layer_path``); code shared by the stores uses only what is here."""
 
+    kind: ClassVar[str] = ""  # each kind's model names itself: the facts' ``store`` (overlay2 | containerd)
     data_root: str
     images: Dict[str, Image] = field(default_factory=dict)
     layers: Dict[str, Layer] = field(default_factory=dict)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.strata.overlay2.plugins.module_utils._store.buildkit import UNKNOWN, read_ownership
 from ansible_collections.strata.overlay2.plugins.module_utils._store.containers import read_containers
@@ -132,6 +132,8 @@ class OverlayDir:
 @dataclass
 class Overlay2Store(Store):
     """The overlay2 store: the model, plus what only it has, and the paths of its layout."""
+
+    kind: ClassVar[str] = "overlay2"
 
     removing: List[str] = field(default_factory=list)  # layerdb ``*-removing`` dir names
     # what a removal of this collection's renamed and did not finish (``_util.ids.removal_name``): overlay2

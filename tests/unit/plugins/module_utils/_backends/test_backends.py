@@ -16,7 +16,13 @@ import pytest
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.base import StoreBackend
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.containerd import ContainerdBackend
 from ansible_collections.strata.overlay2.plugins.module_utils._backends.overlay2 import Overlay2Backend
-from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import BACKENDS, ORPHAN_KINDS, backend_for
+from ansible_collections.strata.overlay2.plugins.module_utils._backends.registry import (
+    KINDS,
+    backend_class,
+    backend_for,
+    backends,
+    orphan_kinds,
+)
 from ansible_collections.strata.overlay2.plugins.module_utils._store.detect import load_store
 
 from tests.support.ctdstore import generate as generate_containerd
@@ -61,9 +67,17 @@ def test_facts_without_the_layer_list_differ_from_the_whole_facts_only_there(bac
 
 
 def test_every_backend_implements_the_whole_interface_and_the_orphan_kinds_do_not_overlap():
-    for implementation in BACKENDS:
+    assert [implementation.kind for implementation in backends()] == list(KINDS)
+    for implementation in backends():
         assert not getattr(implementation, "__abstractmethods__", None), implementation
-    assert len(set(ORPHAN_KINDS)) == len(ORPHAN_KINDS) == sum(len(b.orphan_kinds) for b in BACKENDS)
+        assert implementation.model.kind == implementation.kind
+    every_kind = orphan_kinds()
+    assert len(set(every_kind)) == len(every_kind) == sum(len(b.orphan_kinds) for b in backends())
+
+
+def test_an_unknown_kind_has_no_backend():
+    with pytest.raises(ValueError, match="no store backend of kind 'btrfs'"):
+        backend_class("btrfs")
 
 
 def test_every_layer_has_its_files_where_its_backend_says(backend):
@@ -132,12 +146,17 @@ def test_only_a_store_s_own_files_build_its_paths():
 # what a facts run needs to read a store and shape its facts, and what only other features do
 FEATURES_ASKED_FOR = ("_verify.", "_cis.", "_orphans.prune", "_orphans.quarantine", "_orphans.removal", "_usage.",
                       "_formats.tarsplit")
+# the code of one store kind: a facts run of the other kind imports none of it (but for the usage walk, which
+# asks every kind where its store lies)
+OF_KIND = {kind: tuple("%s.%s" % (part, kind) for part in ("_store", "_backends", "_facts", "_orphans", "_usage"))
+           for kind in KINDS}
 
 
 @pytest.mark.parametrize("usage", [False, True])
 def test_a_facts_run_imports_no_feature_it_does_not_use(backend, usage):
     """Ansible compiles a module's code at every run: the facts of a store compile neither the verifier, the CIS
-    checks nor the prune, and the usage walk only when asked for (each backend imports them in the method)."""
+    checks nor the prune, and the usage walk only when asked for (each backend imports them in the method); nor
+    the other store kind's code (the registry imports a backend when its kind is picked)."""
     script = (
         "import json, sys\n"
         "import ansible_collections.strata.overlay2.plugins.modules.overlay2_facts\n"
@@ -156,3 +175,7 @@ def test_a_facts_run_imports_no_feature_it_does_not_use(backend, usage):
               and not (usage and name.startswith("_usage."))]
     assert unused == []
     assert any(name.startswith("_usage.") for name in modules) == usage
+    other_kind = [name for name in modules if name.startswith(tuple(
+        prefix for kind, prefixes in OF_KIND.items() if kind != backend.kind for prefix in prefixes))]
+    assert bool(other_kind) == usage, other_kind
+    assert all(name in modules for name in OF_KIND[backend.kind][:4])  # its own store, backend, facts, orphans
