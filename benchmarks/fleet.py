@@ -26,7 +26,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
 from xml.etree import ElementTree
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,42 +45,58 @@ SUBSETS = {"all": ["all"], "all but usage": ["!usage"], "summary": ["summary"]}
 FLOOR = "ansible.builtin.ping"  # a module that reads nothing: what any task costs
 REFUSED = "overlay2_facts refused"  # this module started and stopped at its argument check: what any of its tasks costs
 REFUSED_SUBSET = ["not-a-part"]
-TASKS = ("first", "again")  # the run's first task (it waits for the payload to be built), and a further one
 
 
-def run_task(collections: str, work: str, root: str, subset: Optional[List[str]], name: str,
-             cache: bool = False) -> Tuple[float, float, int]:
-    """(the first task's seconds, the second's, the bytes of the facts it returned) of one ansible-playbook run;
-    with ``cache``, the controller keeps facts in a jsonfile fact cache, as a fleet's controller (or AWX's fact
-    storage) does. Without ``subset``, the task is ``ansible.builtin.ping``; with ``REFUSED_SUBSET``, the module
-    fails at its argument check (errors ignored); neither returns facts (size 0)."""
-    output = os.path.join(work, "facts-%s.json" % name.replace(" ", "-"))
+@dataclass(frozen=True)
+class Task:
+    """One timed task: its name in the results, the module and arguments it runs, and whether it returns facts
+    (else it is a floor: it either reads nothing or is refused at its argument check, its error ignored)."""
+
+    name: str
+    action: Dict[str, Any]
+    returns_facts: bool
+    cache: bool = False
+
+    @classmethod
+    def facts(cls, name: str, root: str, subset: List[str], cache: bool) -> "Task":
+        return cls(name, {"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}}, True, cache)
+
+    @classmethod
+    def ping(cls) -> "Task":
+        return cls(FLOOR, {"ansible.builtin.ping": {}}, False)
+
+    @classmethod
+    def refused(cls, root: str) -> "Task":
+        return cls(REFUSED, {"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": REFUSED_SUBSET},
+                             "ignore_errors": True}, False)
+
+
+def run_task(collections: str, work: str, task: Task) -> Tuple[float, float, int]:
+    """(the first task's seconds, the second's, the bytes of the facts it returned: 0 for a floor) of one
+    ansible-playbook run; with ``task.cache``, the controller keeps facts in a jsonfile fact cache, as a fleet's
+    controller (or AWX's fact storage) does."""
+    output = os.path.join(work, "facts-%s.json" % task.name.replace(" ", "-"))
     playbook = os.path.join(work, "facts.yml")
-    action: Dict[str, Any] = ({"strata.overlay2.overlay2_facts": {"data_root": root, "gather_subset": subset}}
-                              if subset is not None else {"ansible.builtin.ping": {}})
-    facts = subset is not None and subset != REFUSED_SUBSET
-    if subset == REFUSED_SUBSET:
-        action["ignore_errors"] = True
     copy = {"content": "{{ ansible_facts.overlay2 | to_json }}", "dest": output}
-    keep = [{"name": "keep", "ansible.builtin.copy": copy}] if facts else []
+    keep = [{"name": "keep", "ansible.builtin.copy": copy}] if task.returns_facts else []
     with open(playbook, "w", encoding="utf-8") as handle:
         json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
-            dict(action, name="timed-first"), dict(action, name="timed-again")] + keep}], handle)
+            dict(task.action, name="timed-first"), dict(task.action, name="timed-again")] + keep}], handle)
     junit = os.path.join(work, "junit")
     for stale in glob.glob(os.path.join(junit, "*.xml")):
         os.unlink(stale)
     env = dict(ansible_env(collections), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit", JUNIT_OUTPUT_DIR=junit,
                JUNIT_TASK_CLASS="true")
-    if cache:
+    if task.cache:
         env.update(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(work, "fact-cache"),
                    ANSIBLE_CACHE_PLUGIN_TIMEOUT="0")
     subprocess.run([ansible_tool("ansible-playbook"), playbook, "-i", "localhost,", "-c", "local",
                     "-e", "ansible_python_interpreter=/usr/bin/python3"], env=env, check=True, capture_output=True)
     (report,) = glob.glob(os.path.join(junit, "*.xml"))
     cases = list(ElementTree.parse(report).getroot().iter("testcase"))
-    first, again = (next(float(case.get("time")) for case in cases if task in case.get("name", ""))
-                    for task in ("timed-first", "timed-again"))
-    return first, again, os.path.getsize(output) if facts else 0
+    first, again = (next(float(case.get("time")) for case in cases if name in case.get("name", ""))
+                    for name in ("timed-first", "timed-again"))
+    return first, again, os.path.getsize(output) if task.returns_facts else 0
 
 
 def main() -> int:
@@ -88,26 +105,23 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "fleet.json"))
     options = parser.parse_args()
-    runs: List[Tuple[str, Optional[List[str]], bool]] = [
-        (name, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
-    runs.append((FLOOR, None, False))
-    runs.append((REFUSED, REFUSED_SUBSET, False))
-    times: Dict[Tuple[str, bool, str], List[float]] = {
-        (name, cache, task): [] for name, _subset, cache in runs for task in TASKS}
+    times: Dict[Tuple[str, bool, str], List[float]] = {}
     sizes: Dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as work:
         collections = build_and_install(work)
         root = os.path.join(work, "store")
         shape = generate(root, options.layers)
-        for name, subset, cache in runs:  # a first, untimed run of each warms the page cache
-            run_task(collections, work, root, subset, name, cache)
+        runs = [Task.facts(name, root, subset, cache) for cache in (False, True) for name, subset in SUBSETS.items()]
+        runs += [Task.ping(), Task.refused(root)]
+        for task in runs:  # a first, untimed run of each warms the page cache
+            run_task(collections, work, task)
         for _round in range(options.repeat):
-            for name, subset, cache in runs:
-                first, again, size = run_task(collections, work, root, subset, name, cache)
-                times[(name, cache, "first")].append(first)
-                times[(name, cache, "again")].append(again)
-                if name in SUBSETS:
-                    sizes[name] = size
+            for task in runs:
+                first, again, size = run_task(collections, work, task)
+                times.setdefault((task.name, task.cache, "first"), []).append(first)
+                times.setdefault((task.name, task.cache, "again"), []).append(again)
+                if task.returns_facts:
+                    sizes[task.name] = size
     medians = {key: statistics.median(values) for key, values in times.items()}
 
     def timings(cache: bool, task: str) -> Dict[str, Dict[str, float]]:

@@ -26,8 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -121,50 +120,56 @@ def supported_targets(core: str) -> List[str]:
 
 
 # -- legs ------------------------------------------------------------------------------------------
-Lane = Tuple[str, List[str], Dict[str, str]]  # what is run: its name, its command, its environment
+Outcome = TypeVar("Outcome")
+Leg = Tuple[str, Callable[[], Outcome]]  # what is run: its name, and what runs it
 
 
-def run_in_lanes(what: str, lanes: List[Lane]) -> None:
-    """Run the commands as many at once as there are CPUs (each of these is one process at a time: pytest,
-    pylint, mypy, ...), from the repository. Each one's output is printed whole when it ends; all of them run,
-    and SystemExit names those that failed."""
-    width = max(1, min(len(os.sched_getaffinity(0)), len(lanes)))
-    waiting = list(lanes)
-    running: List[Tuple[str, subprocess.Popen, Any]] = []
-    failed: List[str] = []
-    while waiting or running:
-        while waiting and len(running) < width:
-            name, command, env = waiting.pop(0)
-            log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-            running.append((name, subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
-                            log))
-        ended = [lane for lane in running if lane[1].poll() is not None]
-        if not ended:
-            time.sleep(0.5)
-        for lane in ended:
-            running.remove(lane)
-            name, process, log = lane
-            log.seek(0)
-            outcome = "ok" if process.returncode == 0 else "FAILED (%d)" % process.returncode
-            print("---- %s %s: %s ----\n%s" % (what, name, outcome, log.read()), flush=True)
-            log.close()
-            if process.returncode != 0:
+class LegFailed(Exception):
+    """A leg that did not pass: its message says what it printed."""
+
+
+def side_by_side(what: str, legs: Sequence[Leg]) -> List[Outcome]:
+    """Each leg's outcome, in order, the legs run as many at once as there are CPUs (each leg runs one process
+    at a time: pytest, pylint, ansible-playbook, ...). Every leg runs, whatever the others do; SystemExit names
+    those that failed, after each one's message was printed."""
+    width = max(1, min(len(os.sched_getaffinity(0)), len(legs)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=width) as pool:
+        futures = [pool.submit(run) for _name, run in legs]
+        failed: List[str] = []
+        for (name, _run), future in zip(legs, futures):
+            try:
+                future.result()
+            except (LegFailed, SystemExit) as exc:
+                print("---- %s %s: FAILED ----\n%s" % (what, name, exc), flush=True)
                 failed.append(name)
     if failed:
         raise SystemExit("%s failed: %s" % (what, ", ".join(failed)))
+    return [future.result() for future in futures]
+
+
+def command_leg(what: str, name: str, command: List[str], env: Dict[str, str]) -> Leg:
+    """A leg that runs ``command`` from the repository; its output is printed whole when it passes, and is the
+    failure's message when it does not."""
+    def run() -> None:
+        result = subprocess.run(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, check=False)
+        if result.returncode != 0:
+            raise LegFailed("exit status %d\n%s" % (result.returncode, result.stdout))
+        print("---- %s %s: ok ----\n%s" % (what, name, result.stdout), flush=True)
+    return name, run
 
 
 def run_sanity(cores: List[str]) -> None:
     """Each core's sanity leg (devtools/sanity.sh: its own copy of the tree, its own ansible-test home), the
     legs side by side; the virtualenvs are made first, one at a time."""
-    lanes: List[Lane] = []
+    legs: List[Leg] = []
     for core in cores:
         venv = ensure_venv(core)
         controller = leg(core)[0]
         targets = " ".join(v for v in leg(core)[1] if v not in (controller, "3.11"))
-        lanes.append(("with ansible-core %s" % core, [os.path.join(REPO, "devtools", "sanity.sh")],
-                      dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)))
-    run_in_lanes("sanity", lanes)
+        legs.append(command_leg("sanity", "with ansible-core %s" % core, [os.path.join(REPO, "devtools", "sanity.sh")],
+                                dict(os.environ, VENV=venv, SANITY_PYTHON=controller, SANITY_TARGETS=targets)))
+    side_by_side("sanity", legs)
 
 
 def run_unit(cores: List[str]) -> None:
@@ -172,7 +177,7 @@ def run_unit(cores: List[str]) -> None:
     all in ``make unit``), else those an ansible-core can change; the cores side by side, each pytest with a
     temporary directory of its own. The virtualenvs are made first, one at a time."""
     pythons_run = {DEVELOPMENT_PYTHON}
-    lanes: List[Lane] = []
+    legs: List[Leg] = []
     work = tempfile.mkdtemp(prefix="strata-matrix-unit-")
     try:
         for core in cores:
@@ -182,10 +187,10 @@ def run_unit(cores: List[str]) -> None:
                 [os.path.join(REPO, path) for path in CORE_DEPENDENT_TESTS]
             pythons_run.add(controller)
             which = "every test" if len(paths) == 1 else "the core-dependent tests"
-            lanes.append(("ansible-core %s on Python %s: %s" % (core_version(venv), controller, which),
-                          [os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           "--basetemp", os.path.join(work, core)] + paths, dict(os.environ)))
-        run_in_lanes("unit:", lanes)
+            legs.append(command_leg("unit:", "ansible-core %s on Python %s: %s" % (core_version(venv), controller, which),
+                                    [os.path.join(venv, "bin", "python"), "-m", "pytest", "-p", "no:cacheprovider",
+                                     "-q", "--basetemp", os.path.join(work, core)] + paths, dict(os.environ)))
+        side_by_side("unit:", legs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -211,7 +216,7 @@ def smoke_once(core: str, target: str, store: str, workdir: str) -> Dict[str, An
                                                               "smoke_root": root, "smoke_output": output})],
                             env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise SystemExit("smoke %s/%s failed:\n%s\n%s" % (core, target, result.stdout[-3000:], result.stderr[-2000:]))
+        raise LegFailed("smoke %s/%s failed:\n%s\n%s" % (core, target, result.stdout[-3000:], result.stderr[-2000:]))
     with open(output, encoding="utf-8") as handle:
         return normalized(json.load(handle), root, VOLATILE)
 
@@ -237,19 +242,20 @@ def run_smoke(cores: List[str], report: Optional[str] = None) -> Dict[str, Any]:
                 ensure_venv(core)
             pairs.extend((core, target) for target in supported_targets(core))
 
-        def smoke(pair: Tuple[str, str]) -> Any:
-            """One pair, in a directory of its own (its copy of the store, its result), beside the others."""
+        def smoke(pair: Tuple[str, str]) -> Leg:
+            """One pair, in a directory of its own (its copy of the store, its result)."""
             core, target = pair
-            workdir = os.path.join(work, "%s-%s" % pair)
-            os.mkdir(workdir)
-            result = smoke_once(core, target, store, workdir)
-            print("smoke: ansible-core %s (%s) -> Python %s: ok" % (core_version(venv_of(core)), LEGS[core][0], target),
-                  flush=True)
-            return result
 
-        # each pair is one ansible-playbook at a time: as many pairs at once as there are CPUs
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-            results: Dict[Tuple[str, str], Any] = dict(zip(pairs, pool.map(smoke, pairs)))
+            def run() -> Dict[str, Any]:
+                workdir = os.path.join(work, "%s-%s" % pair)
+                os.mkdir(workdir)
+                result = smoke_once(core, target, store, workdir)
+                print("smoke: ansible-core %s (%s) -> Python %s: ok" % (core_version(venv_of(core)), LEGS[core][0],
+                                                                        target), flush=True)
+                return result
+            return "%s/%s" % pair, run
+
+        results: Dict[Tuple[str, str], Any] = dict(zip(pairs, side_by_side("smoke", [smoke(pair) for pair in pairs])))
         first_pair, first = next(iter(results.items()))
         differing = [pair for pair, value in results.items() if value != first]
         summary = {"pairs": ["%s/%s" % pair for pair in results], "same_json": not differing,
