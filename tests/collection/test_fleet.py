@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from ansible.plugins.loader import cache_loader
 
 from tests.support import fleet, redis
 from tests.unit.plugins.module_utils._metrics.test_textfile import PROMTOOL
@@ -191,3 +192,29 @@ def test_a_host_s_detail_file_keeps_a_bounded_number_of_entries_a_list(collectio
             return 0
 
         assert longest({key: value for key, value in detail.items() if key != "truncated"}) <= 2
+
+
+def test_the_fleet_settings_leave_the_lists_out_and_keep_the_same_result(collections_path, inventory, unsliced,
+                                                                         tmp_path, monkeypatch):
+    """With neither the whole map nor the host files kept (the fleet's settings, as the unsliced run has them), the
+    audit's facts task gathers no layer and no container list; each host's result, and so its report row, is what
+    the audit keeping the whole map gives."""
+    audited = ["host01", "host05", "host10"]
+    cache = tmp_path / "cache"
+    fleet.audit(collections_path, str(cache), inventory, limits=[",".join(audited)],
+                extra=("overlay2_audit_keep_facts=true", "overlay2_audit_host_files=false",
+                       "overlay2_audit_report=false"))
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(cache))
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "0")
+    kept = cache_loader.get("jsonfile")  # as the controller reads it, whatever the entries' format
+    for host in audited:
+        facts = kept.get(host)["overlay2"]  # the whole map, kept
+        assert facts["layers"] and len(facts["containers"]) == facts["summary"]["containers"]
+    whole = fleet.report(collections_path, str(cache), inventory, str(tmp_path / "report"))
+    _work, lean = unsliced
+
+    def rows(report: dict) -> list:
+        return [row for row in fleet.without_times(report)["hosts"] if row["host"] in audited]
+
+    assert [row["host"] for row in rows(whole)] == audited
+    assert rows(whole) == rows(lean)

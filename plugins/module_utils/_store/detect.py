@@ -34,8 +34,8 @@ def load_store(data_root: str, store: str = AUTO, containerd_root: Optional[str]
                namespace: Optional[str] = None, hints: Sequence[str] = ()) -> Store:
     """The store model of ``data_root``, filled by the source its layout (or ``store``) names. ``hints`` are
     more places a containerd root may be (the discovered daemon's), weighed like the others; ``namespace``
-    defaults to dockerd's (``_store.containerd.NAMESPACE``). Only the reader
-    of that kind is imported (Ansible compiles a module's code at every run)."""
+    defaults to dockerd's (``_store.containerd.NAMESPACE``). Only the reader of that kind is imported (Ansible
+    compiles a module's code at every run)."""
     root_path = resolve_data_root(data_root)
     if store not in STORE_KINDS:
         raise StoreError("store must be one of %s, got %r" % (", ".join(STORE_KINDS), store))
