@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the features below are imported when asked for (see _backen
 
 
 class ContainerdBackend(StoreBackend):
-    kind = "containerd"
+    kind = ContainerdStore.kind
     model = ContainerdStore
     orphan_kinds = CONTAINERD_ORPHAN_KINDS
     store_paths = STORE_PATHS

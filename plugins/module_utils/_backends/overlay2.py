@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the features below are imported when asked for (see _backen
 
 
 class Overlay2Backend(StoreBackend):
-    kind = "overlay2"
+    kind = Overlay2Store.kind
     model = Overlay2Store
     orphan_kinds = ORPHAN_KINDS
     store_paths = STORE_PATHS

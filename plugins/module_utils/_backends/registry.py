@@ -20,7 +20,8 @@ KINDS: Tuple[str, ...] = ("overlay2", "containerd")
 
 
 def backend_class(kind: str) -> Type[StoreBackend]:
-    """The backend of the store kind ``kind`` (ValueError names an unknown one)."""
+    """The backend of the store kind ``kind`` (ValueError names an unknown one). Each import is written out, not
+    looked up by name: Ansible bundles into a module's payload only the imports it sees."""
     if kind == "overlay2":
         from ansible_collections.strata.overlay2.plugins.module_utils._backends.overlay2 import Overlay2Backend
 
